@@ -1,0 +1,241 @@
+"""Kernel builds: merged, validated config; out-of-tree (O=) build into a content-addressed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness import kconfig, proc
+from harness.arches import Arch
+from harness.errors import BuildError, ConfigError, HarnessError
+from harness.ksource import KernelSource
+from harness.pahole import MIN_SPLIT_BTF, Pahole
+
+# Bump when the build recipe changes so old cache entries are not reused.
+CACHE_VERSION = 1
+KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfigs"
+BASE_FRAGMENTS = ("base.config", "btf.config")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KernelRequest:
+    """Everything that decides what kernel gets built."""
+
+    arch: Arch
+    source: KernelSource
+    pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
+    user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
+    variant: str = ""  # names extra project fragments, e.g. "+reloc" (empty: none)
+
+    def fragments(self) -> tuple[Path, ...]:
+        """Project fragments for this request, in merge order."""
+        names = [*BASE_FRAGMENTS, self.arch.kconfig]
+        return tuple(KCONFIG_DIR / n for n in names)
+
+    def requested(self) -> dict[str, kconfig.Option]:
+        """The merged options this kernel must end up with.
+
+        Raises ConfigError on a conflict between project fragments or a bad user item.
+        """
+        missing = [p for p in self.fragments() if not p.is_file()]
+        if missing:
+            raise ConfigError(f"no kconfig fragment {missing[0]} for arch {self.arch.name}")
+        merged = kconfig.merge(kconfig.parse_file(p) for p in self.fragments())
+        users = [kconfig.parse_user_item(i) for i in self.user_kconfig]
+        return kconfig.apply_overrides(merged, users)
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """A finished build in the cache."""
+
+    dir: Path  # O= directory: usable with make -C <dir> M=<module>
+    key: str
+    arch: Arch
+    source: KernelSource
+    pahole: Pahole
+
+    @property
+    def image(self) -> Path:
+        """Bootable image (bzImage, Image)."""
+        return self.dir / self.arch.image
+
+    @property
+    def vmlinux(self) -> Path:
+        """vmlinux with .BTF."""
+        return self.dir / "vmlinux"
+
+    @property
+    def log(self) -> Path:
+        """The build log."""
+        return self.dir / "kbtf-build.log"
+
+    def config(self) -> dict[str, kconfig.Option]:
+        """The final .config."""
+        return kconfig.parse((self.dir / ".config").read_text(), str(self.dir / ".config"))
+
+
+def compiler_version(arch: Arch) -> str:
+    """First line of ``<cc> --version``. Raises ToolMissing if the compiler is absent."""
+    cc = proc.require_tool(arch.compiler())
+    out = subprocess.run([cc, "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.stdout else cc
+
+
+def cache_key(req: KernelRequest, compiler: str) -> str:
+    """Content address of a build: source identity, merged config, compiler, pahole, recipe."""
+    material = {
+        "cache_version": CACHE_VERSION,
+        "arch": req.arch.name,
+        "source": req.source.identity,
+        "config": kconfig.render(req.requested()),
+        "compiler": compiler,
+        "pahole": req.pahole.version,
+    }
+    blob = json.dumps(material, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """$KBTF_CACHE_DIR, else $XDG_CACHE_HOME/kbtf, else ~/.cache/kbtf."""
+    if env := os.environ.get("KBTF_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kbtf"
+
+
+def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> KernelBuild:
+    """Return the cached build for ``req``, building it first if needed.
+
+    One build per key across processes (FileLock); the build happens in a temp dir
+    renamed into place only when complete. Raises ConfigError (invalid or dropped
+    config) or BuildError (make failed), naming the log.
+    """
+    if req.pahole.code < MIN_SPLIT_BTF:
+        raise ConfigError(
+            f"pahole {req.pahole.version} < 1.19 cannot encode split BTF: "
+            "DEBUG_INFO_BTF_MODULES would be dropped; use a newer pahole"
+        )
+    key = cache_key(req, compiler_version(req.arch))
+    kernels = cache_dir / "kernels"
+    final = kernels / f"{req.arch.name}-{req.source.version}-{key}"
+    build = KernelBuild(final, key, req.arch, req.source, req.pahole)
+    if (final / "kbtf-build.json").exists():
+        return build
+    kernels.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if (final / "kbtf-build.json").exists():
+            return build
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=kernels))
+        try:
+            _build(req, tmp, progress)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        except HarnessError as exc:
+            # Keep the log of a failed build; the temp dir itself never enters the cache.
+            exc.log = kernels / f"failed-{final.name}.log"
+            if (tmp / "kbtf-build.log").exists():
+                shutil.copy(tmp / "kbtf-build.log", exc.log)
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return build
+
+
+def _make(req: KernelRequest, out: Path, *targets: str) -> list[str]:
+    """The make argv for ``targets`` in build dir ``out``."""
+    return [
+        "make",
+        "-C",
+        str(req.source.path),
+        f"O={out}",
+        *req.arch.make_vars(),
+        f"PAHOLE={req.pahole.path}",
+        *targets,
+    ]
+
+
+def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
+    """Configure, validate and build into ``out``. Raises ConfigError or BuildError."""
+    log = out / "kbtf-build.log"
+    requested = req.requested()
+    label = f"{req.arch.name} {req.source.label} {req.pahole.label}"
+    progress(f"kbtf: building kernel {label} in {out} (log: {log})")
+    proc.run(_make(req, out, "tinyconfig"), logfile=log)
+    fragment = out / "kbtf-fragment.config"
+    fragment.write_text(kconfig.render(requested))
+    merge = req.source.path / "scripts/kconfig/merge_config.sh"
+    proc.run(
+        [merge, "-m", "-O", out, out / ".config", fragment],
+        logfile=log,
+        cwd=req.source.path,
+        env={"ARCH": req.arch.kernel_arch},
+    )
+    proc.run(_make(req, out, "olddefconfig"), logfile=log)
+    final = kconfig.parse((out / ".config").read_text(), ".config")
+    known = kconfig.kconfig_symbols(
+        p.read_text(errors="replace") for p in req.source.path.rglob("Kconfig*") if p.is_file()
+    )
+    dropped = kconfig.missing_after(requested, final, known)
+    if dropped:
+        lines = "; ".join(d.describe() for d in dropped)
+        raise ConfigError(f"olddefconfig dropped requested options: {lines}", log=log)
+    progress(f"kbtf: config ok ({len(requested)} options verified), compiling")
+    _compile(req, out, log, progress)
+    meta = {
+        "arch": req.arch.name,
+        "source": req.source.identity,
+        "source_path": str(req.source.path),
+        "kernel_version": req.source.version,
+        "pahole": {"path": str(req.pahole.path), "version": req.pahole.version},
+        "compiler": compiler_version(req.arch),
+        "pahole_version_config": final.get("CONFIG_PAHOLE_VERSION", kconfig.Option("", "", "")).value,
+        "reproduce": [" ".join(_make(req, Path("<out>"), "tinyconfig")), "..."],
+    }
+    (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> None:
+    """Run the parallel build, reporting progress every 30 s. Raises BuildError."""
+    argv = _make(req, out, f"-j{os.cpu_count() or 1}")
+    start = time.monotonic()
+    last_report = start
+    steps = 0
+    current = ""
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(argv)}\n")
+        fh.flush()
+        proc.log.info("run: %s", " ".join(argv))
+        child = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PATH": proc.tool_path()},
+        )
+        assert child.stdout is not None
+        for line in child.stdout:
+            fh.write(line)
+            if line.startswith("  ") and not line.startswith("   "):
+                steps += 1
+                current = line.strip()
+            now = time.monotonic()
+            if now - last_report >= 30:
+                last_report = now
+                progress(f"kbtf: [{now - start:5.0f}s] {steps} steps, {current}")
+        rc = child.wait()
+    if rc != 0:
+        raise BuildError(f"kernel build failed (make exit {rc})", log=log)
+    progress(f"kbtf: kernel built in {time.monotonic() - start:.0f}s ({steps} steps)")

@@ -1,0 +1,79 @@
+"""pahole binaries: find them, read their version and supported BTF features."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.proc import require_tool
+
+# pahole below this cannot encode split BTF: Kconfig drops DEBUG_INFO_BTF_MODULES.
+MIN_SPLIT_BTF = 119
+
+
+@dataclass(frozen=True)
+class Pahole:
+    """One pahole binary and what it can do."""
+
+    path: Path
+    version: str  # "1.24"
+    features: tuple[str, ...]  # --supported_btf_features; empty before 1.26
+
+    @property
+    def code(self) -> int:
+        """Version as Kconfig's CONFIG_PAHOLE_VERSION encodes it: 1.24 -> 124."""
+        return version_code(self.version)
+
+    @property
+    def label(self) -> str:
+        """Short name for test ids."""
+        return f"pahole{self.version}"
+
+
+def parse_version(text: str) -> str:
+    """'v1.24' (pahole --version output) -> '1.24'. Raises ConfigError if absent."""
+    m = re.search(r"v?(\d+)\.(\d+)", text)
+    if not m:
+        raise ConfigError(f"cannot parse a pahole version from {text.strip()!r}")
+    return f"{int(m[1])}.{int(m[2])}"
+
+
+def version_code(version: str) -> int:
+    """'1.24' -> 124, the way scripts/pahole-version.sh computes it."""
+    major, minor = (int(x) for x in version.split("."))
+    return major * 100 + minor
+
+
+def parse_features(text: str) -> tuple[str, ...]:
+    """Features from `pahole --supported_btf_features` (comma-separated)."""
+    return tuple(f for f in re.split(r"[,\s]+", text.strip()) if f)
+
+
+def probe(path: Path) -> Pahole:
+    """Run ``path --version`` and ``--supported_btf_features``.
+
+    Raises ConfigError if ``path`` is not a runnable pahole.
+    """
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        raise ConfigError(f"pahole {path} is not runnable: {exc.strerror}") from None
+    if out.returncode != 0:
+        raise ConfigError(f"pahole {path} --version failed: {out.stderr.strip()[:200]}")
+    version = parse_version(out.stdout)
+    features: tuple[str, ...] = ()
+    if version_code(version) >= 126:
+        feat = subprocess.run(
+            [str(path), "--supported_btf_features"], capture_output=True, text=True, timeout=30
+        )
+        if feat.returncode == 0:
+            features = parse_features(feat.stdout)
+    return Pahole(path, version, features)
+
+
+def system_pahole() -> Pahole:
+    """The pahole on PATH. Raises ToolMissing naming the dwarves package."""
+    return probe(Path(require_tool("pahole")))
