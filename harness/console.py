@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 
@@ -29,41 +28,65 @@ class CommandResult:
         return self.rc == 0
 
 
-def wrap_command(command: str, token: str, workdir: str) -> list[str]:
-    """Shell lines that run ``command`` in the guest and print one sentinel line.
+# Shell function defined once per session. It runs a command in a subshell with its
+# output in files, then prints them between per-command markers using builtins only
+# (an exec costs ~50 ms under TCG). mapfile without -t keeps the bytes exact.
+SESSION_SETUP = (
+    "kbtf_run() { ( eval \"$2\" ) >@W@/o 2>@W@/e </dev/null; local r=$? IFS= o e; "
+    "mapfile o <@W@/o; mapfile e <@W@/e; "
+    "printf '\\nKBTF-%s-O\\n%s\\nKBTF-%s-E\\n%s\\nKBTF-%s-R:%d\\n' "
+    "\"$1\" \"${o[*]}\" \"$1\" \"${e[*]}\" \"$1\" \"$r\"; }"
+)
+_CHUNK = 1024
 
-    The command travels base64-encoded (no quoting or tty line-length trouble) in
-    chunks; its stdout and stderr come back base64-encoded on the sentinel line
-    ``KBTF-<token>:<rc>:<stdout>:<stderr>:END``, which the typed text never contains.
+
+def session_setup(workdir: str) -> str:
+    """The bash line that defines kbtf_run, writing its temp files under ``workdir``."""
+    return SESSION_SETUP.replace("@W@", workdir)
+
+
+def ansi_c_quote(text: str) -> str:
+    """Quote ``text`` as one bash $'...' word on a single line (newlines become \\x0a)."""
+    out = []
+    for byte in text.encode():
+        ch = chr(byte)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif 0x20 <= byte < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+def wrap_command(command: str, token: str) -> list[str]:
+    """Lines to type so the guest runs ``command`` through kbtf_run with ``token``.
+
+    Long commands are assembled in a variable in chunks, below the tty's line limit.
     """
-    payload = base64.b64encode(command.encode()).decode()
-    script = f"{workdir}/{token}.sh"
-    lines = [f": > {script}.b64"]
-    for i in range(0, len(payload), 512):
-        lines.append(f"printf %s {payload[i:i + 512]} >> {script}.b64")
-    out, err = f"{workdir}/{token}.out", f"{workdir}/{token}.err"
-    lines.append(
-        f"base64 -d {script}.b64 > {script}; sh {script} > {out} 2> {err} < /dev/null; "
-        f"printf '\\nKBTF-%s:%s:%s:%s:END\\n' {token} $? "
-        f'"$(base64 -w0 {out})" "$(base64 -w0 {err})"; rm -f {script}* {out} {err}'
-    )
+    if len(command) <= _CHUNK:
+        return [f"kbtf_run {token} {ansi_c_quote(command)}"]
+    lines = ["kbtf_c="]
+    for i in range(0, len(command), _CHUNK):
+        lines.append(f"kbtf_c+={ansi_c_quote(command[i:i + _CHUNK])}")
+    lines.append(f'kbtf_run {token} "$kbtf_c"')
     return lines
 
 
 def sentinel_pattern(token: str) -> str:
-    """Regex matching the sentinel line of ``token`` (groups: rc, stdout, stderr)."""
-    return rf"KBTF-{re.escape(token)}:(\d+):([A-Za-z0-9+/=]*):([A-Za-z0-9+/=]*):END"
+    """Regex matching the framed result of ``token`` (groups: stdout, stderr, rc)."""
+    t = re.escape(token)
+    nl = r"\r*\n"
+    return rf"(?s){nl}KBTF-{t}-O{nl}(.*?){nl}KBTF-{t}-E{nl}(.*?){nl}KBTF-{t}-R:(\d+){nl}"
 
 
 def decode_result(command: str, match: re.Match[str]) -> CommandResult:
     """Build a CommandResult from a sentinel_pattern match."""
-    rc, out, err = match.group(1), match.group(2), match.group(3)
-    return CommandResult(
-        command,
-        int(rc),
-        base64.b64decode(out).decode(errors="replace"),
-        base64.b64decode(err).decode(errors="replace"),
-    )
+    def text(group: int) -> str:
+        # The guest console turns \n into \r\n on its way out, whatever stty says.
+        return match.group(group).replace("\r\n", "\n")
+
+    return CommandResult(command, int(match.group(3)), text(1), text(2))
 
 
 def find_trouble(console_text: str, context: int = 20) -> str | None:

@@ -90,9 +90,15 @@ class GuestSession:
                 if time.monotonic() > deadline:
                     raise BootError(f"guest {self.name}: no shell after {timeout:.0f}s",
                                     log=self.console_log)
-            self._child.sendline(f"exec /bin/sh")
-            self._child.sendline(f"stty -echo; export PATH={GUEST_PATH}; "
-                                 f"mkdir -p {GUEST_WORKDIR}; cd /")
+            # A plain bash: no readline, no rc files, no echo, no \n -> \r\n. Wait for it
+            # to answer before typing more: input typed during the exec can be lost.
+            self._child.sendline("exec /bin/bash --norc --noprofile --noediting")
+            while not self._ping(2.0):
+                if time.monotonic() > deadline:
+                    raise BootError(f"guest {self.name}: bash did not start", log=self.serial_log)
+            self._child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
+                                 f"mkdir -p {GUEST_WORKDIR}; cd /; "
+                                 + console.session_setup(GUEST_WORKDIR))
             self.run("true", timeout=60)
         except (GuestLost, GuestTimeout) as exc:
             self.kill()
@@ -151,7 +157,7 @@ class GuestSession:
             command = command + " " + shlex.join(args)
         child = self._require_alive(command)
         token = uuid.uuid4().hex[:16]
-        for line in console.wrap_command(command, token, GUEST_WORKDIR):
+        for line in console.wrap_command(command, token):
             child.sendline(line)
         pattern = console.sentinel_pattern(token)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,178 @@
+"""Hooks and fixtures of the integration suites: options -> matrix points -> builds -> guests.
+
+Kernels are built once, before tests are distributed (in the xdist controller, with
+progress on the terminal); workers then find them in the cache. Harness trouble
+(HarnessError) is reported as a pytest ERROR naming its log, never as a test failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import kbuild, results, vm
+from harness.errors import HarnessError
+from harness.guest import GuestSession
+from harness.matrix import MatrixPoint, resolve_points
+from harness.modbuild import ModuleBuild, build_module
+
+log = logging.getLogger("kbtf")
+POINTS = pytest.StashKey[list[MatrixPoint]]()
+RUN_DIR = pytest.StashKey[Path]()
+CACHE = pytest.StashKey[Path]()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_worker(config):
+        run_dir = Path(config.workerinput["kbtf_run_dir"])  # type: ignore[attr-defined]
+        name = config.workerinput["workerid"]  # type: ignore[attr-defined]
+    else:
+        run_dir = results.new_run_dir()
+        name = "main"
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(run_dir / "junit.xml")
+    handler = logging.FileHandler(run_dir / f"kbtf-{name}.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    cache = Path(config.option.cache_dir) if config.option.cache_dir else kbuild.default_cache_dir()
+    config.stash[RUN_DIR] = run_dir
+    config.stash[CACHE] = cache
+    try:
+        config.stash[POINTS] = resolve_points(
+            config.option.arch, config.option.kernel_src, config.option.pahole or [],
+            config.option.kconfig_add, cache,
+        )
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    """xdist controller -> worker: share one run dir."""
+    node.workerinput["kbtf_run_dir"] = str(node.config.stash[RUN_DIR])
+
+
+def _failure_marker(config: pytest.Config, point: MatrixPoint) -> Path:
+    return config.stash[RUN_DIR] / point.id / "kernel-build-failed.txt"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build every point's kernel once, in the controller, with progress on the terminal."""
+    config = session.config
+    if _is_worker(config):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(msg: str) -> None:
+        log.info("%s", msg)
+        if reporter is not None:
+            reporter.write_line(msg)
+
+    for point in config.stash[POINTS]:
+        try:
+            _kernel(config, point, progress)
+        except HarnessError as exc:
+            marker = _failure_marker(config, point)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"message": str(exc), "type": type(exc).__name__}))
+            progress(f"kbtf: {point.id}: {exc}")
+
+
+def _kernel(config: pytest.Config, point: MatrixPoint, progress: kbuild.Progress
+            ) -> kbuild.KernelBuild:
+    build = kbuild.ensure_kernel(point.kernel, config.stash[CACHE], progress)
+    dest = config.stash[RUN_DIR] / point.id
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / "kernel-build.log").exists():
+        shutil.copy(build.log, dest / "kernel-build.log")
+        shutil.copy(build.dir / "kbtf-build.json", dest / "kernel-build.json")
+    return build
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "point" in metafunc.fixturenames:
+        points = metafunc.config.stash[POINTS]
+        metafunc.parametrize("point", points, ids=[p.id for p in points], scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each point's tests on one xdist worker (one guest boot per point)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "point" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["point"].id))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    """A HarnessError in a test body is harness trouble: report it as an ERROR."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(
+        HarnessError
+    ):
+        report.when = "setup"  # type: ignore[assignment]
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def run_dir(pytestconfig: pytest.Config) -> Path:
+    """results/<run>/ of this pytest run."""
+    return pytestconfig.stash[RUN_DIR]
+
+
+@pytest.fixture(scope="session")
+def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
+    """The point's kernel build (built by the controller at session start)."""
+    marker = _failure_marker(pytestconfig, point)
+    if marker.exists():
+        failure = json.loads(marker.read_text())
+        raise HarnessError(f"kernel build for {point.id} failed: {failure['message']}")
+    return _kernel(pytestconfig, point, log.info)
+
+
+@pytest.fixture(scope="session")
+def hello_ko(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path) -> ModuleBuild:
+    """modules/kbtf_hello built against the point's kernel with the module pahole."""
+    return build_module(kernel, "kbtf_hello", run_dir / point.id / "modules",
+                        point.module_pahole)
+
+
+@pytest.fixture(scope="session")
+def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path
+          ) -> Iterator[GuestSession]:
+    """One live guest per point per worker, booted on the point's kernel."""
+    kvm, why = vm.probe_kvm(kernel.arch.qemu)
+    log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm),
+                           run_dir / point.id / "guests", f"guest-{worker}")
+    session.start()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    if _is_worker(config) or RUN_DIR not in config.stash:
+        return
+    run = config.stash[RUN_DIR]
+    terminalreporter.write_line(
+        f"kbtf: results in {run} (junit.xml, kbtf-*.log, <point>/kernel-build.log, "
+        "<point>/guests/*.console.log, <point>/modules/*/build.log)"
+    )
