@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import os
+import re
 import shlex
 import signal
 import time
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import pexpect
 
@@ -50,7 +52,7 @@ class GuestSession:
         self.console_log = logdir / f"{name}.console.log"  # kernel messages (hvc0)
         self.serial_log = logdir / f"{name}.serial.log"  # shell transcript (ttyS0)
         self._pidfile = logdir / f"{name}.qemu.pid"
-        self._child: pexpect.spawn | None = None
+        self._child: pexpect.spawn[str] | None = None
         self._serial: IO[str] | None = None
         self.boot_seconds = 0.0
 
@@ -124,16 +126,12 @@ class GuestSession:
     def kill(self) -> None:
         """Kill QEMU and vng now. Safe to call twice."""
         _LIVE.discard(self)
-        try:
-            pid = int(self._pidfile.read_text().strip())
-            os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(self._pidfile.read_text().strip()), signal.SIGKILL)
         if self._child is not None:
-            try:
-                os.killpg(self._child.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            if self._child.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(self._child.pid, signal.SIGKILL)
             self._child.close(force=True)
             self._child = None
         if self._serial is not None:
@@ -175,7 +173,7 @@ class GuestSession:
             except pexpect.EOF:
                 self._lost(command, "QEMU exited")
             match = child.match
-            assert match is not None and not isinstance(match, type(pexpect.EOF))
+            assert isinstance(match, re.Match)
             result = console.decode_result(command, match)
             log.info("guest %s: %s -> rc %d", self.name, command, result.rc)
             return result
@@ -193,8 +191,9 @@ class GuestSession:
             return False
         except pexpect.EOF:
             self._lost("boot", "QEMU exited")
+        return False
 
-    def _require_alive(self, command: str) -> pexpect.spawn:
+    def _require_alive(self, command: str) -> pexpect.spawn[str]:
         if self._child is None:
             raise GuestLost(f"guest {self.name} is not running (needed for {command!r})",
                             log=self.console_log)
@@ -205,7 +204,7 @@ class GuestSession:
         if trouble:
             self._lost(command, trouble)
 
-    def _lost(self, command: str, why: str):  # type: ignore[no-untyped-def]
+    def _lost(self, command: str, why: str) -> NoReturn:
         excerpt = console.find_trouble(self.console_log.read_text(errors="replace")) or why
         self.kill()
         raise GuestLost(f"guest {self.name} lost during {command!r}:\n{excerpt}",

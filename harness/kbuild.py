@@ -1,4 +1,4 @@
-"""Kernel builds: merged, validated config; out-of-tree (O=) build into a content-addressed cache."""
+"""Kernel builds: merged, validated config; O= build into a content-addressed cache."""
 
 from __future__ import annotations
 
@@ -201,7 +201,8 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
         "kernel_version": req.source.version,
         "pahole": {"path": str(req.pahole.path), "version": req.pahole.version},
         "compiler": compiler_version(req.arch),
-        "pahole_version_config": final.get("CONFIG_PAHOLE_VERSION", kconfig.Option("", "", "")).value,
+        "pahole_version_config": final["CONFIG_PAHOLE_VERSION"].value
+        if "CONFIG_PAHOLE_VERSION" in final else None,
         "reproduce": [" ".join(_make(req, Path("<out>"), "tinyconfig")), "..."],
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")

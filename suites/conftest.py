@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -114,16 +114,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(callspec.params["point"].id))
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[None]:
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A HarnessError in a test body is harness trouble: report it as an ERROR."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(
         HarnessError
     ):
-        report.when = "setup"  # type: ignore[assignment]
+        report.when = "setup"
+    return report
 
 
 # -- fixtures -------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def loaded(guest: GuestSession, hello_ko: ModuleBuild):  # type: ignore[no-untyp
     """kbtf_hello inserted for the tests of this file; removed afterwards."""
     res = guest.run("insmod", str(hello_ko.ko))
     dmesg = guest.run("dmesg | tail -5").stdout
-    assert res.ok, f"insmod {hello_ko.ko} failed (rc {res.rc}): {res.stderr.strip()}; dmesg: {dmesg}"
+    assert res.ok, f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}; dmesg: {dmesg}"
     yield hello_ko
     if guest.alive:
         guest.run("rmmod", MOD)
@@ -63,7 +63,7 @@ def test_bpftool_names_module_function(guest: GuestSession, loaded: ModuleBuild)
                     "base", "/sys/kernel/btf/vmlinux")
     assert res.ok, f"bpftool btf dump failed: {res.stderr.strip()}"
     funcs = {t["name"] for t in json.loads(res.stdout)["types"] if t["kind"] == "FUNC"}
-    assert "kbtf_hello_poke" in funcs, f"module BTF names no kbtf_hello_poke; FUNCs: {sorted(funcs)}"
+    assert "kbtf_hello_poke" in funcs, f"module BTF lacks kbtf_hello_poke; FUNCs: {sorted(funcs)}"
 
 
 def test_rmmod(guest: GuestSession, loaded: ModuleBuild) -> None:

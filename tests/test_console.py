@@ -1,0 +1,57 @@
+"""Console parsing: command framing, sentinels, panic detection."""
+
+import re
+from pathlib import Path
+
+from harness import console
+
+
+def test_ansi_c_quote_single_line_and_escapes() -> None:
+    q = console.ansi_c_quote("echo 'a'\\\nb ü")
+    assert "\n" not in q
+    assert q == "$'echo \\'a\\'\\\\\\x0ab \\xc3\\xbc'"
+
+
+def test_wrap_command_chunks_long_commands() -> None:
+    short = console.wrap_command("true", "tok")
+    assert short == ["kbtf_run tok $'true'"]
+    lines = console.wrap_command("x" * 3000, "tok")
+    assert lines[0] == "kbtf_c=" and lines[-1] == 'kbtf_run tok "$kbtf_c"'
+    assert all(len(line) < 1100 for line in lines)
+
+
+def test_sentinel_parses_stdout_stderr_rc_with_crlf() -> None:
+    typed = "kbtf_run abc $'echo hi'\r\n"
+    out = typed + "\r\nKBTF-abc-O\r\nhi\r\ntwo\r\n\r\nKBTF-abc-E\r\noops\r\n\r\nKBTF-abc-R:3\r\n"
+    m = re.search(console.sentinel_pattern("abc"), out)
+    assert m is not None
+    res = console.decode_result("echo hi", m)
+    assert (res.rc, res.stdout, res.stderr, res.ok) == (3, "hi\ntwo\n", "oops\n", False)
+
+
+def test_sentinel_of_another_token_does_not_match() -> None:
+    out = "\nKBTF-old-O\n\nKBTF-old-E\n\nKBTF-old-R:0\n"
+    assert re.search(console.sentinel_pattern("new"), out) is None
+
+
+def test_empty_output() -> None:
+    m = re.search(console.sentinel_pattern("t"), "\nKBTF-t-O\n\nKBTF-t-E\n\nKBTF-t-R:0\n")
+    assert m is not None
+    assert console.decode_result("true", m).stdout == ""
+
+
+def test_session_setup_uses_workdir() -> None:
+    line = console.session_setup("/tmp/w")
+    assert "kbtf_run()" in line and ">/tmp/w/o" in line and "@W@" not in line
+
+
+def test_find_trouble_on_captured_panic(data: Path) -> None:
+    excerpt = console.find_trouble((data / "panic-console.log").read_text())
+    assert excerpt is not None
+    assert excerpt.splitlines()[0].endswith("BUG: kernel NULL pointer dereference, address: "
+                                            "0000000000000000")
+    assert "Kernel panic - not syncing" in excerpt
+
+
+def test_no_trouble_on_clean_console(data: Path) -> None:
+    assert console.find_trouble((data / "clean-console.log").read_text()) is None

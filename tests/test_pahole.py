@@ -1,0 +1,27 @@
+"""pahole version and feature parsing."""
+
+import pytest
+
+from harness import pahole
+from harness.errors import ConfigError
+
+
+@pytest.mark.parametrize(("text", "version", "code"), [
+    ("v1.24\n", "1.24", 124), ("v1.30", "1.30", 130), ("1.32\n", "1.32", 132),
+    ("v1.9", "1.9", 109),
+])
+def test_parse_version(text: str, version: str, code: int) -> None:
+    assert pahole.parse_version(text) == version
+    assert pahole.version_code(version) == code
+
+
+def test_parse_version_garbage() -> None:
+    with pytest.raises(ConfigError, match="cannot parse a pahole version"):
+        pahole.parse_version("pahole: unrecognized option")
+
+
+def test_parse_features() -> None:
+    text = "encode_force,var,float,enum64,decl_tag,type_tag,optimized_func,consistent_func," \
+           "decl_tag_kfuncs,reproducible_build,distilled_base\n"
+    feats = pahole.parse_features(text)
+    assert "distilled_base" in feats and len(feats) == 11
