@@ -13,8 +13,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kernel source tree (default: Debian's linux-source-6.12, unpacked "
                     "into the cache)")
     group.addoption("--pahole", action="append", default=None, metavar="SPEC",
-                    help="pahole for kernel and modules: 'system' or a path (default: system)")
+                    help="the kernel's pahole (a matrix axis, repeatable): 'system', "
+                    "'debian:1.24|1.30|1.32' (provisioned) or a path to a binary; default: "
+                    "the installed pahole if >= 1.28, else debian:1.30")
+    group.addoption("--module-pahole", action="append", default=None, metavar="SPEC",
+                    help="the pahole `make M=` runs (a matrix axis, repeatable; same specs); "
+                    "default: the kernel's. Varying it never rebuilds the kernel")
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
+    group.addoption("--sabotage", choices=["strip-btf-base", "strip-btf"], default=None,
+                    help="break the built modules on purpose (objcopy --remove-section) to "
+                    "see the suites fail")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

@@ -192,7 +192,14 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
     if dropped:
         lines = "; ".join(d.describe() for d in dropped)
         raise ConfigError(f"olddefconfig dropped requested options: {lines}", log=log)
-    progress(f"kbtf: config ok ({len(requested)} options verified), compiling")
+    configured = final.get("CONFIG_PAHOLE_VERSION")
+    if configured is None or configured.value != str(req.pahole.code):
+        raise ConfigError(
+            f"CONFIG_PAHOLE_VERSION={configured.value if configured else 'unset'} but the "
+            f"kernel's pahole {req.pahole.path} is {req.pahole.version}: Kconfig saw another "
+            "pahole", log=log)
+    progress(f"kbtf: config ok ({len(requested)} options verified, CONFIG_PAHOLE_VERSION="
+             f"{req.pahole.code}), compiling")
     _compile(req, out, log, progress)
     meta = {
         "arch": req.arch.name,
@@ -201,8 +208,8 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
         "kernel_version": req.source.version,
         "pahole": {"path": str(req.pahole.path), "version": req.pahole.version},
         "compiler": compiler_version(req.arch),
-        "pahole_version_config": final["CONFIG_PAHOLE_VERSION"].value
-        if "CONFIG_PAHOLE_VERSION" in final else None,
+        "pahole_version_config": configured.value,
+        "pahole_features": list(req.pahole.features),
         "reproduce": [" ".join(_make(req, Path("<out>"), "tinyconfig")), "..."],
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")

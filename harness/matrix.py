@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import ksource, pahole
+from harness import ksource, pahole, provision
 from harness.arches import Arch, get_arch
 from harness.errors import ConfigError
 from harness.kbuild import KernelRequest
@@ -20,21 +20,48 @@ class MatrixPoint:
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
 
     @property
-    def id(self) -> str:
-        """Test-id fragment naming the point: x86_64-debian6.12.117-pahole1.24."""
+    def kernel_id(self) -> str:
+        """Names the kernel build: x86_64-debian6.12.117-pahole1.30."""
         k = self.kernel
-        mod = "" if self.module_pahole == k.pahole else f"-mod{self.module_pahole.label}"
-        return f"{k.arch.name}-{k.source.label}-{k.pahole.label}{mod}"
+        return f"{k.arch.name}-{k.source.label}-{k.pahole.label}"
+
+    @property
+    def id(self) -> str:
+        """Test-id fragment naming the point; adds the module pahole when it differs."""
+        same = self.module_pahole.version == self.kernel.pahole.version
+        return self.kernel_id + ("" if same else f"-mod{self.module_pahole.label}")
 
 
-def resolve_pahole(spec: str) -> pahole.Pahole:
-    """'system' or a path to a pahole binary. Raises ConfigError naming valid specs."""
+# Debian's pahole the default run uses when the installed one cannot distil a base (< 1.28).
+DEFAULT_PROVISIONED = "debian:1.30"
+
+
+def resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
+    """A pahole from a SPEC: 'system', 'debian:X' (provisioned) or a path to a binary.
+
+    Raises ConfigError naming the valid specs.
+    """
     if spec == "system":
         return pahole.system_pahole()
+    if spec.startswith("debian:"):
+        return pahole.probe(provision.debian_pahole(cache_dir, spec.removeprefix("debian:")))
     path = Path(spec).expanduser()
     if path.is_file():
         return pahole.probe(path.resolve())
-    raise ConfigError(f"unknown pahole '{spec}': use 'system' or a path to a pahole binary")
+    offered = ", ".join(f"debian:{v}" for v in provision.DEBIAN_PAHOLES)
+    raise ConfigError(f"unknown pahole '{spec}': use 'system', {offered}, "
+                      "or a path to a pahole binary")
+
+
+def default_pahole(cache_dir: Path) -> pahole.Pahole:
+    """The installed pahole if it can distil a base (>= 1.28), else Debian's 1.30."""
+    try:
+        system = pahole.system_pahole()
+        if system.code >= 128:
+            return system
+    except ConfigError:
+        pass
+    return resolve_pahole(DEFAULT_PROVISIONED, cache_dir)
 
 
 def host_tools(arch: Arch) -> None:
@@ -50,6 +77,7 @@ def resolve_points(
     pahole_specs: list[str],
     kconfig_add: list[str],
     cache_dir: Path,
+    module_pahole_specs: list[str] | None = None,
 ) -> list[MatrixPoint]:
     """Validate options and build the matrix. Raises ConfigError (one line, names the fix)."""
     import platform
@@ -61,10 +89,13 @@ def resolve_points(
     host_tools(arch)
     source = (ksource.local_source(Path(kernel_src)) if kernel_src
               else ksource.debian_source(cache_dir))
+    kernel_paholes = ([resolve_pahole(s, cache_dir) for s in pahole_specs] if pahole_specs
+                      else [default_pahole(cache_dir)])
+    module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]
     points = []
-    for spec in pahole_specs or ["system"]:
-        ph = resolve_pahole(spec)
+    for ph in kernel_paholes:
         req = KernelRequest(arch, source, ph, tuple(kconfig_add))
         req.requested()  # fragment conflicts and bad user items fail here, before any build
-        points.append(MatrixPoint(req, ph))
+        for mod_ph in module_paholes or [ph]:
+            points.append(MatrixPoint(req, mod_ph))
     return points

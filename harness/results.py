@@ -1,4 +1,4 @@
-"""The run directory under results/ and its human summary."""
+"""The run directory under results/, matrix.json and the human summary."""
 
 from __future__ import annotations
 
@@ -9,9 +9,21 @@ from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
+# Columns of the summary table: (fact key, heading).
+COLUMNS = (
+    ("kernel", "kernel"),
+    ("kernel_pahole", "kernel pahole"),
+    ("config_pahole_version", "CONFIG_PAHOLE_VERSION"),
+    ("module_pahole", "module pahole"),
+    ("btf_base_expected", ".BTF.base expected"),
+    ("btf_base_present", ".BTF.base present"),
+    ("module_btf_loaded", "/sys/kernel/btf/<mod>"),
+    ("boot_seconds", "boot s"),
+)
+
 
 def new_run_dir(base: Path = RESULTS_DIR) -> Path:
-    """Create results/<timestamp>-<n>/ and point results/latest at it."""
+    """Create results/<timestamp>[-n]/ and point results/latest at it."""
     base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
@@ -29,11 +41,23 @@ def new_run_dir(base: Path = RESULTS_DIR) -> Path:
 
 @dataclass
 class PointRecord:
-    """What one matrix point produced, for matrix.json and the summary."""
+    """What one matrix point produced."""
 
     point: str
     facts: dict[str, object] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)  # test name -> passed/failed/...
+
+
+def summary_table(records: list[PointRecord]) -> str:
+    """Markdown table: one row per point, the facts that matter and what did not pass."""
+    head = ["point", *(h for _, h in COLUMNS), "not passed"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for rec in records:
+        bad = [f"{t} ({o})" for t, o in sorted(rec.outcomes.items()) if o != "passed"]
+        cells = [rec.point, *(str(rec.facts.get(k, "-")) for k, _ in COLUMNS),
+                 ", ".join(bad) or "none"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 def write_matrix(run_dir: Path, records: list[PointRecord]) -> Path:
@@ -41,17 +65,6 @@ def write_matrix(run_dir: Path, records: list[PointRecord]) -> Path:
     (run_dir / "matrix.json").write_text(
         json.dumps([asdict(r) for r in records], indent=2, default=str) + "\n"
     )
-    lines = ["# kbtf results", ""]
-    for rec in records:
-        lines.append(f"## {rec.point}")
-        for k, v in sorted(rec.facts.items()):
-            lines.append(f"- {k}: {v}")
-        lines.append("")
-        lines.append("| test | outcome |")
-        lines.append("| --- | --- |")
-        for name, outcome in sorted(rec.outcomes.items()):
-            lines.append(f"| {name} | {outcome} |")
-        lines.append("")
     summary = run_dir / "summary.md"
-    summary.write_text("\n".join(lines))
+    summary.write_text("# kbtf results\n\n" + summary_table(records))
     return summary

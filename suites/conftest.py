@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kbuild, results, vm
+from harness import kbuild, proc, results, vm
 from harness.errors import HarnessError
 from harness.guest import GuestSession
 from harness.matrix import MatrixPoint, resolve_points
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[POINTS] = resolve_points(
             config.option.arch, config.option.kernel_src, config.option.pahole or [],
-            config.option.kconfig_add, cache,
+            config.option.kconfig_add, cache, config.option.module_pahole,
         )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -78,6 +78,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         log.info("%s", msg)
         if reporter is not None:
             reporter.write_line(msg)
+            reporter.flush()
 
     for point in config.stash[POINTS]:
         try:
@@ -107,11 +108,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each point's tests on one xdist worker (one guest boot per point)."""
+    """Keep each kernel's tests on one xdist worker (one guest boot per kernel)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "point" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["point"].id))
+            item.add_marker(pytest.mark.xdist_group(callspec.params["point"].kernel_id))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -146,26 +147,91 @@ def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuil
 
 
 @pytest.fixture(scope="session")
-def hello_ko(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path) -> ModuleBuild:
+def hello_ko(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
+             run_dir: Path) -> ModuleBuild:
     """modules/kbtf_hello built against the point's kernel with the module pahole."""
-    return build_module(kernel, "kbtf_hello", run_dir / point.id / "modules",
-                        point.module_pahole)
+    built = build_module(kernel, "kbtf_hello", run_dir / point.id / "modules",
+                         point.module_pahole)
+    sabotage = pytestconfig.option.sabotage
+    if sabotage:
+        section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[sabotage]
+        proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log)
+    return built
 
 
 @pytest.fixture(scope="session")
-def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path
-          ) -> Iterator[GuestSession]:
-    """One live guest per point per worker, booted on the point's kernel."""
-    kvm, why = vm.probe_kvm(kernel.arch.qemu)
-    log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm),
-                           run_dir / point.id / "guests", f"guest-{worker}")
-    session.start()
+def guest_pool(run_dir: Path) -> Iterator[dict[str, GuestSession]]:
+    """Live guests of this worker by kernel key; all shut down at the end of the session."""
+    pool: dict[str, GuestSession] = {}
     try:
-        yield session
+        yield pool
     finally:
-        session.close()
+        for session in pool.values():
+            session.close()
+
+
+@pytest.fixture(scope="session")
+def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+          guest_pool: dict[str, GuestSession], facts: dict[str, object]) -> GuestSession:
+    """The live guest running the point's kernel (one per kernel per worker).
+
+    A guest that died in an earlier test is booted again.
+    """
+    session = guest_pool.get(kernel.key)
+    if session is None or not session.alive:
+        kvm, why = vm.probe_kvm(kernel.arch.qemu)
+        log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm),
+                               run_dir / point.kernel_id / "guests", f"guest-{worker}")
+        guest_pool[kernel.key] = session
+        session.start()
+        facts["accel"] = "kvm" if kvm else f"tcg ({why})"
+        facts["boot_seconds"] = round(session.boot_seconds, 1)
+    return session
+
+
+@pytest.fixture(scope="session")
+def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
+    """Facts tests record about their point, for matrix.json and summary.md."""
+    record: dict[str, object] = {
+        "kernel_pahole": point.kernel.pahole.version,
+        "module_pahole": point.module_pahole.version,
+        "kernel": point.kernel.source.label,
+    }
+    yield record
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    out = run_dir / point.id / f"facts-{worker}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect outcomes per point (in the controller, or the only process)."""
+    if "[" not in report.nodeid:
+        return
+    if report.when == "call" or report.outcome != "passed":
+        name, point = report.nodeid.rsplit("[", 1)
+        outcome = report.outcome if report.when == "call" else "error"
+        _OUTCOMES.setdefault(point.rstrip("]"), {})[name.split("::")[-1]] = outcome
+
+
+_OUTCOMES: dict[str, dict[str, str]] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write matrix.json and summary.md from the points' facts and outcomes."""
+    config = session.config
+    if _is_worker(config) or POINTS not in config.stash:
+        return
+    run = config.stash[RUN_DIR]
+    records = []
+    for point in config.stash[POINTS]:
+        rec = results.PointRecord(point.id, outcomes=_OUTCOMES.get(point.id, {}))
+        for f in sorted((run / point.id).glob("facts-*.json")):
+            rec.facts.update(json.loads(f.read_text()))
+        records.append(rec)
+    results.write_matrix(run, records)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]

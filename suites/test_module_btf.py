@@ -52,8 +52,10 @@ def test_insmod(guest: GuestSession, loaded: ModuleBuild) -> None:
     assert res.ok, f"{MOD} is not in /proc/modules after insmod"
 
 
-def test_sys_kernel_btf_module(guest: GuestSession, loaded: ModuleBuild) -> None:
+def test_sys_kernel_btf_module(guest: GuestSession, loaded: ModuleBuild,
+                               facts: dict[str, object]) -> None:
     res = guest.run("test", "-s", f"/sys/kernel/btf/{MOD}")
+    facts["module_btf_loaded"] = res.ok
     dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
     assert res.ok, f"/sys/kernel/btf/{MOD} missing after insmod; dmesg: {dmesg or '(nothing)'}"
 

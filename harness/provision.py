@@ -1,0 +1,130 @@
+"""Things fetched from Debian's archive through a private apt configuration.
+
+Never touches the machine's own apt sources or dpkg database: each suite gets its own
+sources.list and lists dir under the cache, and packages are only downloaded and unpacked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness import proc
+from harness.errors import ConfigError
+
+MIRROR = "http://deb.debian.org/debian"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+@dataclass(frozen=True)
+class DebianPahole:
+    """A pahole build Debian ships, and the packages it needs to run from a private prefix."""
+
+    version: str
+    suite: str
+    packages: tuple[str, ...]  # the pahole package first, then its runtime libraries
+
+
+_LIBS = ("libc6", "libgcc-s1", "zlib1g", "libzstd1", "liblzma5", "libbz2-1.0")
+DEBIAN_PAHOLES: Mapping[str, DebianPahole] = {
+    p.version: p
+    for p in (
+        DebianPahole("1.24", "bookworm", ("pahole", "libbpf1", "libdw1", "libelf1", *_LIBS)),
+        DebianPahole("1.30", "trixie", ("pahole", "libbpf1", "libdw1t64", "libelf1t64", *_LIBS)),
+        DebianPahole("1.32", "sid", ("pahole", "libdwarves1", "libbpf1", "libdw1t64",
+                                     "libelf1t64", *_LIBS)),
+    )
+}
+
+
+def apt_options(state: Path) -> list[str]:
+    """apt-get -o options that confine apt to the private state dir ``state``."""
+    return [
+        "-o", f"Dir::Etc::SourceList={state / 'sources.list'}",
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", f"Dir::State::Lists={state / 'lists'}",
+        "-o", f"Dir::State::status={state / 'status'}",
+        "-o", f"Dir::Cache={state / 'cache'}",
+        "-o", "Debug::NoLocking=1",
+        "-o", "APT::Sandbox::User=root",
+    ]
+
+
+def _apt_state(cache_dir: Path, suite: str) -> Path:
+    """A private apt state for ``suite`` with fresh package lists (updated once a day)."""
+    state = cache_dir / "apt" / suite
+    (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
+    (state / "status").touch()
+    stamp = state / "updated"
+    import time
+
+    if not stamp.exists() or time.time() - stamp.stat().st_mtime > 86400:
+        proc.run(["apt-get", *apt_options(state), "update"], logfile=state / "apt.log")
+        stamp.touch()
+    return state
+
+
+def debian_pahole(cache_dir: Path, version: str) -> Path:
+    """Path of Debian's pahole ``version``, downloaded and unpacked into the cache once.
+
+    The binary is patched (patchelf) to use the dynamic loader and libraries of its own
+    suite, unpacked next to it, so the host's libraries are never replaced.
+    Raises ConfigError listing the versions on offer, BuildError if a step fails.
+    """
+    spec = DEBIAN_PAHOLES.get(version)
+    if spec is None:
+        raise ConfigError(f"unknown pahole 'debian:{version}': kbtf can provision "
+                          + ", ".join(f"debian:{v}" for v in DEBIAN_PAHOLES))
+    dest = cache_dir / "pahole" / f"debian-{version}"
+    binary = dest / "usr" / "bin" / "pahole"
+    if (dest / ".complete").exists():
+        return binary
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest) + ".lock"):
+        if (dest / ".complete").exists():
+            return binary
+        state = _apt_state(cache_dir, spec.suite)
+        tmp = Path(tempfile.mkdtemp(prefix=f".pahole-{version}-", dir=dest.parent))
+        try:
+            debs = tmp / "debs"
+            debs.mkdir()
+            proc.run(["apt-get", *apt_options(state), "download", *spec.packages],
+                     cwd=debs, logfile=tmp / "provision.log")
+            root = tmp / "root"
+            for deb in sorted(debs.glob("*.deb")):
+                proc.run(["dpkg-deb", "-x", deb, root], logfile=tmp / "provision.log")
+            _relocate(root, root / "usr" / "bin" / "pahole", dest, tmp / "provision.log")
+            shutil.copy(tmp / "provision.log", root / "provision.log")
+            (root / ".complete").write_text(" ".join(spec.packages) + "\n")
+            shutil.rmtree(dest, ignore_errors=True)
+            root.rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return binary
+
+
+def _relocate(root: Path, binary: Path, final_root: Path, log: Path) -> None:
+    """Point ``binary`` at the loader and libraries unpacked under ``root``.
+
+    Paths are written as they will be after ``root`` is renamed to ``final_root``.
+    """
+    loaders = [p for p in root.rglob("ld-linux-x86-64.so.2") if not p.is_symlink()]
+    if not loaders:
+        loaders = list(root.rglob("ld-linux-x86-64.so.2"))
+    if not loaders:
+        raise ConfigError(f"no dynamic loader unpacked under {root}")
+    libdirs = sorted({str(p.parent) for p in root.rglob("*.so*") if p.is_file()})
+
+    def final(path: str) -> str:
+        return str(final_root / os.path.relpath(path, root))
+
+    proc.run(["patchelf", "--set-interpreter", final(str(loaders[0])),
+              "--set-rpath", ":".join(final(d) for d in libdirs), binary], logfile=log)

@@ -1,0 +1,27 @@
+"""Summary table and run directories."""
+
+from pathlib import Path
+
+from harness import results
+
+
+def test_summary_table_rows_and_failures() -> None:
+    rec = results.PointRecord(
+        "x86_64-debian6.12.117-pahole1.30",
+        facts={"kernel_pahole": "1.30", "btf_base_present": True},
+        outcomes={"test_a": "passed", "test_b": "failed"},
+    )
+    table = results.summary_table([rec])
+    lines = table.splitlines()
+    assert lines[0].startswith("| point | kernel | kernel pahole")
+    assert "| x86_64-debian6.12.117-pahole1.30 | - | 1.30 |" in lines[2]
+    assert lines[2].endswith("| test_b (failed) |")
+
+
+def test_new_run_dir_and_latest(tmp_path: Path) -> None:
+    a = results.new_run_dir(tmp_path)
+    b = results.new_run_dir(tmp_path)
+    assert a != b and (tmp_path / "latest").resolve() == b.resolve()
+    summary = results.write_matrix(b, [results.PointRecord("p")])
+    assert summary.read_text().startswith("# kbtf results")
+    assert (b / "matrix.json").exists()
