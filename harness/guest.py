@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import logging
 import os
 import re
@@ -25,7 +24,6 @@ log = logging.getLogger("kbtf")
 
 GUEST_WORKDIR = "/tmp/kbtf"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_PR_SET_PDEATHSIG = 1
 _LIVE: set[GuestSession] = set()
 
 
@@ -74,7 +72,7 @@ class GuestSession:
         def child_setup() -> None:
             # Die with the harness (even on SIGKILL of a worker); QEMU, in our
             # session, gets SIGHUP when vng (the session leader) dies.
-            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            proc.die_with_parent()
             fd = os.open(console_path, os.O_WRONLY | os.O_APPEND)
             os.dup2(fd, 2)
 

@@ -37,12 +37,16 @@ class KernelRequest:
     source: KernelSource
     pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
     user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
-    variant: str = ""  # names extra project fragments, e.g. "+reloc" (empty: none)
+    variant: str = ""  # "reloc": kernel A' (kconfigs/reloc.config on top); "": kernel A
 
     def fragments(self) -> tuple[Path, ...]:
         """Project fragments for this request, in merge order."""
         names = [*BASE_FRAGMENTS, self.arch.kconfig]
         return tuple(KCONFIG_DIR / n for n in names)
+
+    def variant_fragments(self) -> tuple[Path, ...]:
+        """Fragments applied over the merged ones (they may change their values)."""
+        return (KCONFIG_DIR / f"{self.variant}.config",) if self.variant else ()
 
     def requested(self) -> dict[str, kconfig.Option]:
         """The merged options this kernel must end up with.
@@ -53,8 +57,9 @@ class KernelRequest:
         if missing:
             raise ConfigError(f"no kconfig fragment {missing[0]} for arch {self.arch.name}")
         merged = kconfig.merge(kconfig.parse_file(p) for p in self.fragments())
-        users = [kconfig.parse_user_item(i) for i in self.user_kconfig]
-        return kconfig.apply_overrides(merged, users)
+        overrides = [kconfig.parse_file(p) for p in self.variant_fragments()]
+        overrides += [kconfig.parse_user_item(i) for i in self.user_kconfig]
+        return kconfig.apply_overrides(merged, overrides)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
         )
     key = cache_key(req, compiler_version(req.arch))
     kernels = cache_dir / "kernels"
-    final = kernels / f"{req.arch.name}-{req.source.version}-{key}"
+    variant = f"-{req.variant}" if req.variant else ""
+    final = kernels / f"{req.arch.name}-{req.source.version}{variant}-{key}"
     build = KernelBuild(final, key, req.arch, req.source, req.pahole)
     if (final / "kbtf-build.json").exists():
         return build
@@ -232,6 +238,7 @@ def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> No
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PATH": proc.tool_path()},
+            preexec_fn=proc.die_with_parent,
         )
         assert child.stdout is not None
         for line in child.stdout:

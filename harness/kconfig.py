@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(\"(?:[^\"\\]|\\.)*\"|[^\s#]+)\s*(?:#.*)?$")
-_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set\s*$")
+_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set\s*(?:#.*)?$")
 
 # Why an option is commonly dropped by olddefconfig, for the error message.
 DROP_HINTS: Mapping[str, str] = {

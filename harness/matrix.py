@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import ksource, pahole, provision
@@ -18,6 +18,11 @@ class MatrixPoint:
 
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
+
+    @property
+    def kernel_prime(self) -> KernelRequest:
+        """Kernel A' of the relocation suite: same source and pahole, more vmlinux types."""
+        return replace(self.kernel, variant="reloc")
 
     @property
     def kernel_id(self) -> str:

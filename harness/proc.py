@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -62,6 +64,11 @@ def tool_path() -> str:
     return os.pathsep.join(dict.fromkeys(p for p in parts if p))
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the harness process dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -80,14 +87,16 @@ def run(
     log.info("run: %s", where)
     full_env = {**os.environ, "PATH": tool_path(), **(env or {})}
     if logfile is None:
-        proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, capture_output=True)
+        proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, capture_output=True,
+                              preexec_fn=die_with_parent)
     else:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         with logfile.open("a") as fh:
             fh.write(f"$ {where}\n")
             fh.flush()
             proc = subprocess.run(
-                args, cwd=cwd, env=full_env, text=True, stdout=fh, stderr=subprocess.STDOUT
+                args, cwd=cwd, env=full_env, text=True, stdout=fh, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
     if check and proc.returncode != 0:
         detail = (proc.stderr or "").strip().splitlines()[-1:] if logfile is None else []

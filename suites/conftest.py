@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import kbuild, proc, results, vm
+from harness.elfbtf import elf_facts
 from harness.errors import HarnessError
 from harness.guest import GuestSession
 from harness.matrix import MatrixPoint, resolve_points
@@ -63,8 +64,8 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     node.workerinput["kbtf_run_dir"] = str(node.config.stash[RUN_DIR])
 
 
-def _failure_marker(config: pytest.Config, point: MatrixPoint) -> Path:
-    return config.stash[RUN_DIR] / point.id / "kernel-build-failed.txt"
+def _failure_marker(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str) -> Path:
+    return config.stash[RUN_DIR] / kernel_id / f"kernel-{req.variant or 'base'}-failed.json"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -81,23 +82,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.flush()
 
     for point in config.stash[POINTS]:
-        try:
-            _kernel(config, point, progress)
-        except HarnessError as exc:
-            marker = _failure_marker(config, point)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"message": str(exc), "type": type(exc).__name__}))
-            progress(f"kbtf: {point.id}: {exc}")
+        for req in (point.kernel, point.kernel_prime):
+            try:
+                _kernel(config, req, point.kernel_id, progress)
+            except HarnessError as exc:
+                marker = _failure_marker(config, req, point.kernel_id)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(json.dumps({"message": str(exc)}))
+                progress(f"kbtf: {point.kernel_id} {req.variant}: {exc}")
 
 
-def _kernel(config: pytest.Config, point: MatrixPoint, progress: kbuild.Progress
-            ) -> kbuild.KernelBuild:
-    build = kbuild.ensure_kernel(point.kernel, config.stash[CACHE], progress)
-    dest = config.stash[RUN_DIR] / point.id
+def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
+            progress: kbuild.Progress) -> kbuild.KernelBuild:
+    """The cached build of ``req`` (built now if needed); its logs copied to the run dir.
+
+    Raises HarnessError if the controller's build of it already failed in this run.
+    """
+    marker = _failure_marker(config, req, kernel_id)
+    if marker.exists():
+        raise HarnessError(f"kernel build for {kernel_id} {req.variant} failed: "
+                           + json.loads(marker.read_text())["message"])
+    build = kbuild.ensure_kernel(req, config.stash[CACHE], progress)
+    dest = config.stash[RUN_DIR] / kernel_id
     dest.mkdir(parents=True, exist_ok=True)
-    if not (dest / "kernel-build.log").exists():
-        shutil.copy(build.log, dest / "kernel-build.log")
-        shutil.copy(build.dir / "kbtf-build.json", dest / "kernel-build.json")
+    name = f"kernel{'-' + req.variant if req.variant else ''}-build"
+    if not (dest / f"{name}.log").exists():
+        shutil.copy(build.log, dest / f"{name}.log")
+        shutil.copy(build.dir / "kbtf-build.json", dest / f"{name}.json")
     return build
 
 
@@ -138,25 +149,64 @@ def run_dir(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
-    """The point's kernel build (built by the controller at session start)."""
-    marker = _failure_marker(pytestconfig, point)
-    if marker.exists():
-        failure = json.loads(marker.read_text())
-        raise HarnessError(f"kernel build for {point.id} failed: {failure['message']}")
-    return _kernel(pytestconfig, point, log.info)
+    """The point's kernel A (built by the controller at session start)."""
+    return _kernel(pytestconfig, point.kernel, point.kernel_id, log.info)
 
 
 @pytest.fixture(scope="session")
-def hello_ko(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
-             run_dir: Path) -> ModuleBuild:
-    """modules/kbtf_hello built against the point's kernel with the module pahole."""
-    built = build_module(kernel, "kbtf_hello", run_dir / point.id / "modules",
-                         point.module_pahole)
-    sabotage = pytestconfig.option.sabotage
-    if sabotage:
-        section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[sabotage]
+def kernel_prime(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
+    """Kernel A': A plus kconfigs/reloc.config (more vmlinux types, same vermagic)."""
+    return _kernel(pytestconfig, point.kernel_prime, point.kernel_id, log.info)
+
+
+def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
+            name: str, variant: str) -> ModuleBuild:
+    """Build modules/<name> for ``kernel``; variant "split" leaves out distilled_base.
+
+    --sabotage removes a BTF section afterwards (objcopy), to watch the suites fail.
+    """
+    make_args = ("MODULE_PAHOLE_FLAGS=",) if variant.startswith("split") else ()
+    built = build_module(kernel, name, config.stash[RUN_DIR] / point.id / "modules",
+                         point.module_pahole, variant, make_args)
+    if config.option.sabotage:
+        section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[config.option.sabotage]
         proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log)
+    facts = elf_facts(built.ko)
+    record = {
+        "sections": list(facts.sections), "vermagic": facts.vermagic,
+        "btf_bytes": facts.btf.type_len if facts.btf else 0,
+        "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
+    }
+    (built.ko.parent / "elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
     return built
+
+
+@pytest.fixture(scope="session")
+def hello_ko(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint
+             ) -> ModuleBuild:
+    """modules/kbtf_hello built against kernel A with the module pahole."""
+    return _module(pytestconfig, kernel, point, "kbtf_hello", "default")
+
+
+@pytest.fixture(scope="session")
+def types_distilled(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
+                    point: MatrixPoint) -> ModuleBuild:
+    """modules/kbtf_types built against A the default way (.BTF.base if pahole can)."""
+    return _module(pytestconfig, kernel, point, "kbtf_types", "distilled")
+
+
+@pytest.fixture(scope="session")
+def types_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
+                point: MatrixPoint) -> ModuleBuild:
+    """modules/kbtf_types built against A with MODULE_PAHOLE_FLAGS= (split BTF only)."""
+    return _module(pytestconfig, kernel, point, "kbtf_types", "split")
+
+
+@pytest.fixture(scope="session")
+def types_split_for_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.KernelBuild,
+                          point: MatrixPoint) -> ModuleBuild:
+    """modules/kbtf_types built against A' with split BTF only (to load into A)."""
+    return _module(pytestconfig, kernel_prime, point, "kbtf_types", "split-for-prime")
 
 
 @pytest.fixture(scope="session")
@@ -170,25 +220,49 @@ def guest_pool(run_dir: Path) -> Iterator[dict[str, GuestSession]]:
             session.close()
 
 
-@pytest.fixture(scope="session")
-def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-          guest_pool: dict[str, GuestSession], facts: dict[str, object]) -> GuestSession:
-    """The live guest running the point's kernel (one per kernel per worker).
-
-    A guest that died in an earlier test is booted again.
-    """
-    session = guest_pool.get(kernel.key)
+def _boot(kernel: kbuild.KernelBuild, logdir: Path, pool: dict[str, GuestSession],
+          name: str) -> GuestSession:
+    """The live guest of this worker running ``kernel``; boots it (again, if it died)."""
+    session = pool.get(kernel.key)
     if session is None or not session.alive:
         kvm, why = vm.probe_kvm(kernel.arch.qemu)
         log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm),
-                               run_dir / point.kernel_id / "guests", f"guest-{worker}")
-        guest_pool[kernel.key] = session
+        session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm), logdir,
+                               f"{name}-{worker}")
+        pool[kernel.key] = session
         session.start()
-        facts["accel"] = "kvm" if kvm else f"tcg ({why})"
-        facts["boot_seconds"] = round(session.boot_seconds, 1)
     return session
+
+
+@pytest.fixture(scope="session")
+def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+          guest_pool: dict[str, GuestSession], facts: dict[str, object]) -> GuestSession:
+    """The live guest running kernel A (one per kernel per worker)."""
+    session = _boot(kernel, run_dir / point.kernel_id / "guests", guest_pool, "guest-A")
+    facts["boot_seconds"] = round(session.boot_seconds, 1)
+    return session
+
+
+@pytest.fixture(scope="session")
+def guest_prime(kernel_prime: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+                guest_pool: dict[str, GuestSession]) -> GuestSession:
+    """The live guest running kernel A'."""
+    return _boot(kernel_prime, run_dir / point.kernel_id / "guests", guest_pool, "guest-A-prime")
+
+
+@pytest.fixture(scope="module")
+def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild) -> Iterator[ModuleBuild]:
+    """kbtf_hello inserted into guest A for the tests of one file; removed afterwards."""
+    guest.run("rmmod kbtf_hello 2>/dev/null; dmesg -C")
+    res = guest.run("insmod", str(hello_ko.ko))
+    if not res.ok:
+        dmesg = guest.run("dmesg | tail -5").stdout.strip()
+        pytest.fail(f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}; "
+                    f"dmesg: {dmesg}")
+    yield hello_ko
+    if guest.alive:
+        guest.run("rmmod kbtf_hello")
 
 
 @pytest.fixture(scope="session")

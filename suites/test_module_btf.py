@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from harness.elfbtf import elf_facts
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
@@ -36,23 +34,12 @@ def test_sys_kernel_btf_vmlinux(guest: GuestSession) -> None:
     assert res.ok, "/sys/kernel/btf/vmlinux is missing or empty in the guest"
 
 
-@pytest.fixture(scope="module")
-def loaded(guest: GuestSession, hello_ko: ModuleBuild):  # type: ignore[no-untyped-def]
-    """kbtf_hello inserted for the tests of this file; removed afterwards."""
-    res = guest.run("insmod", str(hello_ko.ko))
-    dmesg = guest.run("dmesg | tail -5").stdout
-    assert res.ok, f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}; dmesg: {dmesg}"
-    yield hello_ko
-    if guest.alive:
-        guest.run("rmmod", MOD)
-
-
-def test_insmod(guest: GuestSession, loaded: ModuleBuild) -> None:
+def test_insmod(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
     res = guest.run("grep", f"^{MOD} ", "/proc/modules")
     assert res.ok, f"{MOD} is not in /proc/modules after insmod"
 
 
-def test_sys_kernel_btf_module(guest: GuestSession, loaded: ModuleBuild,
+def test_sys_kernel_btf_module(guest: GuestSession, hello_loaded: ModuleBuild,
                                facts: dict[str, object]) -> None:
     res = guest.run("test", "-s", f"/sys/kernel/btf/{MOD}")
     facts["module_btf_loaded"] = res.ok
@@ -60,7 +47,7 @@ def test_sys_kernel_btf_module(guest: GuestSession, loaded: ModuleBuild,
     assert res.ok, f"/sys/kernel/btf/{MOD} missing after insmod; dmesg: {dmesg or '(nothing)'}"
 
 
-def test_bpftool_names_module_function(guest: GuestSession, loaded: ModuleBuild) -> None:
+def test_bpftool_names_module_function(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
     res = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}",
                     "base", "/sys/kernel/btf/vmlinux")
     assert res.ok, f"bpftool btf dump failed: {res.stderr.strip()}"
@@ -68,8 +55,8 @@ def test_bpftool_names_module_function(guest: GuestSession, loaded: ModuleBuild)
     assert "kbtf_hello_poke" in funcs, f"module BTF lacks kbtf_hello_poke; FUNCs: {sorted(funcs)}"
 
 
-def test_rmmod(guest: GuestSession, loaded: ModuleBuild) -> None:
+def test_rmmod(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
     assert guest.run("rmmod", MOD).ok, f"rmmod {MOD} failed"
     assert not guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok, \
         f"/sys/kernel/btf/{MOD} still exists after rmmod"
-    assert guest.run("insmod", str(loaded.ko)).ok, "re-insmod after rmmod failed"
+    assert guest.run("insmod", str(hello_loaded.ko)).ok, "re-insmod after rmmod failed"

@@ -73,7 +73,12 @@ def test_missing_after_tells_dropped_from_unknown() -> None:
 
 def test_project_fragments_parse_and_merge_without_conflict() -> None:
     root = Path(__file__).resolve().parent.parent / "kconfigs"
-    merged = kconfig.merge(kconfig.parse_file(p) for p in sorted(root.glob("*.config")))
+    names = ("base.config", "btf.config", "x86_64.config")
+    merged = kconfig.merge(kconfig.parse_file(root / n) for n in names)
     for opt in ("CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_IKHEADERS", "CONFIG_BLOCK",
-                "CONFIG_ACPI"):
+                "CONFIG_ACPI", "CONFIG_MODULE_ALLOW_BTF_MISMATCH"):
         assert merged[opt].value == "y"
+    assert merged["CONFIG_MODVERSIONS"].value == "n"
+    prime = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "reloc.config")])
+    assert prime["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
+    assert prime["CONFIG_NET_SCHED"].value == "y"

@@ -1,0 +1,65 @@
+"""bpftrace in the guest (the guest root's own bpftrace): kprobes on a module function
+count exactly the calls made from userspace; fentry (kfunc) with typed args needs the
+module's BTF and fails with bpftrace's own error without it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from harness import proc
+from harness.guest import GuestSession
+from harness.modbuild import ModuleBuild
+
+CALLS = 5
+
+
+def _bpftrace(guest: GuestSession, program: str, trigger: str) -> tuple[int, str]:
+    """Run ``program`` while ``trigger`` runs (bpftrace -c); (rc, stdout + stderr)."""
+    cmd = f"bpftrace -e {shlex.quote(program)} -c {shlex.quote('sh -c ' + shlex.quote(trigger))}"
+    res = guest.run(cmd, timeout=300)
+    return res.rc, res.stdout + res.stderr
+
+
+def test_kprobe_counts_exactly_the_userspace_calls(guest: GuestSession,
+                                                   hello_loaded: ModuleBuild) -> None:
+    trigger = f"for i in $(seq {CALLS}); do echo $i > /proc/kbtf_hello; done"
+    rc, out = _bpftrace(guest, "kprobe:kbtf_hello_poke { @calls = count(); }", trigger)
+    assert rc == 0, f"bpftrace kprobe failed ({rc}): {out.strip()}"
+    assert f"@calls: {CALLS}" in out, f"want @calls: {CALLS}, bpftrace printed: {out.strip()}"
+
+
+def test_fentry_reads_typed_args_from_module_btf(guest: GuestSession,
+                                                 hello_loaded: ModuleBuild) -> None:
+    program = 'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }'
+    rc, out = _bpftrace(guest, program, "echo 42 > /proc/kbtf_hello")
+    assert rc == 0, f"bpftrace kfunc failed ({rc}): {out.strip()}"
+    assert "value=42" in out, f"kfunc args->value not seen: {out.strip()}"
+
+
+@pytest.fixture
+def hello_without_btf(guest: GuestSession, hello_loaded: ModuleBuild
+                      ) -> Iterator[ModuleBuild]:
+    """kbtf_hello with .BTF and .BTF.base stripped, loaded instead of the normal one."""
+    ko = hello_loaded.ko.with_name("kbtf_hello.nobtf.ko")
+    proc.run(["objcopy", "--remove-section", ".BTF", "--remove-section", ".BTF.base",
+              hello_loaded.ko, ko])
+    assert guest.run("rmmod kbtf_hello").ok
+    assert guest.run("insmod", str(ko)).ok
+    yield replace(hello_loaded, ko=ko)
+    guest.run("rmmod kbtf_hello")
+    guest.run("insmod", str(hello_loaded.ko))
+
+
+def test_fentry_fails_without_module_btf(guest: GuestSession,
+                                         hello_without_btf: ModuleBuild) -> None:
+    assert not guest.run("test", "-e", "/sys/kernel/btf/kbtf_hello").ok
+    program = 'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }'
+    rc, out = _bpftrace(guest, program, "echo 42 > /proc/kbtf_hello")
+    assert rc != 0, f"bpftrace kfunc attached to a module without BTF: {out.strip()}"
+    assert "value=42" not in out
+    assert "ERROR" in out or "error" in out, f"no bpftrace error message: {out.strip()}"
