@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s.%N)
-./kbtf pytest suites/ -p no:xdist -q -x -k test_vmlinux_has_btf >/dev/null
+./kbtf pytest suites/ -n 0 -q -x -k test_vmlinux_has_btf >/dev/null
 end=$(date +%s.%N)
 echo "no-op rerun to first test result: $(echo "$end - $start" | bc) s"

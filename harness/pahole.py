@@ -34,10 +34,14 @@ class Pahole:
 
 
 def parse_version(text: str) -> str:
-    """'v1.24' (pahole --version output) -> '1.24'. Raises ConfigError if absent."""
-    m = re.search(r"v?(\d+)\.(\d+)", text)
+    """'v1.24' (pahole --version output) -> '1.24'.
+
+    Raises ConfigError if the text is not a pahole version line.
+    """
+    m = re.fullmatch(r"\s*v(\d+)\.(\d+)\s*", text)
     if not m:
-        raise ConfigError(f"cannot parse a pahole version from {text.strip()!r}")
+        first = (text.strip().splitlines() or [""])[0][:60]
+        raise ConfigError(f"not a pahole: --version printed {first!r}, want e.g. 'v1.30'")
     return f"{int(m[1])}.{int(m[2])}"
 
 
@@ -63,7 +67,10 @@ def probe(path: Path) -> Pahole:
         raise ConfigError(f"pahole {path} is not runnable: {exc.strerror}") from None
     if out.returncode != 0:
         raise ConfigError(f"pahole {path} --version failed: {out.stderr.strip()[:200]}")
-    version = parse_version(out.stdout)
+    try:
+        version = parse_version(out.stdout)
+    except ConfigError as exc:
+        raise ConfigError(f"pahole {path}: {exc}") from None
     features: tuple[str, ...] = ()
     if version_code(version) >= 126:
         feat = subprocess.run(

@@ -129,12 +129,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A HarnessError in a test body is harness trouble: report it as an ERROR."""
+    """A HarnessError is harness trouble: an ERROR (even from a test body) that shows the
+    error's one line and log path instead of a traceback through the harness."""
     report = yield
-    if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(
-        HarnessError
-    ):
-        report.when = "setup"
+    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
+        exc = call.excinfo.value
+        report.longrepr = f"{type(exc).__name__}: {exc}"
+        if report.when == "call":
+            report.when = "setup"
     return report
 
 
