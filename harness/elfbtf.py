@@ -76,9 +76,10 @@ def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:
 
     For split BTF pass the ``base`` (vmlinux). Raises BuildError if bpftool fails.
     """
-    argv = [proc.require_tool("bpftool"), "-j", "btf", "dump", "file", str(path)]
+    argv = [proc.require_tool("bpftool"), "-j"]
     if base is not None:
-        argv += ["base", str(base)]
+        argv += ["--base-btf", str(base)]
+    argv += ["btf", "dump", "file", str(path)]
     out = proc.run(argv)
     types: list[dict[str, object]] = json.loads(out.stdout)["types"]
     return types

@@ -37,7 +37,7 @@ class KernelRequest:
     source: KernelSource
     pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
     user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
-    variant: str = ""  # "reloc": kernel A' (kconfigs/reloc.config on top); "": kernel A
+    variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_y)
 
     def fragments(self) -> tuple[Path, ...]:
         """Project fragments for this request, in merge order."""

@@ -19,10 +19,9 @@ class MatrixPoint:
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
 
-    @property
-    def kernel_prime(self) -> KernelRequest:
-        """Kernel A' of the relocation suite: same source and pahole, more vmlinux types."""
-        return replace(self.kernel, variant="reloc")
+    def kernel_variant(self, variant: str) -> KernelRequest:
+        """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
+        return replace(self.kernel, variant=variant)
 
     @property
     def kernel_id(self) -> str:

@@ -47,7 +47,15 @@ def build_module(
     log = dst / "build.log"
     argv = ["make", "-C", str(kernel.dir), f"M={dst}", *kernel.arch.make_vars(),
             f"PAHOLE={pahole.path}", *make_args, "modules"]
-    proc.run(argv, logfile=log)
+    try:
+        proc.run(argv, logfile=log)
+    except BuildError:
+        # Say why when pahole itself refused (e.g. pahole < 1.26 given --btf_features).
+        why = [ln for ln in log.read_text(errors="replace").splitlines() if "pahole" in ln
+               and ("unrecognized" in ln or "error" in ln.lower()) and not ln.startswith("$")]
+        if why:
+            raise BuildError(f"module build failed: {why[-1].strip()}", log=log) from None
+        raise
     ko = dst / f"{name}.ko"
     if not ko.is_file():
         raise BuildError(f"module build produced no {ko.name}", log=log)

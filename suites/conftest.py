@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 
 from harness import kbuild, proc, results, vm
 from harness.elfbtf import elf_facts
@@ -81,8 +82,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(msg)
             reporter.flush()
 
+    # Kernels A' and A_y only when the relocation suite is selected (-m "not relocation").
+    variants = RELOCATION_VARIANTS if _selected(config, "relocation") else ()
     for point in config.stash[POINTS]:
-        for req in (point.kernel, point.kernel_prime):
+        for req in (point.kernel, *(point.kernel_variant(v) for v in variants)):
             try:
                 _kernel(config, req, point.kernel_id, progress)
             except HarnessError as exc:
@@ -90,6 +93,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(json.dumps({"message": str(exc)}))
                 progress(f"kbtf: {point.kernel_id} {req.variant}: {exc}")
+
+
+RELOCATION_VARIANTS = ("reloc", "mismatch")
+
+
+def _selected(config: pytest.Config, marker: str) -> bool:
+    """Whether -m lets through tests marked ``marker`` (prebuild cannot see xdist's items)."""
+    if not config.option.markexpr:
+        return True
+    def has(name: str, /, **kwargs: str | int | bool | None) -> bool:
+        return name == marker
+
+    return Expression.compile(config.option.markexpr).evaluate(has)
 
 
 def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
@@ -114,16 +130,10 @@ def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "point" in metafunc.fixturenames:
-        points = metafunc.config.stash[POINTS]
-        metafunc.parametrize("point", points, ids=[p.id for p in points], scope="session")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each kernel's tests on one xdist worker (one guest boot per kernel)."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "point" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["point"].kernel_id))
+        # One xdist group per kernel: its tests share one worker, so one guest boot.
+        params = [pytest.param(p, id=p.id, marks=pytest.mark.xdist_group(p.kernel_id))
+                  for p in metafunc.config.stash[POINTS]]
+        metafunc.parametrize("point", params, scope="session")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -158,7 +168,13 @@ def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuil
 @pytest.fixture(scope="session")
 def kernel_prime(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
     """Kernel A': A plus kconfigs/reloc.config (more vmlinux types, same vermagic)."""
-    return _kernel(pytestconfig, point.kernel_prime, point.kernel_id, log.info)
+    return _kernel(pytestconfig, point.kernel_variant("reloc"), point.kernel_id, log.info)
+
+
+@pytest.fixture(scope="session")
+def kernel_allow(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
+    """Kernel A_y: A with MODULE_ALLOW_BTF_MISMATCH=y (kconfigs/mismatch.config)."""
+    return _kernel(pytestconfig, point.kernel_variant("mismatch"), point.kernel_id, log.info)
 
 
 def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
@@ -168,8 +184,10 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
     --sabotage removes a BTF section afterwards (objcopy), to watch the suites fail.
     """
     make_args = ("MODULE_PAHOLE_FLAGS=",) if variant.startswith("split") else ()
-    built = build_module(kernel, name, config.stash[RUN_DIR] / point.id / "modules",
-                         point.module_pahole, variant, make_args)
+    # Per worker: xdist may run this point's tests on several workers at once.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    outdir = config.stash[RUN_DIR] / point.id / "modules" / worker
+    built = build_module(kernel, name, outdir, point.module_pahole, variant, make_args)
     if config.option.sabotage:
         section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[config.option.sabotage]
         proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log)
@@ -202,6 +220,13 @@ def types_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
                 point: MatrixPoint) -> ModuleBuild:
     """modules/kbtf_types built against A with MODULE_PAHOLE_FLAGS= (split BTF only)."""
     return _module(pytestconfig, kernel, point, "kbtf_types", "split")
+
+
+@pytest.fixture(scope="session")
+def guest_allow(kernel_allow: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+                guest_pool: dict[str, GuestSession]) -> GuestSession:
+    """The live guest running kernel A_y."""
+    return _boot(kernel_allow, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_y")
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,11 @@ CALLS = 5
 
 def _bpftrace(guest: GuestSession, program: str, trigger: str) -> tuple[int, str]:
     """Run ``program`` while ``trigger`` runs (bpftrace -c); (rc, stdout + stderr)."""
-    cmd = f"bpftrace -e {shlex.quote(program)} -c {shlex.quote('sh -c ' + shlex.quote(trigger))}"
-    res = guest.run(cmd, timeout=300)
+    # bpftrace splits -c on spaces (no shell quoting) and wants an absolute path ("sh"
+    # matches /bin/sh and /usr/bin/sh under merged /usr): run the trigger from a script.
+    script = "/tmp/kbtf/trigger.sh"
+    assert guest.run(f"printf '%s\\n' {shlex.quote(trigger)} > {script}").ok
+    res = guest.run("bpftrace", "-e", program, "-c", f"/bin/sh {script}", timeout=300)
     return res.rc, res.stdout + res.stderr
 
 

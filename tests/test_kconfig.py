@@ -76,9 +76,11 @@ def test_project_fragments_parse_and_merge_without_conflict() -> None:
     names = ("base.config", "btf.config", "x86_64.config")
     merged = kconfig.merge(kconfig.parse_file(root / n) for n in names)
     for opt in ("CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_IKHEADERS", "CONFIG_BLOCK",
-                "CONFIG_ACPI", "CONFIG_MODULE_ALLOW_BTF_MISMATCH"):
+                "CONFIG_ACPI"):
         assert merged[opt].value == "y"
     assert merged["CONFIG_MODVERSIONS"].value == "n"
+    assert merged["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
     prime = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "reloc.config")])
-    assert prime["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
     assert prime["CONFIG_NET_SCHED"].value == "y"
+    allow = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "mismatch.config")])
+    assert allow["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "y"
