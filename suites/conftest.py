@@ -82,7 +82,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(msg)
             reporter.flush()
 
-    # Kernels A' and A_y only when the relocation suite is selected (-m "not relocation").
+    # Kernels A' and A_n only when the relocation suite is selected (-m "not relocation").
     variants = RELOCATION_VARIANTS if _selected(config, "relocation") else ()
     for point in config.stash[POINTS]:
         for req in (point.kernel, *(point.kernel_variant(v) for v in variants)):
@@ -172,8 +172,8 @@ def kernel_prime(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.Kern
 
 
 @pytest.fixture(scope="session")
-def kernel_allow(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
-    """Kernel A_y: A with MODULE_ALLOW_BTF_MISMATCH=y (kconfigs/mismatch.config)."""
+def kernel_refuse(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
+    """Kernel A_n: A with MODULE_ALLOW_BTF_MISMATCH=n (kconfigs/mismatch.config)."""
     return _kernel(pytestconfig, point.kernel_variant("mismatch"), point.kernel_id, log.info)
 
 
@@ -223,10 +223,10 @@ def types_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
 
 
 @pytest.fixture(scope="session")
-def guest_allow(kernel_allow: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                guest_pool: dict[str, GuestSession]) -> GuestSession:
-    """The live guest running kernel A_y."""
-    return _boot(kernel_allow, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_y")
+def guest_refuse(kernel_refuse: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+                 guest_pool: dict[str, GuestSession]) -> GuestSession:
+    """The live guest running kernel A_n."""
+    return _boot(kernel_refuse, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_n")
 
 
 @pytest.fixture(scope="session")

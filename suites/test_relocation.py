@@ -1,11 +1,11 @@
 """Relocation of distilled base BTF (the seeds' heart). Three kernels from one source, one
-vermagic: A, A' = A + kconfigs/reloc.config (more vmlinux BTF types, so ids move) and
-A_y = A with MODULE_ALLOW_BTF_MISMATCH=y.
+vermagic: A (MODULE_ALLOW_BTF_MISMATCH=y), A' = A + kconfigs/reloc.config (more vmlinux BTF
+types, so ids move; =n) and A_n = A with MODULE_ALLOW_BTF_MISMATCH=n.
 
 - distilled (.BTF.base) built for A, loaded into A': relocated; members still name
   task_struct, sk_buff, list_head, mm_struct.
-- split-only built for A' (the larger base), loaded into A (=n): refused with the kernel's
-  "failed to validate module" error; into A_y (=y): loaded without /sys/kernel/btf/<mod>.
+- split-only built for A' (the larger base), loaded into A_n (=n): refused with the kernel's
+  "failed to validate module" error; into A (=y): loaded without /sys/kernel/btf/<mod>.
 - split-only built for A, loaded into the larger A': 6.12 only checks split BTF
   structurally, so it is accepted with wrong types. That test shows the wrong BTF and is a
   strict xfail: if a kernel starts refusing it, the XPASS fails and says so.
@@ -75,7 +75,7 @@ def _stale_btf_finding(guest: GuestSession) -> str | None:
 def unload(request: pytest.FixtureRequest) -> Iterator[None]:
     """rmmod kbtf_types from the guests the test used."""
     yield
-    for name in ("guest", "guest_prime", "guest_allow"):
+    for name in ("guest", "guest_prime", "guest_refuse"):
         if name in request.fixturenames:
             g = request.getfixturevalue(name)
             if g.alive:
@@ -107,26 +107,26 @@ def test_distilled_module_relocates_into_rebuilt_kernel(
 
 @pytest.mark.usefixtures("unload")
 def test_split_module_refused_when_mismatch_not_allowed(
-    guest: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
+    guest_refuse: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
 ) -> None:
     assert elf_facts(types_split_for_prime.ko).btf_base is None, "split variant has .BTF.base"
-    loaded, btf_line = _load(guest, types_split_for_prime)
-    facts["split_for_A'_into_A"] = "loaded" if loaded else f"refused: {btf_line}"
+    loaded, btf_line = _load(guest_refuse, types_split_for_prime)
+    facts["split_for_A'_into_A_n"] = "loaded" if loaded else f"refused: {btf_line}"
     if loaded:
-        stale = _stale_btf_finding(guest)
-        pytest.fail(stale or f"A (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A' "
+        stale = _stale_btf_finding(guest_refuse)
+        pytest.fail(stale or f"A_n (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A' "
                     f"and dropped its BTF instead of refusing the module: {btf_line}")
     assert BTF_ERROR.search(btf_line), f"insmod failed, but not with the BTF error: {btf_line}"
 
 
 @pytest.mark.usefixtures("unload")
 def test_split_module_loads_without_btf_when_mismatch_allowed(
-    guest_allow: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
+    guest: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
 ) -> None:
-    loaded, btf_line = _load(guest_allow, types_split_for_prime)
-    facts["split_for_A'_into_A_y"] = "loaded" if loaded else f"refused: {btf_line}"
-    assert loaded, f"A_y (MODULE_ALLOW_BTF_MISMATCH=y) refused a split module: {btf_line}"
-    stale = _stale_btf_finding(guest_allow)
+    loaded, btf_line = _load(guest, types_split_for_prime)
+    facts["split_for_A'_into_A"] = "loaded" if loaded else f"refused: {btf_line}"
+    assert loaded, f"A (MODULE_ALLOW_BTF_MISMATCH=y) refused a split module: {btf_line}"
+    stale = _stale_btf_finding(guest)
     assert stale is None, stale
     assert BTF_MISMATCH.search(btf_line), f"no BTF mismatch message in dmesg: {btf_line}"
 

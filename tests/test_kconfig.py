@@ -79,8 +79,8 @@ def test_project_fragments_parse_and_merge_without_conflict() -> None:
                 "CONFIG_ACPI"):
         assert merged[opt].value == "y"
     assert merged["CONFIG_MODVERSIONS"].value == "n"
-    assert merged["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
+    assert merged["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "y"
     prime = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "reloc.config")])
     assert prime["CONFIG_NET_SCHED"].value == "y"
     allow = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "mismatch.config")])
-    assert allow["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "y"
+    assert allow["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
