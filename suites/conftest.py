@@ -313,7 +313,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     if report.when == "call" or report.outcome != "passed":
         name, point = report.nodeid.rsplit("[", 1)
-        outcome = report.outcome if report.when == "call" else "error"
+        outcome: str = report.outcome if report.when == "call" else "error"
         if hasattr(report, "wasxfail"):
             outcome = "xfailed" if report.skipped else "xpassed"
         _OUTCOMES.setdefault(point.rstrip("]"), {})[name.split("::")[-1]] = outcome
