@@ -216,7 +216,7 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
         "compiler": compiler_version(req.arch),
         "pahole_version_config": configured.value,
         "pahole_features": list(req.pahole.features),
-        "reproduce": [" ".join(_make(req, Path("<out>"), "tinyconfig")), "..."],
+        "reproduce": "every command, with its exact argv, follows a '$ ' in kbtf-build.log",
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")
 
