@@ -116,7 +116,8 @@ def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
     """
     marker = _failure_marker(config, req, kernel_id)
     if marker.exists():
-        raise HarnessError(f"kernel build for {kernel_id} {req.variant} failed: "
+        raise HarnessError(f"kernel build for {kernel_id}{' ' + req.variant if req.variant else ''}"
+                           " failed: "
                            + json.loads(marker.read_text())["message"])
     build = kbuild.ensure_kernel(req, config.stash[CACHE], progress)
     dest = config.stash[RUN_DIR] / kernel_id
