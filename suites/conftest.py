@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -310,14 +311,15 @@ def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect outcomes per point (in the controller, or the only process)."""
-    if "[" not in report.nodeid:
+    m = re.fullmatch(r"(?P<test>.*)\[(?P<point>[^\]]*)\](?:@.*)?", report.nodeid)
+    if m is None:
         return
     if report.when == "call" or report.outcome != "passed":
-        name, point = report.nodeid.rsplit("[", 1)
         outcome: str = report.outcome if report.when == "call" else "error"
         if hasattr(report, "wasxfail"):
             outcome = "xfailed" if report.skipped else "xpassed"
-        _OUTCOMES.setdefault(point.rstrip("]"), {})[name.split("::")[-1]] = outcome
+        name = m["test"].split("::")[-1]
+        _OUTCOMES.setdefault(m["point"], {})[name] = outcome
 
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
@@ -346,3 +348,4 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  #
         f"kbtf: results in {run} (junit.xml, kbtf-*.log, <point>/kernel-build.log, "
         "<point>/guests/*.console.log, <point>/modules/*/build.log)"
     )
+
