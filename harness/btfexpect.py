@@ -19,6 +19,20 @@ _GATE = re.compile(
 )
 
 
+# Makefile.btf passes --btf_features from CONFIG_PAHOLE_VERSION 126 on; pahole < 1.26 rejects
+# that option, so it cannot build modules for such a kernel at all.
+BTF_FEATURES_FROM = 126
+
+
+def module_pahole_unusable(config_pahole: int, module_pahole: Pahole) -> str | None:
+    """Why ``module_pahole`` cannot build modules for this kernel, or None if it can."""
+    if config_pahole >= BTF_FEATURES_FROM and module_pahole.code < BTF_FEATURES_FROM:
+        return (f"module pahole {module_pahole.version} < 1.26 rejects the --btf_features "
+                f"flags of a kernel configured with pahole {config_pahole // 100}."
+                f"{config_pahole % 100}")
+    return None
+
+
 @dataclass(frozen=True)
 class Expectation:
     """Whether a module should carry .BTF.base, and the facts that say so."""

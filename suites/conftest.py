@@ -19,6 +19,7 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from harness import kbuild, proc, results, vm
+from harness.btfexpect import module_pahole_unusable
 from harness.elfbtf import elf_facts
 from harness.errors import HarnessError
 from harness.guest import GuestSession
@@ -185,6 +186,10 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
 
     --sabotage removes a BTF section afterwards (objcopy), to watch the suites fail.
     """
+    unusable = module_pahole_unusable(
+        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
+    if unusable:
+        pytest.skip(unusable)
     make_args = ("MODULE_PAHOLE_FLAGS=",) if variant.startswith("split") else ()
     # Per worker: xdist may run this point's tests on several workers at once.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

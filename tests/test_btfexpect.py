@@ -44,3 +44,12 @@ def test_newer_gate_and_gen_btf() -> None:
     exp = expect_btf_base(124, "", "# distill the base with resolve_btfids", ph("1.24"))
     assert exp.btf_base
 
+
+
+def test_old_module_pahole_cannot_build_for_new_kernel() -> None:
+    from harness.btfexpect import module_pahole_unusable
+
+    why = module_pahole_unusable(130, ph("1.24"))
+    assert why is not None and "1.24 < 1.26" in why and "pahole 1.30" in why
+    assert module_pahole_unusable(124, ph("1.24")) is None
+    assert module_pahole_unusable(130, ph("1.32", FEATURES_130)) is None
