@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,17 @@ class MatrixPoint:
     def kernel_variant(self, variant: str) -> KernelRequest:
         """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
         return replace(self.kernel, variant=variant)
+
+    def rerun(self) -> str:
+        """The command line that reruns just this point."""
+        k = self.kernel
+        args = ["./kbtf", "pytest", "suites/", "--arch", k.arch.name]
+        if not k.source.identity.startswith("deb:"):
+            args += ["--kernel-src", str(k.source.path)]
+        args += ["--pahole", str(k.pahole.path), "--module-pahole", str(self.module_pahole.path)]
+        for item in k.user_kconfig:
+            args += ["--kconfig-add", item]
+        return shlex.join([*args, "-k", self.id])
 
     @property
     def kernel_id(self) -> str:

@@ -66,5 +66,7 @@ def write_matrix(run_dir: Path, records: list[PointRecord]) -> Path:
         json.dumps([asdict(r) for r in records], indent=2, default=str) + "\n"
     )
     summary = run_dir / "summary.md"
-    summary.write_text("# kbtf results\n\n" + summary_table(records))
+    reruns = "".join(f"- `{r.facts['rerun']}`\n" for r in records if "rerun" in r.facts)
+    summary.write_text("# kbtf results\n\n" + summary_table(records)
+                       + ("\nRerun one point:\n\n" + reruns if reruns else ""))
     return summary

@@ -338,7 +338,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = config.stash[RUN_DIR]
     records = []
     for point in config.stash[POINTS]:
-        rec = results.PointRecord(point.id, outcomes=_OUTCOMES.get(point.id, {}))
+        rec = results.PointRecord(point.id, facts={"rerun": point.rerun()},
+                                  outcomes=_OUTCOMES.get(point.id, {}))
         for f in sorted((run / point.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         records.append(rec)
