@@ -84,7 +84,7 @@ def decode_result(command: str, match: re.Match[str]) -> CommandResult:
     """Build a CommandResult from a sentinel_pattern match."""
     def text(group: int) -> str:
         # The guest console turns \n into \r\n on its way out, whatever stty says.
-        return match.group(group).replace("\r\n", "\n")
+        return re.sub(r"\r+\n", "\n", match.group(group))
 
     return CommandResult(command, int(match.group(3)), text(1), text(2))
 

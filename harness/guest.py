@@ -86,16 +86,12 @@ class GuestSession:
         _LIVE.add(self)
         deadline = start + timeout
         try:
-            while not self._ping(min(2.0, max(0.1, deadline - time.monotonic()))):
-                if time.monotonic() > deadline:
-                    raise BootError(f"guest {self.name}: no shell after {timeout:.0f}s",
-                                    log=self.console_log)
-            # A plain bash: no readline, no rc files, no echo, no \n -> \r\n. Wait for it
-            # to answer before typing more: input typed during the exec can be lost.
+            self._wait_for_shell(deadline, "no shell")
+            # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the guest's
+            # own tty (the console adds one more \r; decode_result drops it). Wait for it before
+            # typing more: input typed during the exec can be lost.
             self._child.sendline("exec /bin/bash --norc --noprofile --noediting")
-            while not self._ping(2.0):
-                if time.monotonic() > deadline:
-                    raise BootError(f"guest {self.name}: bash did not start", log=self.serial_log)
+            self._wait_for_shell(deadline, "bash did not start")
             self._child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
                                  f"mkdir -p {GUEST_WORKDIR}; cd /; "
                                  + console.session_setup(GUEST_WORKDIR))
@@ -175,6 +171,13 @@ class GuestSession:
             result = console.decode_result(command, match)
             log.info("guest %s: %s -> rc %d", self.name, command, result.rc)
             return result
+
+    def _wait_for_shell(self, deadline: float, what: str) -> None:
+        """Ping until the shell answers. Raises BootError saying ``what`` at ``deadline``."""
+        while not self._ping(min(2.0, max(0.1, deadline - time.monotonic()))):
+            if time.monotonic() > deadline:
+                raise BootError(f"guest {self.name}: {what} by the boot deadline",
+                                log=self.console_log)
 
     def _ping(self, timeout: float) -> bool:
         """Type a marker command; True if the shell answered within ``timeout``."""

@@ -22,7 +22,7 @@ def test_wrap_command_chunks_long_commands() -> None:
 
 def test_sentinel_parses_stdout_stderr_rc_with_crlf() -> None:
     typed = "kbtf_run abc $'echo hi'\r\n"
-    out = typed + "\r\nKBTF-abc-O\r\nhi\r\ntwo\r\n\r\nKBTF-abc-E\r\noops\r\n\r\nKBTF-abc-R:3\r\n"
+    out = typed + "\r\nKBTF-abc-O\r\nhi\r\r\ntwo\r\n\r\nKBTF-abc-E\r\noops\r\n\r\nKBTF-abc-R:3\r\n"
     m = re.search(console.sentinel_pattern("abc"), out)
     assert m is not None
     res = console.decode_result("echo hi", m)
