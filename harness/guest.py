@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import contextlib
 import logging
 import os
@@ -58,8 +59,7 @@ class GuestSession:
 
     def start(self, timeout: float = 300) -> None:
         """Boot the guest and wait for its shell. Raises BootError naming the logs."""
-        spec = vm.BootSpec(self.spec.arch, self.spec.image, self.spec.kvm,
-                           self.spec.memory, self._pidfile)
+        spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
         argv = vm.vng_argv(proc.require_tool("vng"), spec)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_text("")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,6 @@ def _apt_state(cache_dir: Path, suite: str) -> Path:
     (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
     (state / "status").touch()
     stamp = state / "updated"
-    import time
-
     if not stamp.exists() or time.time() - stamp.stat().st_mtime > 86400:
         proc.run(["apt-get", *apt_options(state), "update"], logfile=state / "apt.log")
         stamp.touch()
