@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass
@@ -69,6 +70,12 @@ def elf_facts(path: Path) -> ElfFacts:
             parse_btf_header(btf.data()) if btf is not None else None,
             parse_btf_header(base.data()) if base is not None else None,
         )
+
+
+@functools.cache
+def vmlinux_types(vmlinux: Path) -> list[dict[str, object]]:
+    """``btf_types`` of a vmlinux, dumped once per process (cached builds never change)."""
+    return btf_types(vmlinux)
 
 
 def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:

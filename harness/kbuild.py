@@ -177,7 +177,8 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
     """Configure, validate and build into ``out``. Raises ConfigError or BuildError."""
     log = out / "kbtf-build.log"
     requested = req.requested()
-    label = f"{req.arch.name} {req.source.label} {req.pahole.label}"
+    variant = f" variant {req.variant}" if req.variant else ""
+    label = f"{req.arch.name} {req.source.label} {req.pahole.label}{variant}"
     progress(f"kbtf: building kernel {label} in {out} (log: {log})")
     proc.run(_make(req, out, "tinyconfig"), logfile=log)
     fragment = out / "kbtf-fragment.config"

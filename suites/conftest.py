@@ -163,6 +163,12 @@ def run_dir(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cache_dir(pytestconfig: pytest.Config) -> Path:
+    """kbtf's cache (kernels, paholes, scaffolds)."""
+    return pytestconfig.stash[CACHE]
+
+
+@pytest.fixture(scope="session")
 def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
     """The point's kernel A (built by the controller at session start)."""
     return _kernel(pytestconfig, point.kernel, point.kernel_id, log.info)

@@ -1,14 +1,35 @@
-"""kheaders (CONFIG_IKHEADERS): the running kernel exposes its own headers, and they match
-the running kernel's configuration.
+"""kheaders (CONFIG_IKHEADERS), after the seed patch and its selftest: the running kernel
+exposes its own headers, they match its configuration, and a module builds against them
+(``make -C <extracted headers> M=<module> modules``, in the guest) and loads.
+
+6.12's archive holds only include/ and arch/<srcarch>/include/, so the build's non-header
+pieces (Makefile, scripts, .config, Module.symvers, a BTF-only vmlinux) come from a scaffold
+made from the build tree (harness/kheaders.py); every header comes from the archive.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from harness import kheaders
+from harness.btfexpect import module_pahole_unusable
+from harness.btfnames import module_struct_members
+from harness.console import CommandResult
+from harness.elfbtf import vmlinux_types
+from harness.errors import HarnessError
 from harness.guest import GuestSession
+from harness.kbuild import KernelBuild
+from harness.matrix import MatrixPoint
+from harness.modbuild import MODULES_DIR
 
-ARCHIVE = "/sys/kernel/kheaders.tar.xz"
+WORK = "/tmp/kbtf-kheaders"
+HEADERS = f"{WORK}/headers"
+MOD = "kbtf_kheaders"
+LOADED = re.compile(r"kbtf_kheaders: loaded by (\S+)\[(-?\d+)\]")
 
 
 def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
@@ -24,14 +45,22 @@ def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def extracted(guest: GuestSession) -> CommandResult:
+    """The archive extracted into HEADERS in the guest (the result of tar)."""
+    return guest.run(kheaders.extract_command(HEADERS), timeout=600)
+
+
 def test_kheaders_archive_exists(guest: GuestSession) -> None:
-    assert guest.run("test", "-s", ARCHIVE).ok, f"{ARCHIVE} missing: is CONFIG_IKHEADERS on?"
+    res = guest.run("test", "-s", kheaders.ARCHIVE)
+    assert res.ok, f"{kheaders.ARCHIVE} missing or empty: is CONFIG_IKHEADERS on?"
 
 
-def test_kheaders_autoconf_matches_running_config(guest: GuestSession) -> None:
-    res = guest.run(f"rm -rf /tmp/kh && mkdir -p /tmp/kh && tar -xJf {ARCHIVE} -C /tmp/kh "
-                    "&& cat /tmp/kh/include/generated/autoconf.h", timeout=300)
-    assert res.ok, f"cannot extract {ARCHIVE}: {res.stderr.strip()}"
+def test_kheaders_autoconf_matches_running_config(guest: GuestSession,
+                                                  extracted: CommandResult) -> None:
+    assert extracted.ok, f"cannot extract {kheaders.ARCHIVE}: {extracted.stderr.strip()}"
+    res = guest.run("cat", f"{HEADERS}/include/generated/autoconf.h")
+    assert res.ok, f"the archive has no include/generated/autoconf.h: {res.stderr.strip()}"
     headers = set(re.findall(r"^#define (CONFIG_\w+) (.*)$", res.stdout, re.MULTILINE))
     config = guest.run("zcat /proc/config.gz")
     assert config.ok, "/proc/config.gz unreadable: is CONFIG_IKCONFIG_PROC on?"
@@ -41,3 +70,83 @@ def test_kheaders_autoconf_matches_running_config(guest: GuestSession) -> None:
     assert not only_headers and not only_running, (
         f"kheaders autoconf.h and /proc/config.gz disagree: only in headers "
         f"{only_headers[:10]}, only in running config {only_running[:10]}")
+
+
+@pytest.fixture(scope="module")
+def kheaders_build(guest: GuestSession, extracted: CommandResult, kernel: KernelBuild,
+                   point: MatrixPoint, cache_dir: Path, run_dir: Path,
+                   facts: dict[str, object]) -> CommandResult:
+    """modules/kbtf_kheaders built in the guest against the extracted archive (or the failed
+    extraction); the make output is kept in results/<point>/kheaders-build.log."""
+    if not extracted.ok:
+        return extracted  # the tests below fail with tar's error
+    unusable = module_pahole_unusable(
+        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
+    if unusable:
+        pytest.skip(unusable)
+    scaffold = kheaders.scaffold(kernel, cache_dir)
+    if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
+        raise HarnessError(f"scaffold {scaffold} holds headers {stray[:5]}: the build would "
+                           "not use the archive's alone")
+    command = kheaders.build_command(scaffold, HEADERS, MODULES_DIR / MOD, f"{WORK}/{MOD}",
+                                     kernel, point.module_pahole)
+    res = guest.run(command, timeout=900)
+    log = run_dir / point.id / "kheaders-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"$ {command}\n# rc={res.rc}\n{res.stdout}\n{res.stderr}")
+    facts["kheaders_module_built"] = res.ok
+    return res
+
+
+def test_module_builds_against_kheaders(kheaders_build: CommandResult, run_dir: Path,
+                                        point: MatrixPoint) -> None:
+    errors = [ln for ln in kheaders_build.stderr.splitlines() if "error" in ln.lower()]
+    assert kheaders_build.ok, (
+        f"make -C <kheaders> M={MOD} failed ({kheaders_build.rc}): "
+        f"{(errors or kheaders_build.stderr.strip().splitlines() or ['?'])[0]} "
+        f"(log: {run_dir / point.id / 'kheaders-build.log'})")
+
+
+@pytest.fixture(scope="module")
+def kheaders_loaded(guest: GuestSession, kheaders_build: CommandResult
+                    ) -> Iterator[tuple[CommandResult, str]]:
+    """insmod of the kheaders-built module by a process that prints its pid first:
+    (insmod's result with that pid in stdout, the module's dmesg line)."""
+    if not kheaders_build.ok:
+        yield CommandResult("insmod", 1, "", "the module did not build against kheaders"), ""
+        return
+    guest.run("rmmod", MOD)
+    guest.run("dmesg -C")
+    res = guest.run(f"sh -c 'echo $$; exec insmod {WORK}/{MOD}/{MOD}.ko'")
+    line = LOADED.search(guest.run("dmesg").stdout)
+    yield res, line.group(0) if line else ""
+    if guest.alive:
+        guest.run("rmmod", MOD)
+
+
+def test_kheaders_module_loads_with_running_task_layout(
+        kheaders_loaded: tuple[CommandResult, str], guest: GuestSession) -> None:
+    """The module reads current->comm and current->pid through the archive's struct
+    task_struct: they must be the real insmod process's."""
+    res, line = kheaders_loaded
+    dmesg = " | ".join(guest.run("dmesg | tail -3").stdout.strip().splitlines())
+    assert res.ok, f"insmod of the kheaders-built module failed: {res.stderr.strip()}; " \
+                   f"dmesg: {dmesg}"
+    pid = res.stdout.split()[0]
+    assert line == f"kbtf_kheaders: loaded by insmod[{pid}]", (
+        f"the module saw current as {line!r}, the loader was insmod[{pid}]: the archive's "
+        f"struct task_struct is not the running kernel's")
+
+
+def test_kheaders_module_has_btf(kheaders_loaded: tuple[CommandResult, str],
+                                 guest: GuestSession, kernel: KernelBuild) -> None:
+    """With the scaffold's BTF-only vmlinux (as Debian's and Ubuntu's headers packages ship
+    it), the module gets BTF the kernel accepts, and its types resolve to vmlinux's."""
+    assert kheaders_loaded[0].ok, "the kheaders-built module did not load"
+    dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}")
+    assert dump.ok, f"/sys/kernel/btf/{MOD}: {dump.stderr.strip()}"
+    members = module_struct_members(dump.stdout, vmlinux_types(kernel.vmlinux),
+                                    "kbtf_kheaders_state")
+    assert members is not None, f"/sys/kernel/btf/{MOD} has no struct kbtf_kheaders_state"
+    assert members.get("loader") == "struct task_struct *", (
+        f"member loader is {members.get('loader')!r}, want 'struct task_struct *': {members}")

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.elfbtf import btf_types, elf_facts
+from harness.btfnames import module_struct_members
+from harness.elfbtf import elf_facts, vmlinux_types
 from harness.errors import HarnessError
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
@@ -35,7 +36,8 @@ def ids_moved(kernel: KernelBuild, kernel_prime: KernelBuild, facts: dict[str, o
               ) -> dict[str, int]:
     """Precondition: A' has more vmlinux BTF types than A, so every split BTF id built for
     A (which starts after A's last base id) points elsewhere in A' (host-side bpftool)."""
-    counts = {"A": len(btf_types(kernel.vmlinux)), "A'": len(btf_types(kernel_prime.vmlinux))}
+    counts = {"A": len(vmlinux_types(kernel.vmlinux)),
+              "A'": len(vmlinux_types(kernel_prime.vmlinux))}
     facts["vmlinux_btf_types"] = counts
     if counts["A"] == counts["A'"]:
         raise HarnessError(f"kconfigs/reloc.config did not change the vmlinux BTF type count "
@@ -43,13 +45,18 @@ def ids_moved(kernel: KernelBuild, kernel_prime: KernelBuild, facts: dict[str, o
     return counts
 
 
-def member_type(c_dump: str, member: str) -> str | None:
-    """The declared type of ``member`` of struct kbtf_types_state in a `format c` dump."""
-    body = re.search(r"struct kbtf_types_state \{(.*?)\n\};", c_dump, re.DOTALL)
-    if body is None:
-        return None
-    m = re.search(rf"^\s*(.+?)\s*\b{member};", body.group(1), re.MULTILINE)
-    return m.group(1) if m else None
+def module_members(guest: GuestSession, kernel: KernelBuild) -> dict[str, str] | None:
+    """Member -> C type of struct kbtf_types_state in the guest's /sys/kernel/btf/kbtf_types
+    (None if the struct is not there). The guest dumps only the module's split types as
+    JSON; their vmlinux references are named from the host's dump of ``kernel``'s vmlinux.
+
+    Raises HarnessError if bpftool fails in the guest.
+    """
+    dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}")
+    if not dump.ok:
+        raise HarnessError(f"bpftool btf dump /sys/kernel/btf/{MOD} failed in the guest: "
+                           f"{dump.stderr.strip()}")
+    return module_struct_members(dump.stdout, vmlinux_types(kernel.vmlinux), "kbtf_types_state")
 
 
 def _load(guest: GuestSession, ko: ModuleBuild) -> tuple[bool, str]:
@@ -62,12 +69,15 @@ def _load(guest: GuestSession, ko: ModuleBuild) -> tuple[bool, str]:
     return res.ok, m.group(0) if m else ("dmesg: " + " | ".join(dmesg.strip().splitlines()[-3:]))
 
 
-def _stale_btf_finding(guest: GuestSession) -> str | None:
+def _stale_btf_finding(guest: GuestSession, kernel: KernelBuild) -> str | None:
     """If /sys/kernel/btf/kbtf_types exists, what its `task` member names, when wrong."""
     if not guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok:
         return None
-    dump = guest.run("bpftool", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}", "format", "c")
-    declared = member_type(dump.stdout, "task")
+    try:
+        members = module_members(guest, kernel)
+    except HarnessError as exc:
+        return f"the kernel kept split BTF built for another vmlinux, unreadable: {exc}"
+    declared = members.get("task") if members else "absent (no struct kbtf_types_state)"
     return f"the kernel kept split BTF built for another vmlinux: member task is {declared!r}"
 
 
@@ -84,8 +94,8 @@ def unload(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.mark.usefixtures("unload")
 def test_distilled_module_relocates_into_rebuilt_kernel(
-    guest_prime: GuestSession, types_distilled: ModuleBuild, ids_moved: dict[str, int],
-    facts: dict[str, object],
+    guest_prime: GuestSession, kernel_prime: KernelBuild, types_distilled: ModuleBuild,
+    ids_moved: dict[str, int], facts: dict[str, object],
 ) -> None:
     if elf_facts(types_distilled.ko).btf_base is None:
         pytest.skip(f"{types_distilled.ko.name} has no .BTF.base (module pahole or the "
@@ -94,26 +104,26 @@ def test_distilled_module_relocates_into_rebuilt_kernel(
     assert loaded, f"distilled module refused by A' (task_struct id {ids_moved}): {btf_line}"
     assert guest_prime.run("test", "-s", f"/sys/kernel/btf/{MOD}").ok, \
         f"distilled module loaded into A' without /sys/kernel/btf/{MOD}: {btf_line}"
-    dump = guest_prime.run("bpftool", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}",
-                           "format", "c")
-    assert dump.ok, f"bpftool btf dump failed: {dump.stderr.strip()}"
-    facts["relocated_task_member"] = member_type(dump.stdout, "task")
+    members = module_members(guest_prime, kernel_prime)
+    assert members is not None, f"/sys/kernel/btf/{MOD} has no struct kbtf_types_state"
+    facts["relocated_task_member"] = members.get("task")
     for member, want in (("task", "struct task_struct *"), ("skb", "struct sk_buff *"),
                          ("node", "struct list_head"), ("mm", "struct mm_struct *")):
-        got = member_type(dump.stdout, member)
+        got = members.get(member)
         assert got == want, (f"after relocation into A', member {member} is {got!r}, "
                              f"want {want!r} (task_struct ids {ids_moved})")
 
 
 @pytest.mark.usefixtures("unload")
 def test_split_module_refused_when_mismatch_not_allowed(
-    guest_refuse: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
+    guest_refuse: GuestSession, kernel_refuse: KernelBuild, types_split_for_prime: ModuleBuild,
+    facts: dict[str, object],
 ) -> None:
     assert elf_facts(types_split_for_prime.ko).btf_base is None, "split variant has .BTF.base"
     loaded, btf_line = _load(guest_refuse, types_split_for_prime)
     facts["split_for_A'_into_A_n"] = "loaded" if loaded else f"refused: {btf_line}"
     if loaded:
-        stale = _stale_btf_finding(guest_refuse)
+        stale = _stale_btf_finding(guest_refuse, kernel_refuse)
         pytest.fail(stale or f"A_n (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A' "
                     f"and dropped its BTF instead of refusing the module: {btf_line}")
     assert BTF_ERROR.search(btf_line), f"insmod failed, but not with the BTF error: {btf_line}"
@@ -121,12 +131,13 @@ def test_split_module_refused_when_mismatch_not_allowed(
 
 @pytest.mark.usefixtures("unload")
 def test_split_module_loads_without_btf_when_mismatch_allowed(
-    guest: GuestSession, types_split_for_prime: ModuleBuild, facts: dict[str, object],
+    guest: GuestSession, kernel: KernelBuild, types_split_for_prime: ModuleBuild,
+    facts: dict[str, object],
 ) -> None:
     loaded, btf_line = _load(guest, types_split_for_prime)
     facts["split_for_A'_into_A"] = "loaded" if loaded else f"refused: {btf_line}"
     assert loaded, f"A (MODULE_ALLOW_BTF_MISMATCH=y) refused a split module: {btf_line}"
-    stale = _stale_btf_finding(guest)
+    stale = _stale_btf_finding(guest, kernel)
     assert stale is None, stale
     assert BTF_MISMATCH.search(btf_line), f"no BTF mismatch message in dmesg: {btf_line}"
 
@@ -136,10 +147,10 @@ def test_split_module_loads_without_btf_when_mismatch_allowed(
                    "offsets stay in range, so only the types are wrong")
 @pytest.mark.usefixtures("unload")
 def test_split_module_for_smaller_base_is_not_silently_wrong(
-    guest_prime: GuestSession, types_split: ModuleBuild, ids_moved: dict[str, int],
-    facts: dict[str, object],
+    guest_prime: GuestSession, kernel_prime: KernelBuild, types_split: ModuleBuild,
+    ids_moved: dict[str, int], facts: dict[str, object],
 ) -> None:
     loaded, btf_line = _load(guest_prime, types_split)
-    stale = _stale_btf_finding(guest_prime) if loaded else None
+    stale = _stale_btf_finding(guest_prime, kernel_prime) if loaded else None
     facts["split_for_A_into_A'"] = stale or ("loaded without BTF" if loaded else btf_line)
     assert stale is None, stale

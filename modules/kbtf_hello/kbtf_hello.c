@@ -25,6 +25,7 @@ struct kbtf_hello_state {
 static struct kbtf_hello_state kbtf_hello_state;
 
 /* The probe target: noinline so it stays a real, traceable function. */
+int kbtf_hello_poke(int value); /* exported: declared for -Wmissing-prototypes */
 noinline int kbtf_hello_poke(int value)
 {
 	kbtf_hello_state.last_caller = current;
