@@ -14,8 +14,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "into the cache)")
     group.addoption("--pahole", action="append", default=None, metavar="SPEC",
                     help="the kernel's pahole (a matrix axis, repeatable): 'system', "
-                    "'debian:1.24|1.30|1.32' (provisioned) or a path to a binary; default: "
-                    "the installed pahole if >= 1.28, else debian:1.30")
+                    "'debian:1.24|1.30|1.32' (provisioned), a path to a binary or a pahole "
+                    "source checkout (built with cmake); default: the installed pahole if "
+                    ">= 1.28, else debian:1.30")
     group.addoption("--module-pahole", action="append", default=None, metavar="SPEC",
                     help="the pahole `make M=` runs (a matrix axis, repeatable; same specs); "
                     "default: the kernel's. Varying it never rebuilds the kernel")

@@ -107,7 +107,7 @@ def cache_key(req: KernelRequest, compiler: str) -> str:
         "source": req.source.identity,
         "config": kconfig.render(req.requested()),
         "compiler": compiler,
-        "pahole": req.pahole.version,
+        "pahole": req.pahole.identity,
     }
     blob = json.dumps(material, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -213,7 +213,8 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
         "source": req.source.identity,
         "source_path": str(req.source.path),
         "kernel_version": req.source.version,
-        "pahole": {"path": str(req.pahole.path), "version": req.pahole.version},
+        "pahole": {"path": str(req.pahole.path), "version": req.pahole.version,
+                   "source": str(req.pahole.source or ""), "build": req.pahole.build},
         "compiler": compiler_version(req.arch),
         "pahole_version_config": configured.value,
         "pahole_features": list(req.pahole.features),

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import ksource, pahole, provision
+from harness import ksource, pahole, pahole_src, provision
 from harness.arches import Arch, get_arch
 from harness.errors import ConfigError
 from harness.kbuild import KernelRequest
@@ -30,7 +30,7 @@ class MatrixPoint:
         args = ["./kbtf", "pytest", "suites/", "--arch", k.arch.name]
         if not k.source.identity.startswith("deb:"):
             args += ["--kernel-src", str(k.source.path)]
-        args += ["--pahole", str(k.pahole.path), "--module-pahole", str(self.module_pahole.path)]
+        args += ["--pahole", k.pahole.spec, "--module-pahole", self.module_pahole.spec]
         for item in k.user_kconfig:
             args += ["--kconfig-add", item]
         return shlex.join([*args, "-k", self.id])
@@ -44,7 +44,7 @@ class MatrixPoint:
     @property
     def id(self) -> str:
         """Test-id fragment naming the point; adds the module pahole when it differs."""
-        same = self.module_pahole.version == self.kernel.pahole.version
+        same = self.module_pahole.label == self.kernel.pahole.label
         return self.kernel_id + ("" if same else f"-mod{self.module_pahole.label}")
 
 
@@ -53,9 +53,10 @@ DEFAULT_PROVISIONED = "debian:1.30"
 
 
 def resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
-    """A pahole from a SPEC: 'system', 'debian:X' (provisioned) or a path to a binary.
+    """A pahole from a SPEC: 'system', 'debian:X' (provisioned), a path to a binary, or a
+    pahole source checkout (built with cmake and the embedded libbpf, cached).
 
-    Raises ConfigError naming the valid specs.
+    Raises ConfigError naming the valid specs; BuildError if a checkout fails to build.
     """
     if spec == "system":
         return pahole.system_pahole()
@@ -64,9 +65,12 @@ def resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
     path = Path(spec).expanduser()
     if path.is_file():
         return pahole.probe(path.resolve())
+    if path.is_dir() and pahole_src.is_checkout(path):
+        binary, build = pahole_src.build_checkout(path.resolve(), cache_dir)
+        return replace(pahole.probe(binary), build=build, source=path.resolve())
     offered = ", ".join(f"debian:{v}" for v in provision.DEBIAN_PAHOLES)
     raise ConfigError(f"unknown pahole '{spec}': use 'system', {offered}, "
-                      "or a path to a pahole binary")
+                      "a path to a pahole binary, or a pahole source checkout")
 
 
 def default_pahole(cache_dir: Path) -> pahole.Pahole:

@@ -21,6 +21,8 @@ class Pahole:
     path: Path
     version: str  # "1.24"
     features: tuple[str, ...]  # --supported_btf_features; empty before 1.26
+    build: str = ""  # source builds: the checkout's identity (same version, other code)
+    source: Path | None = None  # source builds: the checkout
 
     @property
     def code(self) -> int:
@@ -29,8 +31,18 @@ class Pahole:
 
     @property
     def label(self) -> str:
-        """Short name for test ids."""
-        return f"pahole{self.version}"
+        """Short name for test ids: pahole1.30, or pahole1.31-src<id> for a source build."""
+        return f"pahole{self.version}" + (f"-src{self.build[:6]}" if self.build else "")
+
+    @property
+    def spec(self) -> str:
+        """The --pahole SPEC that gives this pahole again."""
+        return str(self.source or self.path)
+
+    @property
+    def identity(self) -> str:
+        """What a kernel build depends on: the version, and the checkout of a source build."""
+        return self.version + (f"+src.{self.build}" if self.build else "")
 
 
 def parse_version(text: str) -> str:

@@ -309,8 +309,8 @@ def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild) -> Iterator[ModuleB
 def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
     """Facts tests record about their point, for matrix.json and summary.md."""
     record: dict[str, object] = {
-        "kernel_pahole": point.kernel.pahole.version,
-        "module_pahole": point.module_pahole.version,
+        "kernel_pahole": point.kernel.pahole.identity,
+        "module_pahole": point.module_pahole.identity,
         "kernel": point.kernel.source.label,
     }
     yield record
