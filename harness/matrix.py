@@ -53,6 +53,11 @@ DEFAULT_PROVISIONED = "debian:1.30"
 
 
 def resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
+    """``_resolve_pahole``, remembering the SPEC (for rerun lines)."""
+    return replace(_resolve_pahole(spec, cache_dir), given=spec)
+
+
+def _resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
     """A pahole from a SPEC: 'system', 'debian:X' (provisioned), a path to a binary, or a
     pahole source checkout (built with cmake and the embedded libbpf, cached).
 

@@ -23,6 +23,7 @@ class Pahole:
     features: tuple[str, ...]  # --supported_btf_features; empty before 1.26
     build: str = ""  # source builds: the checkout's identity (same version, other code)
     source: Path | None = None  # source builds: the checkout
+    given: str = ""  # the --pahole SPEC it came from ("debian:1.30"), if any
 
     @property
     def code(self) -> int:
@@ -36,8 +37,8 @@ class Pahole:
 
     @property
     def spec(self) -> str:
-        """The --pahole SPEC that gives this pahole again."""
-        return str(self.source or self.path)
+        """A --pahole SPEC that gives this pahole again."""
+        return self.given or str(self.source or self.path)
 
     @property
     def identity(self) -> str:

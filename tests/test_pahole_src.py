@@ -54,6 +54,7 @@ def test_checkout_is_built_probed_and_labelled(checkout: Path, tmp_path: Path) -
     assert (p.version, p.code, p.source) == ("1.99", 199, checkout)
     assert "distilled_base" in p.features
     assert p.label == f"pahole1.99-src{p.build[:6]}" and p.spec == str(checkout)
+    assert p.given == str(checkout)
     assert p.identity == f"1.99+src.{p.build}"
     # The build dir was renamed into the cache: the shared library is still found ($ORIGIN).
     assert p.path.is_relative_to(tmp_path / "cache/pahole")
