@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,33 @@ def elf_facts(path: Path) -> ElfFacts:
             parse_btf_header(btf.data()) if btf is not None else None,
             parse_btf_header(base.data()) if base is not None else None,
         )
+
+
+def section_data(path: Path, name: str) -> bytes | None:
+    """The contents of section ``name`` of ELF file ``path`` (pyelftools), or None."""
+    with path.open("rb") as fh:
+        section = ELFFile(fh).get_section_by_name(name)
+        return section.data() if section is not None else None
+
+
+def module_type_counts(ko: Path, vmlinux: Path) -> tuple[int, int]:
+    """(types in .BTF, types in .BTF.base) of a module, counted from bpftool's JSON.
+
+    .BTF is split BTF on top of .BTF.base when the module has one, else on top of
+    ``vmlinux`` (the kernel it was built for). Raises BuildError if bpftool fails.
+    """
+    btf = section_data(ko, ".BTF")
+    if btf is None:
+        return 0, 0
+    base = section_data(ko, ".BTF.base")
+    with tempfile.TemporaryDirectory(prefix="kbtf-btf-") as tmp:
+        split_file = Path(tmp) / "btf.raw"
+        split_file.write_bytes(btf)
+        if base is None:
+            return len(btf_types(split_file, vmlinux)), 0
+        base_file = Path(tmp) / "btf-base.raw"
+        base_file.write_bytes(base)
+        return len(btf_types(split_file, base_file)), len(btf_types(base_file))
 
 
 @functools.cache

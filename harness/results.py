@@ -17,7 +17,10 @@ COLUMNS = (
     ("module_pahole", "module pahole"),
     ("btf_base_expected", ".BTF.base expected"),
     ("btf_base_present", ".BTF.base present"),
+    ("module_btf_types", ".BTF types"),
+    ("module_btf_base_types", ".BTF.base types"),
     ("module_btf_loaded", "/sys/kernel/btf/<mod>"),
+    ("kheaders_module_built", "kheaders module"),
     ("boot_seconds", "boot s"),
 )
 

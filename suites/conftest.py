@@ -20,7 +20,7 @@ from _pytest.mark.expression import Expression
 
 from harness import kbuild, proc, results, vm
 from harness.btfexpect import module_pahole_unusable
-from harness.elfbtf import elf_facts
+from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import HarnessError
 from harness.guest import GuestSession
 from harness.matrix import MatrixPoint, resolve_points
@@ -205,8 +205,10 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
         section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[config.option.sabotage]
         proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log)
     facts = elf_facts(built.ko)
+    btf_types, btf_base_types = module_type_counts(built.ko, kernel.vmlinux)
     record = {
         "sections": list(facts.sections), "vermagic": facts.vermagic,
+        "btf_types": btf_types, "btf_base_types": btf_base_types,
         "btf_bytes": facts.btf.type_len if facts.btf else 0,
         "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
     }

@@ -38,3 +38,10 @@ def test_elf_facts_reads_sections_and_vermagic(tmp_path: Path) -> None:
     assert facts.vermagic == "6.12.117 mod_unload"
     assert facts.btf is not None and facts.btf.type_len == 24
     assert facts.btf_base is None
+
+
+def test_module_type_counts_of_a_distilled_module() -> None:
+    """Captured: kbtf_types.ko (pahole 1.30, 6.12.117), debug info stripped. Its .BTF is
+    split on top of its own .BTF.base, so no vmlinux is read."""
+    ko = Path(__file__).parent / "data/kbtf_types-distilled.ko"
+    assert elfbtf.module_type_counts(ko, Path("/nonexistent/vmlinux")) == (16, 10)
