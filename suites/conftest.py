@@ -19,7 +19,7 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from harness import kbuild, proc, results, vm
-from harness.btfexpect import module_pahole_unusable
+from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
 from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import HarnessError
 from harness.guest import GuestSession
@@ -214,6 +214,20 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
     }
     (built.ko.parent / "elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
     return built
+
+
+@pytest.fixture(scope="session")
+def btf_base_expected(kernel: kbuild.KernelBuild, point: MatrixPoint) -> Expectation:
+    """Whether this point's module builds should carry .BTF.base, and why (from facts:
+    the tree's Makefile.btf gate, CONFIG_PAHOLE_VERSION, the module pahole's features)."""
+    src = kernel.source.path
+    gen_btf = src / "scripts" / "gen-btf.sh"
+    return expect_btf_base(
+        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
+        (src / "scripts" / "Makefile.btf").read_text(),
+        gen_btf.read_text() if gen_btf.exists() else None,
+        point.module_pahole,
+    )
 
 
 @pytest.fixture(scope="session")

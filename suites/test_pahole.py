@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from harness.btfexpect import expect_btf_base
+from harness.btfexpect import Expectation
 from harness.elfbtf import elf_facts, module_type_counts
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
@@ -24,16 +24,10 @@ def test_config_pahole_version_is_the_kernels_pahole(
 
 
 def test_btf_base_present_as_facts_predict(
-    kernel: KernelBuild, hello_ko: ModuleBuild, point: MatrixPoint, facts: dict[str, object]
+    kernel: KernelBuild, hello_ko: ModuleBuild, btf_base_expected: Expectation,
+    facts: dict[str, object],
 ) -> None:
-    src = kernel.source.path
-    gen_btf = src / "scripts" / "gen-btf.sh"
-    expected = expect_btf_base(
-        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
-        (src / "scripts" / "Makefile.btf").read_text(),
-        gen_btf.read_text() if gen_btf.exists() else None,
-        point.module_pahole,
-    )
+    expected = btf_base_expected
     ko = elf_facts(hello_ko.ko)
     present = ko.btf_base is not None
     facts.update(btf_base_expected=expected.btf_base, btf_base_present=present,
