@@ -78,8 +78,10 @@ def kheaders_build(guest: GuestSession, extracted: CommandResult, kernel: Kernel
                    facts: dict[str, object]) -> CommandResult:
     """modules/kbtf_kheaders built in the guest against the extracted archive (or the failed
     extraction); the make output is kept in results/<point>/kheaders-build.log."""
-    if not extracted.ok:
-        return extracted  # the tests below fail with tar's error
+    if not extracted.ok:  # the tests below fail with tar's error
+        first = (extracted.stderr.strip().splitlines() or ["?"])[0]
+        return CommandResult("extract", extracted.rc, "",
+                             f"cannot extract {kheaders.ARCHIVE}: {first}")
     unusable = module_pahole_unusable(
         int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
     if unusable:
@@ -102,7 +104,7 @@ def test_module_builds_against_kheaders(kheaders_build: CommandResult, run_dir: 
                                         point: MatrixPoint) -> None:
     errors = [ln for ln in kheaders_build.stderr.splitlines() if "error" in ln.lower()]
     assert kheaders_build.ok, (
-        f"make -C <kheaders> M={MOD} failed ({kheaders_build.rc}): "
+        f"building {MOD} against kheaders failed ({kheaders_build.rc}): "
         f"{(errors or kheaders_build.stderr.strip().splitlines() or ['?'])[0]} "
         f"(log: {run_dir / point.id / 'kheaders-build.log'})")
 
