@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -37,7 +37,7 @@ class KernelRequest:
     source: KernelSource
     pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
     user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
-    variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_y)
+    variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_n)
 
     def fragments(self) -> tuple[Path, ...]:
         """Project fragments for this request, in merge order."""
@@ -133,7 +133,8 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
             f"pahole {req.pahole.version} < 1.19 cannot encode split BTF: "
             "DEBUG_INFO_BTF_MODULES would be dropped; use a newer pahole"
         )
-    key = cache_key(req, compiler_version(req.arch))
+    compiler = compiler_version(req.arch)
+    key = cache_key(req, compiler)
     kernels = cache_dir / "kernels"
     variant = f"-{req.variant}" if req.variant else ""
     final = kernels / f"{req.arch.name}-{req.source.version}{variant}-{key}"
@@ -146,7 +147,8 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
             return build
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=kernels))
         try:
-            _build(req, tmp, progress)
+            seed = _seed_from_base(req, compiler, kernels, tmp)
+            _build(req, tmp, progress, seed)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
         except HarnessError as exc:
@@ -173,13 +175,34 @@ def _make(req: KernelRequest, out: Path, *targets: str) -> list[str]:
     ]
 
 
-def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
-    """Configure, validate and build into ``out``. Raises ConfigError or BuildError."""
+def _seed_from_base(req: KernelRequest, compiler: str, kernels: Path, out: Path) -> Path | None:
+    """A variant (A', A_n) starts from a copy of kernel A's finished tree when A is cached:
+    kbuild then recompiles only the files whose options changed (fixdep records the options
+    each file uses), instead of the whole kernel. Returns A's dir, or None (a clean build).
+    """
+    if not req.variant:
+        return None
+    base_req = replace(req, variant="")
+    base = kernels / f"{req.arch.name}-{req.source.version}-{cache_key(base_req, compiler)}"
+    if not (base / "kbtf-build.json").exists():
+        return None
+    proc.run(["cp", "-a", f"{base}/.", str(out)])
+    for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
+        (out / name).unlink(missing_ok=True)
+    return base
+
+
+def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None = None) -> None:
+    """Configure, validate and build into ``out`` (incrementally, if it was seeded with a
+    copy of ``seed``). Raises ConfigError or BuildError."""
     log = out / "kbtf-build.log"
     requested = req.requested()
     variant = f" variant {req.variant}" if req.variant else ""
     label = f"{req.arch.name} {req.source.label} {req.pahole.label}{variant}"
-    progress(f"kbtf: building kernel {label} in {out} (log: {log})")
+    how = f", incremental from a copy of {seed.name}" if seed else ""
+    progress(f"kbtf: building kernel {label} in {out}{how} (log: {log})")
+    if seed:
+        log.write_text(f"# seeded with a copy of {seed} (cp -a), then built incrementally\n")
     proc.run(_make(req, out, "tinyconfig"), logfile=log)
     fragment = out / "kbtf-fragment.config"
     fragment.write_text(kconfig.render(requested))
@@ -219,6 +242,7 @@ def _build(req: KernelRequest, out: Path, progress: Progress) -> None:
         "pahole_version_config": configured.value,
         "pahole_features": list(req.pahole.features),
         "reproduce": "every command, with its exact argv, follows a '$ ' in kbtf-build.log",
+        "seeded_from": str(seed) if seed else None,
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")
 
