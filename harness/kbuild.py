@@ -5,19 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from filelock import FileLock
-
-from harness import kconfig, proc
+from harness import cacheentry, kconfig, proc
 from harness.arches import Arch
-from harness.errors import BuildError, ConfigError, HarnessError
+from harness.errors import BuildError, ConfigError
 from harness.ksource import KernelSource
 from harness.pahole import MIN_SPLIT_BTF, Pahole
 
@@ -139,26 +135,11 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
     variant = f"-{req.variant}" if req.variant else ""
     final = kernels / f"{req.arch.name}-{req.source.version}{variant}-{key}"
     build = KernelBuild(final, key, req.arch, req.source, req.pahole)
-    if (final / "kbtf-build.json").exists():
-        return build
-    kernels.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if (final / "kbtf-build.json").exists():
-            return build
-        tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=kernels))
-        try:
-            seed = _seed_from_base(req, compiler, kernels, tmp)
-            _build(req, tmp, progress, seed)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-        except HarnessError as exc:
-            # Keep the log of a failed build; the temp dir itself never enters the cache.
-            exc.log = kernels / f"failed-{final.name}.log"
-            if (tmp / "kbtf-build.log").exists():
-                shutil.copy(tmp / "kbtf-build.log", exc.log)
-            raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    def fill(tmp: Path) -> None:
+        _build(req, tmp, progress, _seed_from_base(req, compiler, kernels, tmp))
+
+    cacheentry.populate(final, (final / "kbtf-build.json").exists, fill, "kbtf-build.log")
     return build
 
 

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
-from harness import proc
+from harness import cacheentry, proc
 from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
 
@@ -33,18 +30,7 @@ def scaffold(kernel: KernelBuild, cache_dir: Path) -> Path:
     Raises BuildError if objcopy fails.
     """
     final = cache_dir / "scaffolds" / f"{kernel.dir.name}-v{SCAFFOLD_VERSION}"
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if final.is_dir():
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=".scaffold-", dir=final.parent))
-        try:
-            _fill(kernel, tmp)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    cacheentry.populate(final, final.is_dir, lambda tmp: _fill(kernel, tmp))
     return final
 
 

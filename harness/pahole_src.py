@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
-from harness import proc
-from harness.errors import BuildError, ConfigError, HarnessError
+from harness import cacheentry, proc
+from harness.errors import BuildError, ConfigError
 
 # Directories of a checkout that are not source (build trees, VCS data).
 _NOT_SOURCE = {".git", "build", ".cache"}
@@ -61,27 +57,12 @@ def build_checkout(src: Path, cache_dir: Path) -> tuple[Path, str]:
     key = checkout_identity(src)
     dest = cache_dir / "pahole" / f"src-{src.name}-{key}"
     binary = dest / "build" / "pahole"
-    if binary.is_file():
-        return binary, key
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest) + ".lock"):
-        if binary.is_file():
-            return binary, key
-        tmp = Path(tempfile.mkdtemp(prefix=f".pahole-src-{key}-", dir=dest.parent))
-        try:
-            log = tmp / "build.log"
-            for argv in cmake_argvs(src, tmp / "build", os.cpu_count() or 1):
-                proc.run(argv, logfile=log)
-            if not (tmp / "build" / "pahole").is_file():
-                raise BuildError(f"cmake built no pahole binary from {src}", log=log)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
-        except HarnessError as exc:
-            # Keep the log; the temp dir itself never enters the cache.
-            exc.log = dest.parent / f"failed-{dest.name}.log"
-            if log.exists():
-                shutil.copy(log, exc.log)
-            raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    def fill(tmp: Path) -> None:
+        for argv in cmake_argvs(src, tmp / "build", os.cpu_count() or 1):
+            proc.run(argv, logfile=tmp / "build.log")
+        if not (tmp / "build" / "pahole").is_file():
+            raise BuildError(f"cmake built no pahole binary from {src}", log=tmp / "build.log")
+
+    cacheentry.populate(dest, binary.is_file, fill, "build.log")
     return binary, key
