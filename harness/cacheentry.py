@@ -3,14 +3,20 @@ when complete, under a file lock shared by every process (xdist workers)."""
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from harness.errors import HarnessError
+from harness.errors import KbtfError
+
+log = logging.getLogger("kbtf")
+# A temp dir of populate(): "." + the entry's name + "-" + mkdtemp's 8 random characters.
+_TEMP = re.compile(r"\.(?P<entry>.+)-[a-z0-9_]{8}")
 
 
 def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None],
@@ -18,7 +24,7 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
     """Make cache entry ``final`` unless ``ready()`` says it is complete.
 
     ``fill(tmp)`` writes the entry into a temp dir that is renamed to ``final`` on success;
-    nothing half-written ever appears at ``final``. If ``fill`` raises a HarnessError, the
+    nothing half-written ever appears at ``final``. If ``fill`` raises a KbtfError, the
     temp dir's ``log_name`` file is kept as failed-<final.name>.log beside the entry and the
     error names it.
     """
@@ -33,7 +39,7 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
             fill(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
-        except HarnessError as exc:
+        except KbtfError as exc:
             if log_name is not None:
                 exc.log = final.parent / f"failed-{final.name}.log"
                 if (tmp / log_name).exists():
@@ -41,3 +47,27 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sweep(cache_dir: Path) -> list[Path]:
+    """Remove temp dirs that killed runs left in ``cache_dir``'s entry folders (a kernel
+    build's is GBs), skipping any whose entry lock is held: a live build owns it.
+    Returns the removed dirs.
+    """
+    removed = []
+    for tmp in sorted(cache_dir.glob("*/.*")):
+        m = _TEMP.fullmatch(tmp.name)
+        if m is None or not tmp.is_dir():
+            continue
+        lock = FileLock(str(tmp.parent / m["entry"]) + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            log.info("removed %s, left by a killed run", tmp)
+        finally:
+            lock.release()
+    return removed

@@ -6,11 +6,22 @@ import re
 from dataclasses import dataclass
 
 # Lines that mean the guest kernel is dead or its state can no longer be trusted.
-_TROUBLE = re.compile(
-    r"^.*(?:Kernel panic - not syncing|Oops(?::| -)|BUG: |kernel BUG at|"
-    r"general protection fault|Unable to handle kernel).*$",
-    re.MULTILINE,
-)
+_FATAL = (r"Kernel panic - not syncing|Oops(?::| -)|BUG: |kernel BUG at|"
+          r"general protection fault|Unable to handle kernel")
+# A WARN_ON() that fired (CONFIG_BUG): the kernel goes on, the test that caused it fails.
+_WARNING = r"WARNING: CPU: \d+ PID: \d+|WARNING: .* at "
+_TROUBLE = re.compile(rf"^.*?(?:(?P<fatal>{_FATAL})|(?P<warning>{_WARNING})).*$", re.MULTILINE)
+# The end of a warning's report: its excerpt stops there.
+_END_TRACE = re.compile(r"^.*---\[ end trace [0-9a-f]+ \]---.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Kernel trouble found on a guest console."""
+
+    fatal: bool  # panic/Oops/BUG: the guest is dead or untrustworthy; else a WARNING
+    excerpt: str  # the trouble's first line and what followed it
+    end: int  # offset in the console text just after the excerpt (where to look next)
 
 
 @dataclass(frozen=True)
@@ -89,13 +100,24 @@ def decode_result(command: str, match: re.Match[str]) -> CommandResult:
     return CommandResult(command, int(match.group(3)), text(1), text(2))
 
 
-def find_trouble(console_text: str, context: int = 20) -> str | None:
-    """The first panic/Oops/BUG line in ``console_text`` with up to ``context`` lines after it.
+def find_trouble(console_text: str, start: int = 0, context: int = 20) -> Trouble | None:
+    """The first panic/Oops/BUG/WARNING at or after offset ``start`` of ``console_text``,
+    with up to ``context`` lines after it; a warning's excerpt runs to its end-trace line
+    (up to three times as far).
 
-    Returns None when the console shows no trouble.
+    Returns None when that part of the console shows no trouble.
     """
-    m = _TROUBLE.search(console_text)
+    m = _TROUBLE.search(console_text, start)
     if not m:
         return None
-    tail = console_text[m.start():].splitlines()[: context + 1]
-    return "\n".join(tail)
+    fatal = m.group("fatal") is not None
+    lines = console_text[m.start():].splitlines(keepends=True)[: context * (1 if fatal else 3) + 1]
+    end = m.start() + sum(len(ln) for ln in lines)
+    if not fatal:
+        close = _END_TRACE.search(console_text, m.end())
+        if close is not None and close.end() <= end:
+            end = close.end()
+        else:
+            end = min(end, m.start() + sum(len(ln) for ln in lines[: context + 1]))
+    excerpt = console_text[m.start():end].rstrip("\n")
+    return Trouble(fatal, excerpt, end)

@@ -14,6 +14,7 @@ from elftools.elf.elffile import ELFFile
 from harness import proc
 
 BTF_MAGIC = 0xEB9F
+BPFTOOL_TIMEOUT = 300  # a JSON dump of a vmlinux BTF takes a few seconds
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def module_type_counts(ko: Path, vmlinux: Path) -> tuple[int, int]:
     """(types in .BTF, types in .BTF.base) of a module, counted from bpftool's JSON.
 
     .BTF is split BTF on top of .BTF.base when the module has one, else on top of
-    ``vmlinux`` (the kernel it was built for). Raises BuildError if bpftool fails.
+    ``vmlinux`` (the kernel it was built for). Raises CommandError if bpftool fails.
     """
     btf = section_data(ko, ".BTF")
     if btf is None:
@@ -109,12 +110,12 @@ def vmlinux_types(vmlinux: Path) -> list[dict[str, object]]:
 def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:
     """The BTF types of ``path`` as bpftool's JSON (``bpftool -j btf dump file``).
 
-    For split BTF pass the ``base`` (vmlinux). Raises BuildError if bpftool fails.
+    For split BTF pass the ``base`` (vmlinux). Raises CommandError if bpftool fails.
     """
     argv = [proc.require_tool("bpftool"), "-j"]
     if base is not None:
         argv += ["--base-btf", str(base)]
     argv += ["btf", "dump", "file", str(path)]
-    out = proc.run(argv)
+    out = proc.run(argv, timeout=BPFTOOL_TIMEOUT)
     types: list[dict[str, object]] = json.loads(out.stdout)["types"]
     return types

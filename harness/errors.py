@@ -1,15 +1,20 @@
-"""One tree of harness errors. Raised from fixtures they become pytest ERRORs."""
+"""kbtf's errors, in two trees that decide who is blamed.
+
+- ``HarnessError``: the harness or its environment failed (bad input, a missing tool, QEMU
+  that will not start or vanished, a full disk, a harness command past its timeout). The
+  suites report it as a pytest ERROR naming the log.
+- ``ProductFailure``: the thing under test failed (the kernel crashed or warned, a kernel or
+  module build failed or hung in the kernel's build rules or in pahole). The suites report
+  it as a FAILED test naming the log, even when a fixture raised it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class HarnessError(Exception):
-    """Base of every error the harness raises on purpose.
-
-    ``log`` names the file a user should read next, if there is one.
-    """
+class KbtfError(Exception):
+    """Base of every error kbtf raises on purpose. ``log`` names the file to read next."""
 
     def __init__(self, message: str, log: Path | None = None) -> None:
         super().__init__(message)
@@ -20,6 +25,10 @@ class HarnessError(Exception):
         return f"{msg} (log: {self.log})" if self.log else msg
 
 
+class HarnessError(KbtfError):
+    """Harness trouble: reported as an ERROR."""
+
+
 class ConfigError(HarnessError):
     """Bad input or an environment that cannot work: the message names the fix."""
 
@@ -28,17 +37,40 @@ class ToolMissing(ConfigError):
     """A required host program is not installed."""
 
 
-class BuildError(HarnessError):
-    """A kernel or module build failed."""
+class CommandError(HarnessError):
+    """A host command the harness ran exited non-zero."""
+
+
+class CommandTimeout(CommandError):
+    """A host command ran past its timeout; it was killed with its whole process group."""
 
 
 class BootError(HarnessError):
-    """The guest did not reach its first command."""
+    """The guest did not reach its first command (QEMU did not start, no shell in time)."""
 
 
 class GuestLost(HarnessError):
-    """The guest died (panic, Oops, BUG, QEMU exit) while the harness used it."""
+    """QEMU went away under the harness with no kernel trouble on the console."""
 
 
 class GuestTimeout(HarnessError):
     """A guest command did not finish in time; the guest was killed."""
+
+
+class ProductFailure(KbtfError):
+    """The thing under test failed: reported as a FAILED test."""
+
+
+class KernelTrouble(ProductFailure):
+    """The guest kernel printed a panic, Oops, BUG or WARNING.
+
+    ``fatal``: the guest is dead (or untrustworthy) and was killed.
+    """
+
+    def __init__(self, message: str, log: Path | None = None, fatal: bool = True) -> None:
+        super().__init__(message, log)
+        self.fatal = fatal
+
+
+class BuildFailure(ProductFailure):
+    """A kernel or module build failed or hung in the kernel's rules, the compiler or pahole."""

@@ -12,20 +12,24 @@ import shlex
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, NoReturn, TypeVar, cast
 
 import pexpect
 
 from harness import console, proc, vm
 from harness.console import CommandResult
-from harness.errors import BootError, GuestLost, GuestTimeout
+from harness.errors import BootError, GuestLost, GuestTimeout, HarnessError, KernelTrouble
 
 log = logging.getLogger("kbtf")
 
 GUEST_WORKDIR = "/tmp/kbtf"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# How long the kernel console may lag behind the shell before a sync gives up.
+CONSOLE_SYNC_SECONDS = 10.0
 _LIVE: set[GuestSession] = set()
+T = TypeVar("T")
 
 
 def _kill_all() -> None:
@@ -37,28 +41,42 @@ def _kill_all() -> None:
 atexit.register(_kill_all)
 
 
+def boot_name(name: str, boot: int) -> str:
+    """Log name of boot number ``boot`` of guest ``name``: the first keeps the plain name,
+    later ones add .bootN, so no boot's logs overwrite another's."""
+    return name if boot == 1 else f"{name}.boot{boot}"
+
+
 class GuestSession:
     """One booted guest driven over its serial console (pexpect).
 
-    Commands run one at a time; each ends with a unique sentinel line carrying the
-    exit code and base64 stdout/stderr. Kernel messages go to a separate console log
-    (hvc0), which is checked for panic/Oops/BUG while waiting.
+    Commands run one at a time; each ends with a unique sentinel line carrying the exit
+    code and the command's stdout/stderr. Kernel messages go to a separate console log
+    (hvc0), read after every command and while waiting: a panic/Oops/BUG kills the guest,
+    a WARNING does not; both raise KernelTrouble once, quoting the console lines.
     """
 
-    def __init__(self, spec: vm.BootSpec, logdir: Path, name: str) -> None:
+    def __init__(self, spec: vm.BootSpec, logdir: Path, name: str, boot: int = 1) -> None:
         self.spec = spec
-        self.name = name
-        self.console_log = logdir / f"{name}.console.log"  # kernel messages (hvc0)
-        self.serial_log = logdir / f"{name}.serial.log"  # shell transcript (ttyS0)
-        self._pidfile = logdir / f"{name}.qemu.pid"
+        self.name = boot_name(name, boot)
+        self.boot = boot
+        self.console_log = logdir / f"{self.name}.console.log"  # kernel messages (hvc0)
+        self.serial_log = logdir / f"{self.name}.serial.log"  # shell transcript (ttyS0)
+        self._pidfile = logdir / f"{self.name}.qemu.pid"
         self._child: pexpect.spawn[str] | None = None
         self._serial: IO[str] | None = None
+        self._seen = 0  # console offset up to which trouble was already reported
+        self.memo: dict[str, object] = {}  # results of work done inside this boot
         self.boot_seconds = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self, timeout: float = 300) -> None:
-        """Boot the guest and wait for its shell. Raises BootError naming the logs."""
+        """Boot the guest, wait for its shell and check it runs the kernel that was built.
+
+        Raises BootError naming the logs (QEMU did not start, no shell in time, another
+        kernel runs), KernelTrouble if the kernel crashed while booting.
+        """
         spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
         argv = vm.vng_argv(proc.require_tool("vng"), spec)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -70,17 +88,17 @@ class GuestSession:
         console_path = str(self.console_log)
 
         def child_setup() -> None:
-            # Die with the harness (even on SIGKILL of a worker); QEMU, in our
-            # session, gets SIGHUP when vng (the session leader) dies.
+            # vng dies with the harness (even on SIGKILL of a worker); QEMU dies with its
+            # own parent (the wrapper in vm.py) and gets SIGHUP when vng's session ends.
             proc.die_with_parent()
             fd = os.open(console_path, os.O_WRONLY | os.O_APPEND)
             os.dup2(fd, 2)
 
         start = time.monotonic()
+        env = {**os.environ, "PATH": proc.tool_path(), **vm.qemu_env(spec.arch)}
         self._child = pexpect.spawn(
-            argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
-            env={**os.environ, "PATH": proc.tool_path()}, dimensions=(50, 4000),
-            preexec_fn=child_setup, echo=False,
+            argv[0], argv[1:], encoding="utf-8", codec_errors="replace", env=env,
+            dimensions=(50, 4000), preexec_fn=child_setup, echo=False,
         )
         self._child.logfile_read = self._serial
         _LIVE.add(self)
@@ -96,6 +114,7 @@ class GuestSession:
                                  f"mkdir -p {GUEST_WORKDIR}; cd /; "
                                  + console.session_setup(GUEST_WORKDIR))
             self.run("true", timeout=60)
+            self._check_kernel_identity()
         except (GuestLost, GuestTimeout) as exc:
             self.kill()
             raise BootError(f"guest {self.name} died during boot: {exc}",
@@ -106,8 +125,28 @@ class GuestSession:
         self.boot_seconds = time.monotonic() - start
         log.info("guest %s: shell after %.1fs", self.name, self.boot_seconds)
 
+    def _check_kernel_identity(self) -> None:
+        """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for
+        byte. Raises BootError if it cannot be read or differs (another kernel booted)."""
+        want = self.spec.btf_sha256
+        if want is None:
+            return
+        res = self.run("sha256sum /sys/kernel/btf/vmlinux", timeout=120)
+        got = res.stdout.split()[0] if res.ok and res.stdout.split() else None
+        if got is None:
+            raise BootError(f"guest {self.name}: cannot read /sys/kernel/btf/vmlinux to check "
+                            f"which kernel runs: {res.stderr.strip()}", log=self.serial_log)
+        if got != want:
+            raise BootError(f"guest {self.name} does not run the kernel that was built: "
+                            f"/sys/kernel/btf/vmlinux sha256 {got[:16]}..., {self.spec.image}'s "
+                            f"vmlinux .BTF {want[:16]}...", log=self.serial_log)
+
     def close(self, timeout: float = 30) -> None:
-        """Shut the guest down cleanly (exit the shell: init powers off), else kill it."""
+        """Shut the guest down (exit the shell: init powers off), else kill it.
+
+        Raises KernelTrouble if the console shows trouble not reported yet (also during
+        the shutdown itself).
+        """
         child = self._child
         if child is not None and child.isalive():
             try:
@@ -116,6 +155,7 @@ class GuestSession:
             except (pexpect.TIMEOUT, OSError):
                 log.warning("guest %s did not power off in %.0fs: killing it", self.name, timeout)
         self.kill()
+        self.check_console("shutdown")
 
     def kill(self) -> None:
         """Kill QEMU and vng now. Safe to call twice."""
@@ -132,6 +172,13 @@ class GuestSession:
             self._serial.close()
             self._serial = None
 
+    def once_per_boot(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``'s result, computed once per boot (state inside the guest, like a
+        build in its /tmp, lives as long as the boot)."""
+        if key not in self.memo:
+            self.memo[key] = make()
+        return cast(T, self.memo[key])
+
     @property
     def alive(self) -> bool:
         """True while the guest process runs."""
@@ -142,8 +189,9 @@ class GuestSession:
     def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
         """Run a shell command in the guest; ``args`` are appended shell-quoted.
 
-        Returns the real exit code and output. Raises GuestLost if the guest died
-        (with the console excerpt), GuestTimeout (after killing it) on timeout.
+        Returns the real exit code and output. Raises KernelTrouble if the kernel printed
+        trouble during the command (quoting it; fatal trouble kills the guest), GuestLost
+        if QEMU went away without any, GuestTimeout (after killing it) on timeout.
         """
         if args:
             command = command + " " + shlex.join(args)
@@ -154,7 +202,7 @@ class GuestSession:
         pattern = console.sentinel_pattern(token)
         deadline = time.monotonic() + timeout
         while True:
-            self._check_console(command)
+            self.check_console(command)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
@@ -170,7 +218,43 @@ class GuestSession:
             assert isinstance(match, re.Match)
             result = console.decode_result(command, match)
             log.info("guest %s: %s -> rc %d", self.name, command, result.rc)
+            self.check_console(command)
             return result
+
+    def sync_console(self, what: str) -> None:
+        """Wait until every kernel message so far is in the console log (a marker written
+        to /dev/kmsg shows up there), then check it. Raises like run()."""
+        if not self.alive:
+            self.check_console(what)
+            return
+        token = uuid.uuid4().hex[:16]
+        marker = f"kbtf: console sync {token}"
+        self.run(f"printf '<4>{marker}\\n' >/dev/kmsg")
+        deadline = time.monotonic() + CONSOLE_SYNC_SECONDS
+        while marker not in self.console_log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                log.warning("guest %s: console sync marker not seen after %.0fs", self.name,
+                            CONSOLE_SYNC_SECONDS)
+                break
+            time.sleep(0.05)
+        self.check_console(what)
+
+    def check_console(self, what: str) -> None:
+        """Raise KernelTrouble for trouble on the console not reported yet, quoting it;
+        fatal trouble kills the guest first."""
+        text = self.console_log.read_text(errors="replace")
+        trouble = console.find_trouble(text, self._seen)
+        if trouble is None:
+            return
+        self._seen = trouble.end
+        if trouble.fatal:
+            self.kill()
+            # The guest is dead: what follows (the panic) belongs to this crash.
+            self._seen = len(self.console_log.read_text(errors="replace"))
+            raise KernelTrouble(f"guest {self.name}: kernel crashed during {what!r}:\n"
+                                f"{trouble.excerpt}", log=self.console_log)
+        raise KernelTrouble(f"guest {self.name}: kernel warning during {what!r}:\n"
+                            f"{trouble.excerpt}", log=self.console_log, fatal=False)
 
     def _wait_for_shell(self, deadline: float, what: str) -> None:
         """Ping until the shell answers. Raises BootError saying ``what`` at ``deadline``."""
@@ -188,7 +272,7 @@ class GuestSession:
             child.expect(rf"KBTF-{token}:READY", timeout=timeout)
             return True
         except pexpect.TIMEOUT:
-            self._check_console("boot")
+            self.check_console("boot")
             return False
         except pexpect.EOF:
             self._lost("boot", "QEMU exited")
@@ -200,13 +284,62 @@ class GuestSession:
                             log=self.console_log)
         return self._child
 
-    def _check_console(self, command: str) -> None:
-        trouble = console.find_trouble(self.console_log.read_text(errors="replace"))
-        if trouble:
-            self._lost(command, trouble)
-
     def _lost(self, command: str, why: str) -> NoReturn:
-        excerpt = console.find_trouble(self.console_log.read_text(errors="replace")) or why
+        """QEMU went away: KernelTrouble if the console says why, else GuestLost."""
         self.kill()
-        raise GuestLost(f"guest {self.name} lost during {command!r}:\n{excerpt}",
-                        log=self.console_log)
+        self.check_console(command)
+        raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, no kernel trouble "
+                        "on the console", log=self.console_log)
+
+
+class GuestPool:
+    """The live guests of one process, one per kernel, rebooted after a loss.
+
+    A guest that died (crash, timeout, QEMU gone) is booted again for the next test that
+    needs it, under a new boot number so the earlier boot's logs stay. A second loss in
+    a row (no test passed on the guest in between) ends that kernel's point: every later
+    request raises HarnessError naming the last boot's log.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[str, GuestSession] = {}
+        self._losses: dict[str, int] = {}
+
+    def get(self, key: str, make: Callable[[int], GuestSession]) -> GuestSession:
+        """The live guest for ``key``, booting ``make(boot_number)`` if there is none.
+
+        Raises HarnessError after two losses in a row; start()'s errors when a boot fails.
+        """
+        session = self._slots.get(key)
+        if session is not None and session.alive:
+            return session
+        boot = 1
+        if session is not None:
+            losses = self._losses.get(key, 0) + 1
+            self._losses[key] = losses
+            if losses >= 2:
+                raise HarnessError(f"guest {session.name} was lost twice in a row: no more "
+                                   "boots for this point", log=session.console_log)
+            boot = session.boot + 1
+            log.info("guest %s was lost: booting it again (boot %d)", session.name, boot)
+        session = make(boot)
+        self._slots[key] = session
+        session.start()
+        return session
+
+    def passed(self, session: GuestSession) -> None:
+        """A test passed on ``session``: its losses are no longer in a row."""
+        for key, live in self._slots.items():
+            if live is session:
+                self._losses[key] = 0
+
+    def close_all(self) -> None:
+        """Shut every guest down. Raises the first KernelTrouble found at shutdown."""
+        first: KernelTrouble | None = None
+        for session in self._slots.values():
+            try:
+                session.close()
+            except KernelTrouble as trouble:
+                first = first or trouble
+        if first is not None:
+            raise first

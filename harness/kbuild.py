@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import cacheentry, kconfig, proc
+from harness import buildlog, cacheentry, kconfig, proc
 from harness.arches import Arch
-from harness.errors import BuildError, ConfigError
+from harness.errors import CommandError, ConfigError
 from harness.ksource import KernelSource
 from harness.pahole import MIN_SPLIT_BTF, Pahole
 
@@ -21,6 +20,11 @@ from harness.pahole import MIN_SPLIT_BTF, Pahole
 CACHE_VERSION = 1
 KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfigs"
 BASE_FRAGMENTS = ("base.config", "btf.config")
+# Timeouts (s) of the build's steps. The compile took 7-9 min for tinyconfig and 25 min for
+# defconfig on 2 cores: a build past 2 h is hung (a pahole that never ends, say).
+CONFIGURE_TIMEOUT = 600
+COMPILE_TIMEOUT = 7200
+COPY_TIMEOUT = 900
 
 Progress = Callable[[str], None]
 
@@ -91,8 +95,8 @@ class KernelBuild:
 def compiler_version(arch: Arch) -> str:
     """First line of ``<cc> --version``. Raises ToolMissing if the compiler is absent."""
     cc = proc.require_tool(arch.compiler())
-    out = subprocess.run([cc, "--version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else cc
+    out = proc.output([cc, "--version"], timeout=60)
+    return out.splitlines()[0] if out else cc
 
 
 def cache_key(req: KernelRequest, compiler: str) -> str:
@@ -122,7 +126,8 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
 
     One build per key across processes (FileLock); the build happens in a temp dir
     renamed into place only when complete. Raises ConfigError (invalid or dropped
-    config) or BuildError (make failed), naming the log.
+    config), BuildFailure (the kernel or its pahole failed or hung) or HarnessError (the
+    environment stopped the build), naming the log.
     """
     if req.pahole.code < MIN_SPLIT_BTF:
         raise ConfigError(
@@ -167,7 +172,7 @@ def _seed_from_base(req: KernelRequest, compiler: str, kernels: Path, out: Path)
     base = kernels / f"{req.arch.name}-{req.source.version}-{cache_key(base_req, compiler)}"
     if not (base / "kbtf-build.json").exists():
         return None
-    proc.run(["cp", "-a", f"{base}/.", str(out)])
+    proc.run(["cp", "-a", f"{base}/.", str(out)], timeout=COPY_TIMEOUT)
     for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
         (out / name).unlink(missing_ok=True)
     return base
@@ -175,7 +180,7 @@ def _seed_from_base(req: KernelRequest, compiler: str, kernels: Path, out: Path)
 
 def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None = None) -> None:
     """Configure, validate and build into ``out`` (incrementally, if it was seeded with a
-    copy of ``seed``). Raises ConfigError or BuildError."""
+    copy of ``seed``). Raises ConfigError, BuildFailure or HarnessError."""
     log = out / "kbtf-build.log"
     requested = req.requested()
     variant = f" variant {req.variant}" if req.variant else ""
@@ -184,17 +189,18 @@ def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None 
     progress(f"kbtf: building kernel {label} in {out}{how} (log: {log})")
     if seed:
         log.write_text(f"# seeded with a copy of {seed} (cp -a), then built incrementally\n")
-    proc.run(_make(req, out, "tinyconfig"), logfile=log)
-    fragment = out / "kbtf-fragment.config"
-    fragment.write_text(kconfig.render(requested))
-    merge = req.source.path / "scripts/kconfig/merge_config.sh"
-    proc.run(
-        [merge, "-m", "-O", out, out / ".config", fragment],
-        logfile=log,
-        cwd=req.source.path,
-        env={"ARCH": req.arch.kernel_arch},
-    )
-    proc.run(_make(req, out, "olddefconfig"), logfile=log)
+    try:
+        proc.run(_make(req, out, "tinyconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
+        fragment = out / "kbtf-fragment.config"
+        fragment.write_text(kconfig.render(requested))
+        merge = req.source.path / "scripts/kconfig/merge_config.sh"
+        # Run in the build dir: merge_config.sh writes ./.tmp.config.* into its working
+        # directory, and nothing may be written into the source tree.
+        proc.run([merge, "-m", "-O", out, out / ".config", fragment], logfile=log, cwd=out,
+                 env={"ARCH": req.arch.kernel_arch}, timeout=CONFIGURE_TIMEOUT)
+        proc.run(_make(req, out, "olddefconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
+    except CommandError as exc:
+        raise buildlog.classify(f"configuring kernel {label}", exc, log) from None
     final = kconfig.parse((out / ".config").read_text(), ".config")
     known = kconfig.kconfig_symbols(
         p.read_text(errors="replace") for p in req.source.path.rglob("Kconfig*") if p.is_file()
@@ -229,35 +235,31 @@ def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None 
 
 
 def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> None:
-    """Run the parallel build, reporting progress every 30 s. Raises BuildError."""
+    """Run the parallel build, reporting progress every 30 s.
+
+    Raises BuildFailure (the kernel, compiler or pahole failed or hung) or HarnessError
+    (the environment stopped it), naming the log.
+    """
     argv = _make(req, out, f"-j{os.cpu_count() or 1}")
     start = time.monotonic()
-    last_report = start
-    steps = 0
-    current = ""
-    with log.open("a") as fh:
-        fh.write(f"$ {' '.join(argv)}\n")
-        fh.flush()
-        proc.log.info("run: %s", " ".join(argv))
-        child = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PATH": proc.tool_path()},
-            preexec_fn=proc.die_with_parent,
-        )
-        assert child.stdout is not None
-        for line in child.stdout:
-            fh.write(line)
-            if line.startswith("  ") and not line.startswith("   "):
-                steps += 1
-                current = line.strip()
-            now = time.monotonic()
-            if now - last_report >= 30:
-                last_report = now
-                progress(f"kbtf: [{now - start:5.0f}s] {steps} steps, {current}")
-        rc = child.wait()
+    last, steps, current = start, 0, ""
+
+    def on_line(line: str) -> None:
+        nonlocal last, steps, current
+        if line.startswith("  ") and not line.startswith("   "):
+            steps += 1
+            current = line.strip()
+        now = time.monotonic()
+        if now - last >= 30:
+            last = now
+            progress(f"kbtf: [{now - start:5.0f}s] {steps} steps, {current}")
+
+    label = f"{req.arch.name} {req.source.label} {req.pahole.label}"
+    try:
+        rc = proc.stream(argv, timeout=COMPILE_TIMEOUT, logfile=log, on_line=on_line)
+    except CommandError as exc:
+        raise buildlog.classify(f"kernel build {label}", exc, log) from None
     if rc != 0:
-        raise BuildError(f"kernel build failed (make exit {rc})", log=log)
+        failed = CommandError(f"make exit {rc}", log=log)
+        raise buildlog.classify(f"kernel build {label}", failed, log)
     progress(f"kbtf: kernel built in {time.monotonic() - start:.0f}s ({steps} steps)")

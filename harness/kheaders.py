@@ -27,7 +27,7 @@ SCAFFOLD_VERSION = "1"
 def scaffold(kernel: KernelBuild, cache_dir: Path) -> Path:
     """Return the kbuild scaffold for ``kernel`` (built once into ``cache_dir``/scaffolds).
 
-    Raises BuildError if objcopy fails.
+    Raises CommandError if objcopy fails.
     """
     final = cache_dir / "scaffolds" / f"{kernel.dir.name}-v{SCAFFOLD_VERSION}"
     cacheentry.populate(final, final.is_dir, lambda tmp: _fill(kernel, tmp))
@@ -53,7 +53,7 @@ def _fill(kernel: KernelBuild, out: Path) -> None:
             (out / tool).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(obj / tool, out / tool)
     proc.run(["objcopy", "--only-section=.BTF", "--only-section=.BTF_ids",
-              obj / "vmlinux", out / "vmlinux"], logfile=out / "kbtf-scaffold.log")
+              obj / "vmlinux", out / "vmlinux"], logfile=out / "kbtf-scaffold.log", timeout=120)
 
 
 def extract_command(headers: str) -> str:

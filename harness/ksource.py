@@ -5,18 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
-from harness import proc
+from harness import cacheentry, proc
 from harness.errors import ConfigError
 
 DEFAULT_PACKAGE = "linux-source-6.12"
+UNPACK_TIMEOUT = 900  # tar -xf of a kernel tarball (~1 min)
 
 
 @dataclass(frozen=True)
@@ -71,12 +67,9 @@ def local_source(path: Path) -> KernelSource:
 def _tree_identity(path: Path) -> str:
     """Git HEAD plus a hash of uncommitted changes, or a hash of every file's size and mtime."""
     if (path / ".git").exists():
-        head = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-        diff = subprocess.run(
-            ["git", "-C", str(path), "diff", "HEAD"], capture_output=True, text=True
-        )
+        git = proc.require_tool("git")
+        head = proc.run([git, "-C", path, "rev-parse", "HEAD"], timeout=60, check=False)
+        diff = proc.run([git, "-C", path, "diff", "HEAD"], timeout=600, check=False)
         if head.returncode == 0:
             dirty = hashlib.sha256(diff.stdout.encode()).hexdigest()[:16]
             return f"git:{head.stdout.strip()}:{dirty}"
@@ -101,22 +94,15 @@ def debian_source(cache_dir: Path, package: str = DEFAULT_PACKAGE) -> KernelSour
             f"missing kernel source {tarball}: apt-get install {package}, "
             "or pass --kernel-src PATH"
         )
-    pkg_version = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True
-    ).stdout.strip() or f"size{tarball.stat().st_size}"
+    pkg_version = proc.output(["dpkg-query", "-W", "-f=${Version}", package]).strip() \
+        or f"size{tarball.stat().st_size}"
     dest = cache_dir / "src" / f"{package}_{pkg_version}"
     tree = dest / package
-    if not (dest / ".complete").exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(dest) + ".lock"):
-            if not (dest / ".complete").exists():
-                tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
-                try:
-                    proc.run(["tar", "-C", tmp, "-xf", tarball])
-                    (tmp / ".complete").write_text(f"{tarball} {pkg_version}\n")
-                    shutil.rmtree(dest, ignore_errors=True)
-                    tmp.rename(dest)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+
+    def fill(tmp: Path) -> None:
+        proc.run(["tar", "-C", tmp, "-xf", tarball], timeout=UNPACK_TIMEOUT)
+        (tmp / ".complete").write_text(f"{tarball} {pkg_version}\n")
+
+    cacheentry.populate(dest, (dest / ".complete").exists, fill)
     version = makefile_version((tree / "Makefile").read_text())
     return KernelSource(tree, version, f"deb:{package}={pkg_version}", f"debian{version}")

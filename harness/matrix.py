@@ -61,11 +61,13 @@ def _resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
     """A pahole from a SPEC: 'system', 'debian:X' (provisioned), a path to a binary, or a
     pahole source checkout (built with cmake and the embedded libbpf, cached).
 
-    Raises ConfigError naming the valid specs; BuildError if a checkout fails to build.
+    Raises ConfigError naming the valid specs; CommandError if a checkout fails to build.
     """
     if spec == "system":
         return pahole.system_pahole()
     if spec.startswith("debian:"):
+        for tool in PROVISION_TOOLS:
+            require_tool(tool)
         return pahole.probe(provision.debian_pahole(cache_dir, spec.removeprefix("debian:")))
     path = Path(spec).expanduser()
     if path.is_file():
@@ -89,10 +91,20 @@ def default_pahole(cache_dir: Path) -> pahole.Pahole:
     return resolve_pahole(DEFAULT_PROVISIONED, cache_dir)
 
 
+# Host programs every run needs: the kernel build, module surgery (objcopy), sources (tar),
+# guests (QEMU under setpriv, vng, udevadm) and the BTF readers.
+RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "zstd", "tar", "objcopy", "bpftool",
+             "bpftrace", "udevadm", "setpriv", "vng")
+# Programs the debian:X pahole provisioning runs.
+PROVISION_TOOLS = ("apt-get", "dpkg-deb", "patchelf")
+
+
 def host_tools(arch: Arch) -> None:
-    """Check every host program a run needs. Raises ToolMissing naming the package."""
-    for tool in ("make", "flex", "bison", "bc", "cpio", "xz", "zstd", arch.compiler(),
-                 "bpftool", "bpftrace", "udevadm", arch.qemu, "vng"):
+    """Check every host program a run needs, before anything is built.
+
+    Raises ToolMissing naming the Debian package that provides the first one missing.
+    """
+    for tool in (*RUN_TOOLS, arch.compiler(), arch.qemu):
         require_tool(tool)
 
 

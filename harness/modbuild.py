@@ -6,13 +6,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
-from harness.errors import BuildError
+from harness import buildlog, proc
+from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 SKIPPED_BTF = "Skipping BTF generation"
+# A module of a few files builds in ~2 s; past this the build (pahole, say) is hung.
+MODULE_BUILD_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,13 @@ def build_module(
 ) -> ModuleBuild:
     """Copy modules/<name> to ``outdir``/<variant>/<name> and build it against ``kernel``.
 
-    ``pahole`` is the module's pahole (make PAHOLE=...). Raises BuildError naming the log.
+    ``pahole`` is the module's pahole (make PAHOLE=...). Raises BuildFailure naming the log
+    when the build fails or hangs (the kernel's rules or pahole), HarnessError when the
+    environment stopped it, ConfigError if there is no such module.
     """
     src = MODULES_DIR / name
     if not src.is_dir():
-        raise BuildError(f"no module source {src}")
+        raise ConfigError(f"no module source {src}")
     dst = outdir / variant / name
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
@@ -48,15 +52,10 @@ def build_module(
     argv = ["make", "-C", str(kernel.dir), f"M={dst}", *kernel.arch.make_vars(),
             f"PAHOLE={pahole.path}", *make_args, "modules"]
     try:
-        proc.run(argv, logfile=log)
-    except BuildError:
-        # Say why when pahole itself refused (e.g. pahole < 1.26 given --btf_features).
-        why = [ln for ln in log.read_text(errors="replace").splitlines() if "pahole" in ln
-               and ("unrecognized" in ln or "error" in ln.lower()) and not ln.startswith("$")]
-        if why:
-            raise BuildError(f"module build failed: {why[-1].strip()}", log=log) from None
-        raise
+        proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)
+    except CommandError as exc:
+        raise buildlog.classify(f"module build of {name}", exc, log) from None
     ko = dst / f"{name}.ko"
     if not ko.is_file():
-        raise BuildError(f"module build produced no {ko.name}", log=log)
+        raise BuildFailure(f"module build of {name} produced no {ko.name}", log=log)
     return ModuleBuild(name, variant, ko, log, SKIPPED_BTF in log.read_text(errors="replace"))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
-from harness.proc import require_tool
+from harness import proc
+from harness.errors import CommandTimeout, ConfigError
 
 # pahole below this cannot encode split BTF: Kconfig drops DEBUG_INFO_BTF_MODULES.
 MIN_SPLIT_BTF = 119
+PROBE_TIMEOUT = 30  # pahole --version, --supported_btf_features
 
 
 @dataclass(frozen=True)
@@ -75,25 +75,26 @@ def probe(path: Path) -> Pahole:
     Raises ConfigError if ``path`` is not a runnable pahole.
     """
     try:
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
+        out = proc.run([path, "--version"], timeout=PROBE_TIMEOUT, check=False)
+        if out.returncode != 0:
+            raise ConfigError(f"pahole {path} --version failed: {out.stderr.strip()[:200]}")
+        try:
+            version = parse_version(out.stdout)
+        except ConfigError as exc:
+            raise ConfigError(f"pahole {path}: {exc}") from None
+        features: tuple[str, ...] = ()
+        if version_code(version) >= 126:
+            feat = proc.run([path, "--supported_btf_features"], timeout=PROBE_TIMEOUT,
+                            check=False)
+            if feat.returncode == 0:
+                features = parse_features(feat.stdout)
     except OSError as exc:
         raise ConfigError(f"pahole {path} is not runnable: {exc.strerror}") from None
-    if out.returncode != 0:
-        raise ConfigError(f"pahole {path} --version failed: {out.stderr.strip()[:200]}")
-    try:
-        version = parse_version(out.stdout)
-    except ConfigError as exc:
-        raise ConfigError(f"pahole {path}: {exc}") from None
-    features: tuple[str, ...] = ()
-    if version_code(version) >= 126:
-        feat = subprocess.run(
-            [str(path), "--supported_btf_features"], capture_output=True, text=True, timeout=30
-        )
-        if feat.returncode == 0:
-            features = parse_features(feat.stdout)
+    except CommandTimeout as exc:
+        raise ConfigError(f"pahole {path} hung answering a query: {exc}") from None
     return Pahole(path, version, features)
 
 
 def system_pahole() -> Pahole:
     """The pahole on PATH. Raises ToolMissing naming the dwarves package."""
-    return probe(Path(require_tool("pahole")))
+    return probe(Path(proc.require_tool("pahole")))

@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 
 from harness import cacheentry, proc
-from harness.errors import BuildError, ConfigError
+from harness.errors import CommandError, ConfigError
 
 # Directories of a checkout that are not source (build trees, VCS data).
 _NOT_SOURCE = {".git", "build", ".cache"}
+CMAKE_TIMEOUT = 1800  # configure, or build pahole and its embedded libbpf (~1 min)
 
 
 def is_checkout(path: Path) -> bool:
@@ -48,7 +49,7 @@ def build_checkout(src: Path, cache_dir: Path) -> tuple[Path, str]:
     """Build pahole from checkout ``src`` (once per identity): (the binary, the identity).
 
     Raises ConfigError if ``src`` lacks the embedded libbpf (submodule not checked out),
-    ToolMissing if cmake is absent, BuildError (naming the log) if the build fails.
+    ToolMissing if cmake is absent, CommandError (naming the log) if the build fails.
     """
     if not (src / "lib" / "bpf" / "src").is_dir():
         raise ConfigError(f"pahole checkout {src} has no lib/bpf/src (the embedded libbpf): "
@@ -60,9 +61,9 @@ def build_checkout(src: Path, cache_dir: Path) -> tuple[Path, str]:
 
     def fill(tmp: Path) -> None:
         for argv in cmake_argvs(src, tmp / "build", os.cpu_count() or 1):
-            proc.run(argv, logfile=tmp / "build.log")
+            proc.run(argv, logfile=tmp / "build.log", timeout=CMAKE_TIMEOUT)
         if not (tmp / "build" / "pahole").is_file():
-            raise BuildError(f"cmake built no pahole binary from {src}", log=tmp / "build.log")
+            raise CommandError(f"cmake built no pahole binary from {src}", log=tmp / "build.log")
 
     cacheentry.populate(dest, binary.is_file, fill, "build.log")
     return binary, key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -10,10 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
-from harness.errors import BuildError, ToolMissing
+from harness.errors import CommandError, CommandTimeout, ToolMissing
 
 log = logging.getLogger("kbtf")
 
@@ -35,9 +39,16 @@ APT_PACKAGE: Mapping[str, str] = {
     "udevadm": "udev",
     "qemu-system-x86_64": "qemu-system-x86",
     "qemu-system-aarch64": "qemu-system-arm",
-    "qemu-system-s390x": "qemu-system-s390x",
+    "qemu-system-s390x": "qemu-system-misc",
     "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
     "s390x-linux-gnu-gcc": "gcc-s390x-linux-gnu",
+    "objcopy": "binutils",
+    "tar": "tar",
+    "git": "git",
+    "cmake": "cmake",
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "setpriv": "util-linux",
     "vng": "virtme-ng (pip, in the venv: run ./kbtf)",
 }
 
@@ -69,9 +80,33 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
+def timeout_scale() -> float:
+    """$KBTF_TIMEOUT_SCALE (default 1): multiplies every command's timeout (slow machines,
+    or small values to watch the timeouts fire)."""
+    try:
+        return float(os.environ.get("KBTF_TIMEOUT_SCALE", "1"))
+    except ValueError:
+        return 1.0
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    """SIGKILL ``child``'s whole process group (make's compilers, pahole...) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        child.kill()
+    child.wait()
+
+
+def _timeout_error(line: str, seconds: float, logfile: Path | None) -> CommandTimeout:
+    return CommandTimeout(f"command timed out after {seconds:.0f}s and was killed: {line}",
+                          log=logfile)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
+    timeout: float,
     logfile: Path | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -79,30 +114,99 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (never through a shell), logging it; output goes to ``logfile`` if given.
 
-    Raises BuildError naming the log when ``check`` and the command fails.
+    The command runs in its own process group, which is killed whole when it runs past
+    ``timeout`` seconds (times $KBTF_TIMEOUT_SCALE) or when the harness is interrupted.
+    Raises CommandTimeout past the timeout, CommandError naming the log when ``check`` and
+    the command fails.
     """
     args = [os.fspath(a) for a in argv]
     line = shlex.join(args)
     where = f"(cd {shlex.quote(str(cwd))} && {line})" if cwd else line
-    log.info("run: %s", where)
+    seconds = timeout * timeout_scale()
+    log.info("run (timeout %.0fs): %s", seconds, where)
     full_env = {**os.environ, "PATH": tool_path(), **(env or {})}
-    if logfile is None:
-        proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, capture_output=True,
-                              preexec_fn=die_with_parent)
-    else:
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        with logfile.open("a") as fh:
-            fh.write(f"$ {where}\n")
-            fh.flush()
-            proc = subprocess.run(
-                args, cwd=cwd, env=full_env, text=True, stdout=fh, stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
+    with contextlib.ExitStack() as stack:
+        if logfile is None:
+            out: int | IO[str] = subprocess.PIPE
+        else:
+            logfile.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(logfile.open("a"))
+            out.write(f"$ {where}\n")
+            out.flush()
+        child = subprocess.Popen(
+            args, cwd=cwd, env=full_env, text=True, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.PIPE if logfile is None else subprocess.STDOUT,
+            preexec_fn=die_with_parent, process_group=0,
+        )
+        try:
+            stdout, stderr = child.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(child)
+            if logfile is not None:
+                out.write(f"# kbtf: killed after {seconds:.0f}s (timeout)\n")  # type: ignore[union-attr]
+            raise _timeout_error(line, seconds, logfile) from None
+        finally:
+            if child.returncode is None:  # interrupted (Ctrl-C, SIGTERM): take the group down
+                _kill_group(child)
+    proc = subprocess.CompletedProcess(args, child.returncode, stdout or "", stderr or "")
     if check and proc.returncode != 0:
-        detail = (proc.stderr or "").strip().splitlines()[-1:] if logfile is None else []
-        raise BuildError(
+        detail = proc.stderr.strip().splitlines()[-1:] if logfile is None else []
+        raise CommandError(
             f"command failed with exit {proc.returncode}: {line}"
             + (f": {detail[0]}" if detail else ""),
             log=logfile,
         )
     return proc
+
+
+def stream(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float,
+    logfile: Path,
+    on_line: Callable[[str], None],
+) -> int:
+    """Run ``argv`` with its output appended to ``logfile``, handing each line to
+    ``on_line`` (progress). Same process-group and timeout rules as run(); returns the
+    exit code. Raises CommandTimeout past the timeout.
+    """
+    args = [os.fspath(a) for a in argv]
+    line = shlex.join(args)
+    seconds = timeout * timeout_scale()
+    log.info("run (timeout %.0fs): %s", seconds, line)
+    deadline = time.monotonic() + seconds
+    timer: threading.Timer | None = None
+    with logfile.open("a") as fh:
+        fh.write(f"$ {line}\n")
+        fh.flush()
+        child = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env={**os.environ, "PATH": tool_path()}, preexec_fn=die_with_parent,
+            process_group=0,
+        )
+        # A watchdog: a hung build prints nothing, so the line loop alone cannot time out.
+        timer = threading.Timer(seconds, _kill_group, (child,))
+        timer.daemon = True
+        timer.start()
+        try:
+            assert child.stdout is not None
+            for text in child.stdout:
+                fh.write(text)
+                on_line(text)
+            rc = child.wait()
+        finally:
+            timer.cancel()
+            if child.returncode is None:
+                _kill_group(child)
+        if time.monotonic() >= deadline:
+            fh.write(f"# kbtf: killed after {seconds:.0f}s (timeout)\n")
+            raise _timeout_error(line, seconds, logfile)
+    return rc
+
+
+def output(argv: Sequence[str | os.PathLike[str]], *, timeout: float = 60) -> str:
+    """stdout of a short query command (``--version`` and the like); '' if it fails.
+
+    Raises CommandTimeout past the timeout.
+    """
+    return run(argv, timeout=timeout, check=False).stdout

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
-from harness import proc
+from harness import cacheentry, proc
 from harness.errors import ConfigError
 
 MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+APT_TIMEOUT = 900  # apt-get update or download from the archive (seen: 17 s)
+UNPACK_TIMEOUT = 120  # dpkg-deb -x, patchelf
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,8 @@ def _apt_state(cache_dir: Path, suite: str) -> Path:
     (state / "status").touch()
     stamp = state / "updated"
     if not stamp.exists() or time.time() - stamp.stat().st_mtime > 86400:
-        proc.run(["apt-get", *apt_options(state), "update"], logfile=state / "apt.log")
+        proc.run(["apt-get", *apt_options(state), "update"], logfile=state / "apt.log",
+                 timeout=APT_TIMEOUT)
         stamp.touch()
     return state
 
@@ -76,38 +76,29 @@ def debian_pahole(cache_dir: Path, version: str) -> Path:
 
     The binary is patched (patchelf) to use the dynamic loader and libraries of its own
     suite, unpacked next to it, so the host's libraries are never replaced.
-    Raises ConfigError listing the versions on offer, BuildError if a step fails.
+    Raises ConfigError listing the versions on offer, CommandError if a step fails.
     """
     spec = DEBIAN_PAHOLES.get(version)
     if spec is None:
         raise ConfigError(f"unknown pahole 'debian:{version}': kbtf can provision "
                           + ", ".join(f"debian:{v}" for v in DEBIAN_PAHOLES))
     dest = cache_dir / "pahole" / f"debian-{version}"
-    binary = dest / "usr" / "bin" / "pahole"
-    if (dest / ".complete").exists():
-        return binary
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest) + ".lock"):
-        if (dest / ".complete").exists():
-            return binary
+
+    def fill(root: Path) -> None:
         state = _apt_state(cache_dir, spec.suite)
-        tmp = Path(tempfile.mkdtemp(prefix=f".pahole-{version}-", dir=dest.parent))
-        try:
-            debs = tmp / "debs"
-            debs.mkdir()
-            proc.run(["apt-get", *apt_options(state), "download", *spec.packages],
-                     cwd=debs, logfile=tmp / "provision.log")
-            root = tmp / "root"
-            for deb in sorted(debs.glob("*.deb")):
-                proc.run(["dpkg-deb", "-x", deb, root], logfile=tmp / "provision.log")
-            _relocate(root, root / "usr" / "bin" / "pahole", dest, tmp / "provision.log")
-            shutil.copy(tmp / "provision.log", root / "provision.log")
-            (root / ".complete").write_text(" ".join(spec.packages) + "\n")
-            shutil.rmtree(dest, ignore_errors=True)
-            root.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return binary
+        log = root / "provision.log"
+        debs = root / ".debs"
+        debs.mkdir()
+        proc.run(["apt-get", *apt_options(state), "download", *spec.packages],
+                 cwd=debs, logfile=log, timeout=APT_TIMEOUT)
+        for deb in sorted(debs.glob("*.deb")):
+            proc.run(["dpkg-deb", "-x", deb, root], logfile=log, timeout=UNPACK_TIMEOUT)
+        shutil.rmtree(debs)
+        _relocate(root, root / "usr" / "bin" / "pahole", dest, log)
+        (root / ".complete").write_text(" ".join(spec.packages) + "\n")
+
+    cacheentry.populate(dest, (dest / ".complete").exists, fill, "provision.log")
+    return dest / "usr" / "bin" / "pahole"
 
 
 def _relocate(root: Path, binary: Path, final_root: Path, log: Path) -> None:
@@ -126,4 +117,5 @@ def _relocate(root: Path, binary: Path, final_root: Path, log: Path) -> None:
         return str(final_root / os.path.relpath(path, root))
 
     proc.run(["patchelf", "--set-interpreter", final(str(loaders[0])),
-              "--set-rpath", ":".join(final(d) for d in libdirs), binary], logfile=log)
+              "--set-rpath", ":".join(final(d) for d in libdirs), binary], logfile=log,
+             timeout=UNPACK_TIMEOUT)

@@ -8,13 +8,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import proc
 from harness.arches import Arch
 
 log = logging.getLogger("kbtf")
 
 # Kernel arguments for every guest: a panic or Oops ends the VM at once
-# (-no-reboot makes the reboot after panic an exit) instead of hanging until a timeout.
-GUEST_CMDLINE = ("panic=-1", "oops=panic")
+# (-no-reboot makes the reboot after panic an exit) instead of hanging until a timeout;
+# loglevel=7 overrides virtme-ng's "quiet loglevel=1", which hides WARNINGs from the console.
+GUEST_CMDLINE = ("panic=-1", "oops=panic", "loglevel=7")
+# Runs QEMU for virtme-ng with PR_SET_PDEATHSIG: QEMU dies with the process that started it.
+QEMU_WRAPPER = Path(__file__).resolve().parent / "qemu-pdeathsig"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class BootSpec:
     kvm: bool  # hardware acceleration (only when probe_kvm() said it works)
     memory: str = "2G"
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
+    btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
 
 
 def vng_argv(vng: str, spec: BootSpec) -> list[str]:
@@ -33,7 +38,8 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
 
     Kernel messages go to vng's stderr (hvc0), the shell to its stdout (ttyS0).
     """
-    argv = [vng, "--run", str(spec.image), "--force-9p", "--disable-monitor"]
+    argv = [vng, "--run", str(spec.image), "--force-9p", "--disable-monitor",
+            "--qemu", str(QEMU_WRAPPER)]
     argv += ["--memory", spec.memory, "--cpus", "1"]
     if not spec.kvm:
         argv.append("--disable-kvm")
@@ -44,6 +50,11 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
         qemu_opts += ["-pidfile", str(spec.pidfile)]
     argv.append("--qemu-opts=" + " ".join(qemu_opts))  # must stay last (vng)
     return argv
+
+
+def qemu_env(arch: Arch) -> dict[str, str]:
+    """Environment for vng: the real QEMU the wrapper runs. Raises ToolMissing."""
+    return {"KBTF_QEMU": proc.require_tool(arch.qemu), "KBTF_SETPRIV": proc.require_tool("setpriv")}
 
 
 def kvm_probe_argv(qemu: str) -> list[str]:

@@ -1,35 +1,44 @@
 """Hooks and fixtures of the integration suites: options -> matrix points -> builds -> guests.
 
-Kernels are built once, before tests are distributed (in the xdist controller, with
-progress on the terminal); workers then find them in the cache. Harness trouble
-(HarnessError) is reported as a pytest ERROR naming its log, never as a test failure.
+Kernels are built once, after collection and before tests are distributed (in the xdist
+controller, with progress on the terminal), and only those the selected tests need; workers
+then find them in the cache. Who is blamed for a red test: suites/blame.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Generator, Iterator
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pytest.mark.expression import Expression
 
-from harness import kbuild, proc, results, vm
+from harness import cacheentry, kbuild, proc, results, vm
 from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
-from harness.elfbtf import elf_facts, module_type_counts
-from harness.errors import HarnessError
-from harness.guest import GuestSession
+from harness.elfbtf import elf_facts, module_type_counts, section_data
+from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
+from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import ModuleBuild, build_module
+from suites.blame import pytest_runtest_call, pytest_runtest_makereport
+
+__all__ = ["pytest_runtest_call", "pytest_runtest_makereport"]  # hooks of suites/blame.py
 
 log = logging.getLogger("kbtf")
 POINTS = pytest.StashKey[list[MatrixPoint]]()
 RUN_DIR = pytest.StashKey[Path]()
 CACHE = pytest.StashKey[Path]()
+
+
+class ModuleLoadFailure(ProductFailure):
+    """A module kbtf built was refused by the kernel it was built for."""
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -53,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.option.cache_dir) if config.option.cache_dir else kbuild.default_cache_dir()
     config.stash[RUN_DIR] = run_dir
     config.stash[CACHE] = cache
+    _end_cleanly_on_sigterm()
+    if not _is_worker(config):
+        cacheentry.sweep(cache)
     try:
         config.stash[POINTS] = resolve_points(
             config.option.arch, config.option.kernel_src, config.option.pahole or [],
@@ -60,6 +72,17 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _end_cleanly_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C: fixtures torn down (guests killed), temp build
+    dirs removed, running builds killed with their process groups."""
+    with contextlib.suppress(ValueError):  # not the main thread: the default still ends it
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
@@ -71,11 +94,55 @@ def _failure_marker(config: pytest.Config, req: kbuild.KernelRequest, kernel_id:
     return config.stash[RUN_DIR] / kernel_id / f"kernel-{req.variant or 'base'}-failed.json"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Build every point's kernel once, in the controller, with progress on the terminal."""
+# Kernel fixture -> the kernel variant it needs ("": kernel A).
+KERNEL_FIXTURES = {"kernel": "", "kernel_prime": "reloc", "kernel_refuse": "mismatch"}
+
+
+def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
+    """(point id, variant) of every kernel the ``items`` need, from their fixture closures."""
+    needs = set()
+    for item in items:
+        point = getattr(item, "callspec", None) and item.callspec.params.get("point")  # type: ignore[attr-defined]
+        if not isinstance(point, MatrixPoint):
+            continue
+        for name in getattr(item, "fixturenames", ()):
+            if name in KERNEL_FIXTURES:
+                needs.add((point.id, KERNEL_FIXTURES[name]))
+    return needs
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the kernels the selected tests need (none for --collect-only). An xdist worker
+    only writes what its collection needs; the controller builds it (below)."""
     config = session.config
+    needs = needed_kernels(session.items)
     if _is_worker(config):
+        worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
+        path = config.stash[RUN_DIR] / f"needs-{worker}.json"
+        path.write_text(json.dumps(sorted(needs)))
+    elif not config.option.collectonly:
+        _build_kernels(config, needs)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """xdist controller: build what the first worker's collection needs, before tests are
+    distributed (every worker collects the same tests)."""
+    config = node.config
+    if config.stash.get(BUILT, False):
         return
+    config.stash[BUILT] = True
+    path = config.stash[RUN_DIR] / f"needs-{node.workerinput['workerid']}.json"
+    needs = {(p, v) for p, v in json.loads(path.read_text())} if path.exists() else set()
+    _build_kernels(config, needs)
+
+
+BUILT = pytest.StashKey[bool]()
+
+
+def _build_kernels(config: pytest.Config, needs: set[tuple[str, str]]) -> None:
+    """Build each needed kernel once, with progress on the terminal. A failed build is
+    written down (with who is to blame) for the tests that need it."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(msg: str) -> None:
@@ -84,43 +151,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(msg)
             reporter.flush()
 
-    # Kernels A' and A_n only when the relocation suite is selected (-m "not relocation").
-    variants = RELOCATION_VARIANTS if _selected(config, "relocation") else ()
     for point in config.stash[POINTS]:
-        for req in (point.kernel, *(point.kernel_variant(v) for v in variants)):
+        for variant in KERNEL_FIXTURES.values():
+            if (point.id, variant) not in needs:
+                continue
+            req = point.kernel_variant(variant)
             try:
                 _kernel(config, req, point.kernel_id, progress)
-            except HarnessError as exc:
+            except KbtfError as exc:
                 marker = _failure_marker(config, req, point.kernel_id)
                 marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text(json.dumps({"message": str(exc)}))
+                marker.write_text(json.dumps({
+                    "message": exc.args[0], "log": str(exc.log) if exc.log else None,
+                    "product": isinstance(exc, BuildFailure)}))
                 progress(f"kbtf: {point.kernel_id} {req.variant}: {exc}")
-
-
-RELOCATION_VARIANTS = ("reloc", "mismatch")
-
-
-def _selected(config: pytest.Config, marker: str) -> bool:
-    """Whether -m lets through tests marked ``marker`` (prebuild cannot see xdist's items)."""
-    if not config.option.markexpr:
-        return True
-    def has(name: str, /, **kwargs: str | int | bool | None) -> bool:
-        return name == marker
-
-    return Expression.compile(config.option.markexpr).evaluate(has)
 
 
 def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
             progress: kbuild.Progress) -> kbuild.KernelBuild:
     """The cached build of ``req`` (built now if needed); its logs copied to the run dir.
 
-    Raises HarnessError if the controller's build of it already failed in this run.
+    Raises the controller's error again (BuildFailure or HarnessError) if its build of
+    it already failed in this run.
     """
     marker = _failure_marker(config, req, kernel_id)
     if marker.exists():
-        raise HarnessError(f"kernel build for {kernel_id}{' ' + req.variant if req.variant else ''}"
-                           " failed: "
-                           + json.loads(marker.read_text())["message"])
+        failed = json.loads(marker.read_text())
+        error = BuildFailure if failed["product"] else HarnessError
+        raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
     build = kbuild.ensure_kernel(req, config.stash[CACHE], progress)
     dest = config.stash[RUN_DIR] / kernel_id
     dest.mkdir(parents=True, exist_ok=True)
@@ -137,20 +195,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(p, id=p.id, marks=pytest.mark.xdist_group(p.kernel_id))
                   for p in metafunc.config.stash[POINTS]]
         metafunc.parametrize("point", params, scope="session")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A HarnessError is harness trouble: an ERROR (even from a test body) that shows the
-    error's one line and log path instead of a traceback through the harness."""
-    report = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
-        exc = call.excinfo.value
-        report.longrepr = f"{type(exc).__name__}: {exc}"
-        if report.when == "call":
-            report.when = "setup"
-    return report
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -190,7 +234,8 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
             name: str, variant: str) -> ModuleBuild:
     """Build modules/<name> for ``kernel``; variant "split" leaves out distilled_base.
 
-    --sabotage removes a BTF section afterwards (objcopy), to watch the suites fail.
+    --sabotage strip-btf/strip-btf-base removes a BTF section afterwards (objcopy), to
+    watch the suites fail. Raises BuildFailure (FAILED) if the build fails or hangs.
     """
     unusable = module_pahole_unusable(
         int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
@@ -201,9 +246,10 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     outdir = config.stash[RUN_DIR] / point.id / "modules" / worker
     built = build_module(kernel, name, outdir, point.module_pahole, variant, make_args)
-    if config.option.sabotage:
-        section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}[config.option.sabotage]
-        proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log)
+    section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}.get(config.option.sabotage)
+    if section is not None:
+        proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log,
+                 timeout=60)
     facts = elf_facts(built.ko)
     btf_types, btf_base_types = module_type_counts(built.ko, kernel.vmlinux)
     record = {
@@ -252,13 +298,6 @@ def types_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
 
 
 @pytest.fixture(scope="session")
-def guest_refuse(kernel_refuse: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                 guest_pool: dict[str, GuestSession]) -> GuestSession:
-    """The live guest running kernel A_n."""
-    return _boot(kernel_refuse, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_n")
-
-
-@pytest.fixture(scope="session")
 def types_split_for_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.KernelBuild,
                           point: MatrixPoint) -> ModuleBuild:
     """modules/kbtf_types built against A' with split BTF only (to load into A)."""
@@ -266,59 +305,90 @@ def types_split_for_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.Kern
 
 
 @pytest.fixture(scope="session")
-def guest_pool(run_dir: Path) -> Iterator[dict[str, GuestSession]]:
-    """Live guests of this worker by kernel key; all shut down at the end of the session."""
-    pool: dict[str, GuestSession] = {}
+def guest_pool() -> Iterator[GuestPool]:
+    """This process's live guests, one per kernel; all shut down at the end of the
+    session (kernel trouble during the shutdown fails the last test's teardown)."""
+    pool = GuestPool()
     try:
         yield pool
     finally:
-        for session in pool.values():
-            session.close()
+        pool.close_all()
 
 
-def _boot(kernel: kbuild.KernelBuild, logdir: Path, pool: dict[str, GuestSession],
-          name: str) -> GuestSession:
-    """The live guest of this worker running ``kernel``; boots it (again, if it died)."""
-    session = pool.get(kernel.key)
-    if session is None or not session.alive:
-        kvm, why = vm.probe_kvm(kernel.arch.qemu)
+def _boot(kernel: kbuild.KernelBuild, logdir: Path, pool: GuestPool, name: str) -> GuestSession:
+    """The live guest of this process running ``kernel``; boots it (again, if it died).
+
+    Raises what GuestPool.get raises (BootError, KernelTrouble at boot, HarnessError
+    after a second loss in a row).
+    """
+    kvm, why = vm.probe_kvm(kernel.arch.qemu)
+    btf = section_data(kernel.vmlinux, ".BTF")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+    def make(boot: int) -> GuestSession:
         log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        session = GuestSession(vm.BootSpec(kernel.arch, kernel.image, kvm), logdir,
-                               f"{name}-{worker}")
-        pool[kernel.key] = session
-        session.start()
-    return session
+        spec = vm.BootSpec(kernel.arch, kernel.image, kvm,
+                           btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None)
+        return GuestSession(spec, logdir, f"{name}-{worker}", boot)
+
+    return pool.get(kernel.key, make)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-          guest_pool: dict[str, GuestSession], facts: dict[str, object]) -> GuestSession:
-    """The live guest running kernel A (one per kernel per worker)."""
+          guest_pool: GuestPool, facts: dict[str, object]) -> GuestSession:
+    """The live guest running kernel A (one per kernel per worker; rebooted after a loss)."""
     session = _boot(kernel, run_dir / point.kernel_id / "guests", guest_pool, "guest-A")
-    facts["boot_seconds"] = round(session.boot_seconds, 1)
+    facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
     return session
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def guest_prime(kernel_prime: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                guest_pool: dict[str, GuestSession]) -> GuestSession:
+                guest_pool: GuestPool) -> GuestSession:
     """The live guest running kernel A'."""
     return _boot(kernel_prime, run_dir / point.kernel_id / "guests", guest_pool, "guest-A-prime")
 
 
-@pytest.fixture(scope="module")
-def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild) -> Iterator[ModuleBuild]:
-    """kbtf_hello inserted into guest A for the tests of one file; removed afterwards."""
-    guest.run("rmmod kbtf_hello 2>/dev/null; dmesg -C")
+@pytest.fixture
+def guest_refuse(kernel_refuse: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+                 guest_pool: GuestPool) -> GuestSession:
+    """The live guest running kernel A_n."""
+    return _boot(kernel_refuse, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_n")
+
+
+@pytest.fixture
+def fault_ko(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild,
+             point: MatrixPoint) -> ModuleBuild | None:
+    """modules/kbtf_fault, built only for --sabotage warn-on-load / oops-on-load."""
+    if pytestconfig.option.sabotage not in SABOTAGE_FAULTS:
+        return None
+    return _module(pytestconfig, kernel, point, "kbtf_fault", "default")
+
+
+SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops"}
+
+
+@pytest.fixture
+def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBuild | None,
+                 pytestconfig: pytest.Config) -> ModuleBuild:
+    """kbtf_hello inserted into guest A (once per boot; it stays loaded between tests).
+
+    A failing insmod is the module's or kernel's failure: the test fails. With --sabotage
+    warn-on-load / oops-on-load, kbtf_fault is inserted after it and WARNs or Oopses.
+    """
+    if guest.run("grep", "-q", "^kbtf_hello ", "/proc/modules").ok:
+        return hello_ko
+    guest.run("dmesg -C")
     res = guest.run("insmod", str(hello_ko.ko))
     if not res.ok:
         dmesg = guest.run("dmesg | tail -5").stdout.strip()
-        pytest.fail(f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}; "
-                    f"dmesg: {dmesg}")
-    yield hello_ko
-    if guest.alive:
-        guest.run("rmmod kbtf_hello")
+        raise ModuleLoadFailure(f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}"
+                                f"; dmesg: {dmesg}", log=guest.console_log)
+    if fault_ko is not None:
+        mode = SABOTAGE_FAULTS[pytestconfig.option.sabotage]
+        guest.run("insmod", str(fault_ko.ko), f"mode={mode}")
+    return hello_ko
 
 
 @pytest.fixture(scope="session")
@@ -342,14 +412,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if m is None:
         return
     if report.when == "call" or report.outcome != "passed":
-        outcome: str = report.outcome if report.when == "call" else "error"
-        if hasattr(report, "wasxfail"):
-            outcome = "xfailed" if report.skipped else "xpassed"
         name = m["test"].split("::")[-1]
-        _OUTCOMES.setdefault(m["point"], {})[name] = outcome
+        _OUTCOMES.setdefault(m["point"], {})[name] = outcome_label(report)
 
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
+
+
+def outcome_label(report: pytest.TestReport) -> str:
+    """passed / failed / error / skipped: <reason> / xfailed / xpassed, for summary.md.
+    A skip is a skip wherever it was raised (a fixture's is reported in setup)."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        return f"skipped: {reason.removeprefix('Skipped: ')}" if reason else "skipped"
+    if report.failed and report.when != "call":
+        return "error"
+    return report.outcome
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

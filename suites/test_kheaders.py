@@ -10,7 +10,6 @@ made from the build tree (harness/kheaders.py); every header comes from the arch
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,10 +44,11 @@ def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def extracted(guest: GuestSession) -> CommandResult:
-    """The archive extracted into HEADERS in the guest (the result of tar)."""
-    return guest.run(kheaders.extract_command(HEADERS), timeout=600)
+    """The archive extracted into HEADERS in the guest (the result of tar), once per boot."""
+    return guest.once_per_boot("kheaders-extracted",
+                    lambda: guest.run(kheaders.extract_command(HEADERS), timeout=600))
 
 
 def test_kheaders_archive_exists(guest: GuestSession) -> None:
@@ -72,12 +72,20 @@ def test_kheaders_autoconf_matches_running_config(guest: GuestSession,
         f"{only_headers[:10]}, only in running config {only_running[:10]}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kheaders_build(guest: GuestSession, extracted: CommandResult, kernel: KernelBuild,
                    point: MatrixPoint, cache_dir: Path, run_dir: Path,
                    facts: dict[str, object]) -> CommandResult:
     """modules/kbtf_kheaders built in the guest against the extracted archive (or the failed
-    extraction); the make output is kept in results/<point>/kheaders-build.log."""
+    extraction), once per boot; the make output is kept in results/<point>/kheaders-build.log.
+    """
+    return guest.once_per_boot("kheaders-build", lambda: _build_against_kheaders(
+        guest, extracted, kernel, point, cache_dir, run_dir, facts))
+
+
+def _build_against_kheaders(guest: GuestSession, extracted: CommandResult, kernel: KernelBuild,
+                            point: MatrixPoint, cache_dir: Path, run_dir: Path,
+                            facts: dict[str, object]) -> CommandResult:
     if not extracted.ok:  # the tests below fail with tar's error
         first = (extracted.stderr.strip().splitlines() or ["?"])[0]
         return CommandResult("extract", extracted.rc, "",
@@ -109,21 +117,20 @@ def test_module_builds_against_kheaders(kheaders_build: CommandResult, run_dir: 
         f"(log: {run_dir / point.id / 'kheaders-build.log'})")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kheaders_loaded(guest: GuestSession, kheaders_build: CommandResult
-                    ) -> Iterator[tuple[CommandResult, str]]:
-    """insmod of the kheaders-built module by a process that prints its pid first:
-    (insmod's result with that pid in stdout, the module's dmesg line)."""
-    if not kheaders_build.ok:
-        yield CommandResult("insmod", 1, "", "the module did not build against kheaders"), ""
-        return
-    guest.run("rmmod", MOD)
-    guest.run("dmesg -C")
-    res = guest.run(f"sh -c 'echo $$; exec insmod {WORK}/{MOD}/{MOD}.ko'")
-    line = LOADED.search(guest.run("dmesg").stdout)
-    yield res, line.group(0) if line else ""
-    if guest.alive:
-        guest.run("rmmod", MOD)
+                    ) -> tuple[CommandResult, str]:
+    """insmod of the kheaders-built module by a process that prints its pid first, once per
+    boot: (insmod's result with that pid in stdout, the module's dmesg line)."""
+    def load() -> tuple[CommandResult, str]:
+        if not kheaders_build.ok:
+            return CommandResult("insmod", 1, "", "the module did not build against kheaders"), ""
+        guest.run("dmesg -C")
+        res = guest.run(f"sh -c 'echo $$; exec insmod {WORK}/{MOD}/{MOD}.ko'")
+        line = LOADED.search(guest.run("dmesg").stdout)
+        return res, line.group(0) if line else ""
+
+    return guest.once_per_boot("kheaders-loaded", load)
 
 
 def test_kheaders_module_loads_with_running_task_layout(

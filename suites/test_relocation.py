@@ -7,10 +7,11 @@ types, so ids move; =n) and A_n = A with MODULE_ALLOW_BTF_MISMATCH=n.
 - split-only built for A' (the larger base), loaded into A_n (=n): refused with the kernel's
   "failed to validate module" error; into A (=y): loaded without /sys/kernel/btf/<mod>.
 - split-only built for A, loaded into the larger A' (=n): it should be refused, but 6.12
-  only checks split BTF structurally (ids and string offsets stay in range), so it keeps the
-  stale BTF with wrong types. That test never passes such a module: it reports the wrong
-  member types as an XFAIL finding, passes on a kernel that refuses the module, and fails
-  on anything else.
+  only checks split BTF structurally (ids and string offsets stay in range), so it may keep
+  the stale BTF with wrong types. That test passes on a kernel that refuses the module with
+  the BTF error; a module kept with wrong member types is a strict XFAIL finding quoting
+  them; kept with every member right is an XPASS, which fails (strict); a module without
+  .BTF.base is a precondition, and anything else (loaded without BTF, a crash) fails.
 """
 
 from __future__ import annotations
@@ -48,18 +49,29 @@ def ids_moved(kernel: KernelBuild, kernel_prime: KernelBuild, facts: dict[str, o
     return counts
 
 
+# Members of struct kbtf_types_state and the C types they must resolve to.
+MEMBERS = (("task", "struct task_struct *"), ("skb", "struct sk_buff *"),
+           ("node", "struct list_head"), ("mm", "struct mm_struct *"))
+
+
 def module_members(guest: GuestSession, kernel: KernelBuild) -> dict[str, str] | None:
     """Member -> C type of struct kbtf_types_state in the guest's /sys/kernel/btf/kbtf_types
     (None if the struct is not there). The guest dumps only the module's split types as
     JSON; their vmlinux references are named from the host's dump of ``kernel``'s vmlinux.
-
-    Raises HarnessError if bpftool fails in the guest.
+    A bpftool that cannot read the kernel's module BTF fails the test.
     """
     dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}")
-    if not dump.ok:
-        raise HarnessError(f"bpftool btf dump /sys/kernel/btf/{MOD} failed in the guest: "
-                           f"{dump.stderr.strip()}")
+    assert dump.ok, (f"bpftool cannot read /sys/kernel/btf/{MOD} in the guest: "
+                     f"{dump.stderr.strip()}")
     return module_struct_members(dump.stdout, vmlinux_types(kernel.vmlinux), "kbtf_types_state")
+
+
+def wrong_members(members: dict[str, str] | None) -> list[str]:
+    """The MEMBERS that ``members`` does not resolve to their right C type, described."""
+    if members is None:
+        return ["struct kbtf_types_state is absent"]
+    return [f"member {m} is {members.get(m)!r}, want {want!r}" for m, want in MEMBERS
+            if members.get(m) != want]
 
 
 def _load(guest: GuestSession, ko: ModuleBuild) -> tuple[bool, str]:
@@ -72,16 +84,8 @@ def _load(guest: GuestSession, ko: ModuleBuild) -> tuple[bool, str]:
     return res.ok, m.group(0) if m else ("dmesg: " + " | ".join(dmesg.strip().splitlines()[-3:]))
 
 
-def _stale_btf_finding(guest: GuestSession, kernel: KernelBuild) -> str | None:
-    """If /sys/kernel/btf/kbtf_types exists, what its `task` member names, when wrong."""
-    if not guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok:
-        return None
-    try:
-        members = module_members(guest, kernel)
-    except HarnessError as exc:
-        return f"the kernel kept split BTF built for another vmlinux, unreadable: {exc}"
-    declared = members.get("task") if members else "absent (no struct kbtf_types_state)"
-    return f"the kernel kept split BTF built for another vmlinux: member task is {declared!r}"
+def _has_sysfs_btf(guest: GuestSession) -> bool:
+    return guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok
 
 
 @pytest.fixture
@@ -111,15 +115,10 @@ def test_distilled_module_relocates_into_rebuilt_kernel(
     assert guest_prime.run("test", "-s", f"/sys/kernel/btf/{MOD}").ok, \
         f"{what} loaded into A' without /sys/kernel/btf/{MOD}: {btf_line}"
     members = module_members(guest_prime, kernel_prime)
-    assert members is not None, (
-        f"{what} loaded into A': /sys/kernel/btf/{MOD} has no struct kbtf_types_state "
-        f"(its BTF was not relocated; vmlinux types {ids_moved})")
-    facts["relocated_task_member"] = members.get("task")
-    for member, want in (("task", "struct task_struct *"), ("skb", "struct sk_buff *"),
-                         ("node", "struct list_head"), ("mm", "struct mm_struct *")):
-        got = members.get(member)
-        assert got == want, (f"{what} loaded into A': member {member} is {got!r}, "
-                             f"want {want!r} (vmlinux types {ids_moved})")
+    facts["relocated_task_member"] = (members or {}).get("task")
+    wrong = wrong_members(members)
+    assert not wrong, (f"{what} loaded into A' but its BTF was not relocated: "
+                       f"{'; '.join(wrong)} (vmlinux types {ids_moved})")
 
 
 @pytest.mark.usefixtures("unload")
@@ -131,9 +130,12 @@ def test_split_module_refused_when_mismatch_not_allowed(
     loaded, btf_line = _load(guest_refuse, types_split_for_prime)
     facts["split_for_A'_into_A_n"] = "loaded" if loaded else f"refused: {btf_line}"
     if loaded:
-        stale = _stale_btf_finding(guest_refuse, kernel_refuse)
-        pytest.fail(stale or f"A_n (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A' "
-                    f"and dropped its BTF instead of refusing the module: {btf_line}")
+        kept = "dropped its BTF"
+        if _has_sysfs_btf(guest_refuse):
+            wrong = wrong_members(module_members(guest_refuse, kernel_refuse))
+            kept = f"kept its BTF ({'; '.join(wrong) or 'every member right'})"
+        pytest.fail(f"A_n (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A' and "
+                    f"{kept} instead of refusing the module: {btf_line}")
     assert BTF_ERROR.search(btf_line), f"insmod failed, but not with the BTF error: {btf_line}"
 
 
@@ -145,28 +147,35 @@ def test_split_module_loads_without_btf_when_mismatch_allowed(
     loaded, btf_line = _load(guest, types_split_for_prime)
     facts["split_for_A'_into_A"] = "loaded" if loaded else f"refused: {btf_line}"
     assert loaded, f"A (MODULE_ALLOW_BTF_MISMATCH=y) refused a split module: {btf_line}"
-    stale = _stale_btf_finding(guest, kernel)
-    assert stale is None, stale
+    if _has_sysfs_btf(guest):
+        wrong = wrong_members(module_members(guest, kernel))
+        pytest.fail(f"A (MODULE_ALLOW_BTF_MISMATCH=y) kept split BTF built for A': "
+                    f"{'; '.join(wrong) or 'every member right'}")
     assert BTF_MISMATCH.search(btf_line), f"no BTF mismatch message in dmesg: {btf_line}"
 
 
 @pytest.mark.usefixtures("unload")
 def test_split_module_for_smaller_base_is_not_silently_wrong(
     guest_prime: GuestSession, kernel_prime: KernelBuild, types_split: ModuleBuild,
-    ids_moved: dict[str, int], facts: dict[str, object],
+    ids_moved: dict[str, int], facts: dict[str, object], request: pytest.FixtureRequest,
 ) -> None:
     """Split-only BTF built for A, loaded into the larger A' (MODULE_ALLOW_BTF_MISMATCH=n):
     the seeds' answer is a refusal with the kernel's BTF error. A kernel that keeps the
-    stale BTF instead is a finding, reported as XFAIL with the member types it shows;
-    anything else fails."""
+    stale BTF with wrong member types is a finding (strict XFAIL quoting them); one that
+    keeps it with every member right is an XPASS, which fails; anything else fails."""
+    assert elf_facts(types_split.ko).btf_base is None, (
+        f"{types_split.ko.name} (MODULE_PAHOLE_FLAGS=) has .BTF.base: not a split-only module")
     loaded, btf_line = _load(guest_prime, types_split)
-    stale = _stale_btf_finding(guest_prime, kernel_prime) if loaded else None
-    facts["split_for_A_into_A'"] = stale or ("loaded without BTF" if loaded else btf_line)
-    if stale is not None and "'struct task_struct *'" not in stale:
-        pytest.xfail(f"kernel finding: A' accepted split BTF built for the smaller A "
-                     f"(vmlinux types {ids_moved}) without relocating it: {stale}")
-    assert not loaded or stale is not None, (
+    if not loaded:
+        facts["split_for_A_into_A'"] = f"refused: {btf_line}"
+        assert BTF_ERROR.search(btf_line), f"insmod failed, but not with the BTF error: {btf_line}"
+        return
+    assert _has_sysfs_btf(guest_prime), (
         f"A' (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A and dropped its BTF "
         f"instead of refusing the module: {btf_line}")
-    if not loaded:
-        assert BTF_ERROR.search(btf_line), f"insmod failed, but not with the BTF error: {btf_line}"
+    wrong = wrong_members(module_members(guest_prime, kernel_prime))
+    facts["split_for_A_into_A'"] = f"kept stale BTF: {'; '.join(wrong) or 'members right'}"
+    finding = (f"kernel finding: A' accepted split BTF built for the smaller A (vmlinux types "
+               f"{ids_moved}) without relocating it: {'; '.join(wrong) or 'no member wrong'}")
+    request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=finding))
+    assert not wrong, finding

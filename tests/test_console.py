@@ -46,12 +46,34 @@ def test_session_setup_uses_workdir() -> None:
 
 
 def test_find_trouble_on_captured_panic(data: Path) -> None:
-    excerpt = console.find_trouble((data / "panic-console.log").read_text())
-    assert excerpt is not None
-    assert excerpt.splitlines()[0].endswith("BUG: kernel NULL pointer dereference, address: "
-                                            "0000000000000000")
-    assert "Kernel panic - not syncing" in excerpt
+    trouble = console.find_trouble((data / "panic-console.log").read_text())
+    assert trouble is not None and trouble.fatal
+    assert trouble.excerpt.splitlines()[0].endswith(
+        "BUG: kernel NULL pointer dereference, address: 0000000000000000")
+    assert "Kernel panic - not syncing" in trouble.excerpt
 
 
 def test_no_trouble_on_clean_console(data: Path) -> None:
     assert console.find_trouble((data / "clean-console.log").read_text()) is None
+
+
+def test_warning_then_oops_on_a_captured_console(data: Path) -> None:
+    """A real 6.12 console: kbtf_fault's WARN_ON(1), then its NULL dereference."""
+    text = (data / "warn-oops-console.log").read_text()
+    warning = console.find_trouble(text)
+    assert warning is not None and not warning.fatal
+    lines = warning.excerpt.splitlines()
+    assert lines[0].startswith("WARNING: CPU: 0 PID: 222 at ") and "kbtf_fault.c:27" in lines[0]
+    assert lines[-1] == "---[ end trace 0000000000000000 ]---"
+    crash = console.find_trouble(text, warning.end)
+    assert crash is not None and crash.fatal
+    assert crash.excerpt.startswith("BUG: kernel NULL pointer dereference")
+    assert console.find_trouble(text, len(text)) is None
+
+
+def test_trouble_before_the_offset_was_already_reported(data: Path) -> None:
+    text = (data / "panic-console.log").read_text()
+    first = console.find_trouble(text)
+    assert first is not None
+    nxt = console.find_trouble(text, first.end)
+    assert nxt is None or "Kernel panic" in nxt.excerpt

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BuildError, ConfigError
+from harness.errors import CommandError, ConfigError
 from harness.matrix import resolve_pahole
 
 CMAKE = """cmake_minimum_required(VERSION 3.10)
@@ -78,7 +78,7 @@ def test_checkout_without_embedded_libbpf_names_the_fix(checkout: Path, tmp_path
 
 def test_failed_build_keeps_its_log_and_caches_nothing(checkout: Path, tmp_path: Path) -> None:
     (checkout / "pahole.c").write_text("this is not C\n")
-    with pytest.raises(BuildError) as err:
+    with pytest.raises(CommandError) as err:
         resolve_pahole(str(checkout), tmp_path / "cache")
     assert err.value.log is not None and "not C" in err.value.log.read_text()
     left = [p.name for p in (tmp_path / "cache/pahole").iterdir()]

@@ -13,9 +13,12 @@ def spec(kvm: bool, pidfile: Path | None = None) -> vm.BootSpec:
 def test_vng_argv_tcg() -> None:
     argv = vm.vng_argv("/v/vng", spec(False, Path("/r/q.pid")))
     assert argv[:5] == ["/v/vng", "--run", "/c/bzImage", "--force-9p", "--disable-monitor"]
+    assert argv[argv.index("--qemu") + 1] == str(vm.QEMU_WRAPPER)
     assert "--disable-kvm" in argv
     assert argv[argv.index("--memory") + 1] == "2G"
-    assert argv[-5:-1] == ["--append", "panic=-1", "--append", "oops=panic"]
+    # loglevel=7 after virtme-ng's own "quiet loglevel=1": WARNINGs reach the console log.
+    assert argv[-7:-1] == ["--append", "panic=-1", "--append", "oops=panic",
+                           "--append", "loglevel=7"]
     assert argv[-1] == "--qemu-opts=-no-reboot -pidfile /r/q.pid"
 
 

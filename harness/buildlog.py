@@ -1,0 +1,59 @@
+"""Who is to blame for a failed build: the environment (an ERROR) or the thing under test
+(the kernel tree's rules, the compiler, pahole: a FAILED test). Pure: reads log text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.errors import BuildFailure, CommandError, CommandTimeout, HarnessError, KbtfError
+
+# Log lines that mean the machine, not the code under test, stopped the build.
+_ENVIRONMENT = re.compile(
+    r"No space left on device|Disk quota exceeded|Read-only file system|"
+    r"Cannot allocate memory|virtual memory exhausted|Killed signal terminated program|"
+    r"[\w./-]+: (?:command )?not found|No such file or directory: '[^']*(?:gcc|make|pahole)'",
+)
+# The most telling lines of a failed build, best first: a tool that crashed, pahole's own
+# complaints, then the first compiler or make error.
+_REASONS = (
+    re.compile(r"Segmentation fault|Aborted|core dumped|Bus error|Illegal instruction"),
+    re.compile(r"pahole.*(?:unrecognized|error|Error|failed)|(?:error|Error).*pahole"),
+    re.compile(r"\berror\b|\bError \d+|FAILED"),
+)
+
+
+def environment_cause(log_text: str) -> str | None:
+    """The first line of ``log_text`` showing the environment stopped a build, or None."""
+    m = _ENVIRONMENT.search(log_text)
+    if m is None:
+        return None
+    start = log_text.rfind("\n", 0, m.start()) + 1
+    end = log_text.find("\n", m.end())
+    return log_text[start:end if end >= 0 else None].strip()
+
+
+def product_reason(log_text: str) -> str | None:
+    """The most telling line of a failed build: a crash, pahole's complaint, else the first
+    error; None if there is none."""
+    lines = [ln.strip() for ln in log_text.splitlines() if not ln.startswith("$ ")]
+    for reason in _REASONS:
+        for ln in lines:
+            if reason.search(ln):
+                return ln
+    return None
+
+
+def classify(what: str, exc: CommandError, log: Path) -> KbtfError:
+    """The error to raise for build ``what`` whose command failed with ``exc``.
+
+    Environment trouble (full disk, missing tool, out of memory) is a HarnessError; any
+    other failure or hang of the build is a BuildFailure of the thing under test.
+    """
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    if cause := environment_cause(text):
+        return HarnessError(f"{what} stopped by the environment: {cause}", log=log)
+    if isinstance(exc, CommandTimeout):
+        return BuildFailure(f"{what} hung: {exc.args[0]}", log=log)
+    reason = product_reason(text)
+    return BuildFailure(f"{what} failed: {reason or exc.args[0]}", log=log)

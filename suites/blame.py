@@ -1,0 +1,71 @@
+"""Who is blamed for a red test (a pytest plugin; suites/conftest.py loads its hooks).
+
+- ProductFailure (the kernel crashed or warned, a kernel or module build failed or hung in
+  the kernel's rules or pahole): a FAILED test, even when a fixture raised it.
+- HarnessError (QEMU did not start or vanished, a tool is missing, the disk is full, a
+  harness command timed out): an ERROR, even when the test body raised it.
+
+Both show one line and the log to read instead of a traceback through the harness. After
+each test body, the kernel consoles of the guests it used are synced and read, so a kernel
+WARNING or Oops is blamed on the test during which it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from harness.errors import HarnessError, KernelTrouble, ProductFailure
+from harness.guest import GuestPool, GuestSession
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Check the consoles of the guests ``item`` used once its body has run."""
+    funcargs = getattr(item, "funcargs", {})
+    guests = [v for v in funcargs.values() if isinstance(v, GuestSession)]
+    try:
+        result = yield
+    except BaseException as body_error:
+        # Kernel trouble during a failing test is its cause: report it instead.
+        _check_consoles(guests, item.name, cause=body_error)
+        raise
+    _check_consoles(guests, item.name)
+    if isinstance(pool := funcargs.get("guest_pool"), GuestPool):
+        for g in guests:
+            pool.passed(g)  # a later loss of this guest is not "in a row" with an earlier one
+    return result
+
+
+def _check_consoles(guests: list[GuestSession], test: str,
+                    cause: BaseException | None = None) -> None:
+    """Raise KernelTrouble for trouble on any of ``guests``' consoles since the last check."""
+    for g in dict.fromkeys(guests):
+        try:
+            g.sync_console(f"test {test}")
+        except KernelTrouble as trouble:
+            raise trouble from cause
+        except HarnessError:
+            if cause is None:
+                raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Report ProductFailure as FAILED and HarnessError as ERROR, with one line each."""
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is None:
+        return report
+    if excinfo.errisinstance(ProductFailure):
+        report.outcome = "failed"
+        report.longrepr = f"FAILED ({type(excinfo.value).__name__}): {excinfo.value}"
+        if report.when == "setup":
+            report.when = "call"  # a fixture found the product broken: the test fails
+    elif excinfo.errisinstance(HarnessError):
+        report.longrepr = f"{type(excinfo.value).__name__}: {excinfo.value}"
+        if report.when == "call":
+            report.when = "setup"  # harness trouble inside a test body is still an ERROR
+    return report

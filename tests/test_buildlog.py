@@ -1,0 +1,47 @@
+"""Build failures: the environment's (ERROR) told apart from the product's (FAILED)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import buildlog
+from harness.errors import BuildFailure, CommandError, CommandTimeout, HarnessError
+
+
+def classify(tmp_path: Path, text: str, exc: CommandError | None = None) -> object:
+    log = tmp_path / "build.log"
+    log.write_text(text)
+    return buildlog.classify("module build of kbtf_hello", exc or CommandError("exit 2"), log)
+
+
+def test_pahole_crash_is_the_products_failure(tmp_path: Path) -> None:
+    err = classify(tmp_path, "$ make -C /k M=/m modules\n  BTF [M] /m/kbtf_hello.ko\n"
+                   "/bin/sh: line 1: 4242 Segmentation fault      pahole -J --btf_base vmlinux\n"
+                   "make[3]: *** [scripts/Makefile.modfinal:56: kbtf_hello.ko] Error 139\n")
+    assert isinstance(err, BuildFailure)
+    assert "Segmentation fault" in str(err) and "pahole" in str(err)
+
+
+def test_pahole_that_rejects_an_option(tmp_path: Path) -> None:
+    err = classify(tmp_path, "pahole: unrecognized option '--btf_features=distilled_base'\n"
+                   "make: *** [Makefile:1] Error 64\n")
+    assert isinstance(err, BuildFailure) and "unrecognized option" in str(err)
+
+
+def test_compile_error_names_the_first_error_line(tmp_path: Path) -> None:
+    err = classify(tmp_path, "/m/kbtf_hello.c:3:1: error: unknown type name 'foo'\n"
+                   "make[2]: *** Error 1\n")
+    assert isinstance(err, BuildFailure) and "unknown type name" in str(err)
+
+
+def test_hang_is_the_products_failure(tmp_path: Path) -> None:
+    err = classify(tmp_path, "  BTF [M] /m/kbtf_hello.ko\n",
+                   CommandTimeout("command timed out after 300s and was killed: make ..."))
+    assert isinstance(err, BuildFailure) and "hung" in str(err)
+
+
+def test_full_disk_and_missing_tool_are_the_environments(tmp_path: Path) -> None:
+    full = classify(tmp_path, "/usr/bin/ld: final link failed: No space left on device\n")
+    assert type(full) is HarnessError and "No space left on device" in str(full)
+    missing = classify(tmp_path, "/bin/sh: 1: flex: not found\nmake: *** Error 127\n")
+    assert type(missing) is HarnessError and "flex: not found" in str(missing)

@@ -1,0 +1,77 @@
+"""GuestPool: a lost guest is booted again for the next test, under a new log name; a second
+loss in a row ends the point; a passing test breaks the row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import vm
+from harness.arches import get_arch
+from harness.errors import HarnessError
+from harness.guest import GuestPool, GuestSession, boot_name
+
+
+class FakeSession(GuestSession):
+    """A session that 'boots' without QEMU; ``alive`` is set by the test."""
+
+    def __init__(self, logdir: Path, boot: int) -> None:
+        super().__init__(vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False), logdir,
+                         "guest-A-gw0", boot)
+        self.is_alive = False
+
+    def start(self, timeout: float = 300) -> None:
+        self.is_alive = True
+
+    @property
+    def alive(self) -> bool:
+        return self.is_alive
+
+
+def get(pool: GuestPool, boots: list[FakeSession], tmp_path: Path) -> FakeSession:
+    def make(boot: int) -> FakeSession:
+        boots.append(FakeSession(tmp_path, boot))
+        return boots[-1]
+
+    session = pool.get("key", make)
+    assert isinstance(session, FakeSession)
+    return session
+
+
+def test_live_guest_is_reused(tmp_path: Path) -> None:
+    pool, boots = GuestPool(), list[FakeSession]()
+    first = get(pool, boots, tmp_path)
+    assert get(pool, boots, tmp_path) is first and len(boots) == 1
+
+
+def test_lost_guest_reboots_once_with_its_own_logs(tmp_path: Path) -> None:
+    pool, boots = GuestPool(), list[FakeSession]()
+    first = get(pool, boots, tmp_path)
+    first.is_alive = False
+    second = get(pool, boots, tmp_path)
+    assert second is not first and second.boot == 2
+    assert first.console_log.name == "guest-A-gw0.console.log"
+    assert second.console_log.name == "guest-A-gw0.boot2.console.log"
+    second.is_alive = False
+    with pytest.raises(HarnessError, match="lost twice in a row") as err:
+        get(pool, boots, tmp_path)
+    assert err.value.log == second.console_log  # the last boot's log, kept
+    with pytest.raises(HarnessError):  # the point stays ended
+        get(pool, boots, tmp_path)
+
+
+def test_a_passing_test_breaks_the_row(tmp_path: Path) -> None:
+    pool, boots = GuestPool(), list[FakeSession]()
+    first = get(pool, boots, tmp_path)
+    first.is_alive = False
+    second = get(pool, boots, tmp_path)
+    pool.passed(second)
+    second.is_alive = False
+    third = get(pool, boots, tmp_path)
+    assert third.boot == 3
+
+
+def test_boot_name() -> None:
+    assert boot_name("guest-A-gw0", 1) == "guest-A-gw0"
+    assert boot_name("guest-A-gw0", 3) == "guest-A-gw0.boot3"

@@ -1,0 +1,102 @@
+"""The stale-split-BTF finding of suites/test_relocation.py, run against a fake guest: it
+is an XFAIL only when the kernel kept split BTF with wrong member types; right members are
+an XPASS that fails (strict); a guest lost or crashed while reading the BTF is never an
+xfail; a module with .BTF.base is not the case under test."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TEST_FILE = """
+import pytest
+import suites.test_relocation as rel
+from harness.console import CommandResult
+from harness.errors import GuestLost, KernelTrouble
+from harness.modbuild import ModuleBuild
+from pathlib import Path
+
+class FakeGuest:
+    name = "fake"
+    def __init__(self, loaded, members=None, read_error=None):
+        self.loaded, self.members, self.read_error = loaded, members, read_error
+    def run(self, command, *args, timeout=120):
+        full = " ".join([command, *args])
+        if full.startswith("insmod"):
+            return CommandResult(full, 0 if self.loaded else 1, "", "")
+        if full.startswith("dmesg") and not full.startswith("dmesg -C") and not self.loaded:
+            return CommandResult(full, 0, "failed to validate module [kbtf_types] BTF: -22\\n", "")
+        if full.startswith("bpftool") and self.read_error is not None:
+            raise self.read_error
+        return CommandResult(full, 0, "", "")
+
+RIGHT = dict((m, t) for m, t in rel.MEMBERS)
+WRONG = {**RIGHT, "task": "struct list_head *"}
+
+@pytest.fixture
+def types_split():
+    return ModuleBuild("kbtf_types", "split", Path(KO), Path("build.log"), False)
+
+def run(guest, types_split, request, monkeypatch, members):
+    monkeypatch.setattr(rel, "module_members", lambda g, k: guest.members if members is None
+                        else members)
+    rel.test_split_module_for_smaller_base_is_not_silently_wrong(
+        guest, None, types_split, {"A": 1, "A'": 2}, {}, request)
+
+def test_wrong_members(types_split, request, monkeypatch):
+    run(FakeGuest(True), types_split, request, monkeypatch, WRONG)
+
+def test_right_members(types_split, request, monkeypatch):
+    run(FakeGuest(True), types_split, request, monkeypatch, RIGHT)
+
+def test_refused(types_split, request, monkeypatch):
+    run(FakeGuest(False), types_split, request, monkeypatch, None)
+
+def test_guest_lost_while_reading(types_split, request):
+    guest = FakeGuest(True, read_error=GuestLost("QEMU exited"))
+    rel.test_split_module_for_smaller_base_is_not_silently_wrong(
+        guest, None, types_split, {"A": 1, "A'": 2}, {}, request)
+
+def test_kernel_crash_while_reading(types_split, request):
+    guest = FakeGuest(True, read_error=KernelTrouble("BUG: kernel NULL pointer dereference"))
+    rel.test_split_module_for_smaller_base_is_not_silently_wrong(
+        guest, None, types_split, {"A": 1, "A'": 2}, {}, request)
+"""
+
+
+@pytest.fixture
+def split_ko(data: Path, tmp_path: Path) -> Path:
+    """A split-only module: the captured distilled kbtf_types.ko without .BTF.base."""
+    ko = tmp_path / "kbtf_types-split.ko"
+    subprocess.run([shutil.which("objcopy") or "objcopy", "--remove-section", ".BTF.base",
+                    str(data / "kbtf_types-distilled.ko"), str(ko)], check=True)
+    return ko
+
+
+def run_cases(pytester: pytest.Pytester, ko: Path) -> pytest.RunResult:
+    pytester.makepyfile(test_cases=f"KO = {str(ko)!r}\n" + TEST_FILE)
+    return pytester.runpytest_inprocess("-p", "suites.blame", "-p", "no:cacheprovider", "-rA",
+                                        "-W", "ignore::pytest.PytestUnknownMarkWarning",
+                                        "-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+
+def test_each_case_gets_its_verdict(pytester: pytest.Pytester, split_ko: Path) -> None:
+    result = run_cases(pytester, split_ko)
+    result.assert_outcomes(passed=1, xfailed=1, failed=2, errors=1)
+    result.stdout.fnmatch_lines_random([
+        "XFAIL test_cases.py::test_wrong_members*member task is 'struct list_head *'*",
+        "*XPASS(strict)*no member wrong*",
+        "FAILED test_cases.py::test_right_members*",
+        "PASSED test_cases.py::test_refused*",
+        "ERROR test_cases.py::test_guest_lost_while_reading*",
+        "FAILED test_cases.py::test_kernel_crash_while_reading*",
+    ])
+
+
+def test_a_module_with_btf_base_is_not_the_case_under_test(pytester: pytest.Pytester,
+                                                           data: Path) -> None:
+    result = run_cases(pytester, data / "kbtf_types-distilled.ko")
+    result.assert_outcomes(failed=5)

@@ -1,0 +1,64 @@
+"""Hooks of suites/conftest.py on captured shapes: which kernels the selected tests need,
+and how outcomes are labelled in summary.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from harness.arches import get_arch
+from harness.kbuild import KernelRequest
+from harness.ksource import KernelSource
+from harness.matrix import MatrixPoint
+from harness.pahole import Pahole
+from suites.conftest import needed_kernels, outcome_label
+
+
+def point(version: str) -> MatrixPoint:
+    ph = Pahole(Path(f"/p/{version}"), version, ())
+    src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117")
+    return MatrixPoint(KernelRequest(get_arch("x86_64"), src, ph), ph)
+
+
+@dataclass
+class FakeItem:
+    point: MatrixPoint
+    fixturenames: list[str] = field(default_factory=list)
+
+    @property
+    def callspec(self) -> Any:
+        return SimpleNamespace(params={"point": self.point})
+
+
+def test_needed_kernels_follow_fixture_closures() -> None:
+    a, b = point("1.30"), point("1.24")
+    items = [FakeItem(a, ["point", "kernel", "guest"]),
+             FakeItem(a, ["point", "kernel", "kernel_prime", "guest_prime"]),
+             FakeItem(b, ["point", "kernel_refuse"])]
+    assert needed_kernels(items) == {(a.id, ""), (a.id, "reloc"), (b.id, "mismatch")}  # type: ignore[arg-type]
+
+
+def test_nothing_selected_needs_nothing() -> None:
+    assert needed_kernels([]) == set()
+
+
+def report(**kw: Any) -> pytest.TestReport:
+    base: dict[str, Any] = {"nodeid": "t[p]", "location": ("t", 0, "t"), "keywords": {},
+                            "outcome": "passed", "longrepr": None, "when": "call"}
+    return pytest.TestReport(**{**base, **kw})
+
+
+def test_outcome_labels() -> None:
+    assert outcome_label(report()) == "passed"
+    assert outcome_label(report(outcome="failed", when="call")) == "failed"
+    assert outcome_label(report(outcome="failed", when="setup")) == "error"
+    skip = report(outcome="skipped", when="setup",
+                  longrepr=("f.py", 1, "Skipped: module pahole 1.24 < 1.26 rejects it"))
+    assert outcome_label(skip) == "skipped: module pahole 1.24 < 1.26 rejects it"
+    xf = report(outcome="skipped")
+    xf.wasxfail = "kernel finding"
+    assert outcome_label(xf) == "xfailed"
