@@ -77,6 +77,7 @@ class GuestSession:
         Raises BootError naming the logs (QEMU did not start, no shell in time, another
         kernel runs), KernelTrouble if the kernel crashed while booting.
         """
+        timeout *= proc.timeout_scale()
         spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
         argv = vm.vng_argv(proc.require_tool("vng"), spec)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +196,7 @@ class GuestSession:
         """
         if args:
             command = command + " " + shlex.join(args)
+        timeout *= proc.timeout_scale()
         child = self._require_alive(command)
         token = uuid.uuid4().hex[:16]
         for line in console.wrap_command(command, token):

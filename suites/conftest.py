@@ -8,6 +8,7 @@ then find them in the cache. Who is blamed for a red test: suites/blame.py.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import logging
@@ -62,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.option.cache_dir) if config.option.cache_dir else kbuild.default_cache_dir()
     config.stash[RUN_DIR] = run_dir
     config.stash[CACHE] = cache
-    _end_cleanly_on_sigterm()
+    _end_cleanly_on_sigterm(_is_worker(config))
     if not _is_worker(config):
         cacheentry.sweep(cache)
     try:
@@ -78,11 +79,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _end_cleanly_on_sigterm() -> None:
+def _end_cleanly_on_sigterm(worker: bool) -> None:
     """SIGTERM ends the run like Ctrl-C: fixtures torn down (guests killed), temp build
-    dirs removed, running builds killed with their process groups."""
+    dirs removed, running builds killed with their process groups. An xdist worker also
+    gets SIGTERM when the controller dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
     with contextlib.suppress(ValueError):  # not the main thread: the default still ends it
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    if worker:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the controller died before the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
@@ -111,17 +117,24 @@ def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
     return needs
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the kernels the selected tests need (none for --collect-only). An xdist worker
-    only writes what its collection needs; the controller builds it (below)."""
-    config = session.config
-    needs = needed_kernels(session.items)
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An xdist worker writes down which kernels its selected tests need (after -k and -m
+    deselected theirs; before xdist reports the collection to the controller)."""
     if _is_worker(config):
         worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
         path = config.stash[RUN_DIR] / f"needs-{worker}.json"
-        path.write_text(json.dumps(sorted(needs)))
-    elif not config.option.collectonly:
-        _build_kernels(config, needs)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(needed_kernels(items))))
+        tmp.rename(path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without xdist: build the kernels the selected tests need (none for --collect-only).
+    With xdist the controller does it (below) from what a worker wrote down."""
+    config = session.config
+    if not _is_worker(config) and not config.option.collectonly:
+        _build_kernels(config, needed_kernels(session.items))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -90,13 +90,12 @@ def _has_sysfs_btf(guest: GuestSession) -> bool:
 
 @pytest.fixture
 def unload(request: pytest.FixtureRequest) -> Iterator[None]:
-    """rmmod kbtf_types from the guests the test used."""
+    """rmmod kbtf_types from the guests the test used (the test's own fixture values: the
+    guest fixtures are torn down before this one)."""
     yield
-    for name in ("guest", "guest_prime", "guest_refuse"):
-        if name in request.fixturenames:
-            g = request.getfixturevalue(name)
-            if g.alive:
-                g.run("rmmod", MOD)
+    for g in request.node.funcargs.values():
+        if isinstance(g, GuestSession) and g.alive:
+            g.run("rmmod", MOD)
 
 
 @pytest.mark.usefixtures("unload")
