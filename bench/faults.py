@@ -54,11 +54,12 @@ def start(name: str, args: list[str], env: dict[str, str] | None = None) -> Run:
     return Run(proc, out)
 
 
-def wait_for(what: str, cond: Callable[[], bool], timeout: float = 900) -> None:
+def wait_for(what: str, cond: Callable[[], bool], run: Run, timeout: float = 900) -> None:
+    """Wait until ``cond()``; exits naming ``what`` if ``run`` ends first or time runs out."""
     deadline = time.monotonic() + timeout
     while not cond():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"faults: gave up waiting for {what}")
+        if time.monotonic() > deadline or run.proc.poll() is not None:
+            raise SystemExit(f"faults: gave up waiting for {what} (see {run.out})")
         time.sleep(0.2)
 
 
@@ -90,7 +91,8 @@ def next_run_reuses_cache(name: str) -> str:
 
 
 def row(fault: str, command: str, outcome: str, qemu: int, cache: str) -> str:
-    return f"| {fault} | `{command}` | {outcome} | {qemu} | {cache} |"
+    cells = [fault, f"`{command}`", outcome, str(qemu), cache]
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
 # -- the faults ----------------------------------------------------------------------------
@@ -98,11 +100,11 @@ def row(fault: str, command: str, outcome: str, qemu: int, cache: str) -> str:
 
 def sigkill_pytest_during_boot(xdist: bool) -> str:
     args = [*QUICK, "-k", "test_sys_kernel_btf_vmlinux"]
-    if not xdist:
-        args = [a for a in args if a not in ("-n", "1")] + ["-p", "no:xdist"]
+    if not xdist:  # -n 0: the tests run in pytest's own process
+        args = [a if a != "1" else "0" for a in args]
     name = "sigkill-pytest-boot" + ("-xdist" if xdist else "")
     run = start(name, args)
-    wait_for("a QEMU", lambda: bool(pids("^[^ ]*qemu-system")))
+    wait_for("a QEMU", lambda: bool(pids("^[^ ]*qemu-system")), run)
     time.sleep(2)  # mid-boot
     os.kill(run.proc.pid, signal.SIGKILL)
     run.proc.wait()
@@ -115,7 +117,7 @@ def sigkill_pytest_during_boot(xdist: bool) -> str:
 def sigkill_worker() -> str:
     args = [*QUICK, "--max-worker-restart", "0"]
     run = start("sigkill-worker", args)
-    wait_for("a QEMU", lambda: bool(pids("^[^ ]*qemu-system")))
+    wait_for("a QEMU", lambda: bool(pids("^[^ ]*qemu-system")), run)
     time.sleep(2)
     workers = [p for p in children(run.proc.pid)
                if "execnet" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
@@ -132,9 +134,12 @@ def sigkill_worker() -> str:
 
 def sigstop_qemu() -> str:
     args = [*QUICK]
+    latest = ROOT / "results" / "latest"
+    before = latest.resolve()
     run = start("sigstop-qemu", args, {"KBTF_TIMEOUT_SCALE": "0.25"})
-    log = ROOT / "results" / "latest" / "kbtf-gw0.log"
-    wait_for("a booted guest", lambda: log.exists() and "shell after" in log.read_text())
+    log = latest / "kbtf-gw0.log"
+    wait_for("a booted guest", lambda: latest.resolve() != before and log.exists()
+             and "shell after" in log.read_text(), run)
     time.sleep(1)
     qemu = pids("^[^ ]*qemu-system")
     for q in qemu:
@@ -175,7 +180,7 @@ def signal_during_build(sig: signal.Signals) -> str:
     name = f"{sig.name.lower()}-build"
     before = set(temp_dirs())
     run = start(name, args)
-    wait_for("the compile", lambda: "compiling" in run.text())
+    wait_for("the compile", lambda: "compiling" in run.text(), run)
     time.sleep(20)
     os.kill(run.proc.pid, sig)
     t0 = time.monotonic()

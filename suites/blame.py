@@ -69,3 +69,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if report.when == "call":
             report.when = "setup"  # harness trouble inside a test body is still an ERROR
     return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: object) -> None:
+    """An xdist worker that died (killed, out of memory) is harness trouble: an ERROR."""
+    report.when = "setup"
+    report.longrepr = (f"HarnessError: {report.longrepr}; its guests died with it (see the "
+                       "worker's kbtf-gw*.log)")

@@ -28,9 +28,10 @@ from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
 from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import ModuleBuild, build_module
-from suites.blame import pytest_runtest_call, pytest_runtest_makereport
+from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
 
-__all__ = ["pytest_runtest_call", "pytest_runtest_makereport"]  # hooks of suites/blame.py
+# Hooks of suites/blame.py, registered through this conftest.
+__all__ = ["pytest_handlecrashitem", "pytest_runtest_call", "pytest_runtest_makereport"]
 
 log = logging.getLogger("kbtf")
 POINTS = pytest.StashKey[list[MatrixPoint]]()

@@ -97,3 +97,16 @@ def test_uses_module(module):
     pass
 """)
     assert got == {"skipped": 1}
+
+
+def test_a_crashed_xdist_worker_is_an_error() -> None:
+    from suites.blame import pytest_handlecrashitem
+
+    # Built the way xdist's DSession.handle_crashitem builds it.
+    report = pytest.TestReport(nodeid="suites/t.py::test_x[p]", location=("suites/t.py", None,
+                               "suites/t.py"), keywords={}, outcome="failed",
+                               longrepr="worker 'gw0' crashed while running 'suites/t.py::test_x'",
+                               when="???")  # type: ignore[arg-type]
+    pytest_handlecrashitem("suites/t.py::test_x[p]", report, sched=None)
+    assert report.failed and report.when == "setup"  # pytest counts it as an error
+    assert str(report.longrepr).startswith("HarnessError: worker 'gw0' crashed")

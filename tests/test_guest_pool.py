@@ -9,7 +9,8 @@ import pytest
 
 from harness import vm
 from harness.arches import get_arch
-from harness.errors import HarnessError
+from harness.console import CommandResult
+from harness.errors import BootError, HarnessError
 from harness.guest import GuestPool, GuestSession, boot_name
 
 
@@ -75,3 +76,26 @@ def test_a_passing_test_breaks_the_row(tmp_path: Path) -> None:
 def test_boot_name() -> None:
     assert boot_name("guest-A-gw0", 1) == "guest-A-gw0"
     assert boot_name("guest-A-gw0", 3) == "guest-A-gw0.boot3"
+
+
+class ShaGuest(GuestSession):
+    """A guest whose sha256sum of /sys/kernel/btf/vmlinux prints ``printed``."""
+
+    def __init__(self, tmp_path: Path, want: str, printed: CommandResult) -> None:
+        spec = vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False, btf_sha256=want)
+        super().__init__(spec, tmp_path, "guest-A-gw0")
+        self.printed = printed
+
+    def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
+        return self.printed
+
+
+def test_the_guest_must_run_the_kernel_that_was_built(tmp_path: Path) -> None:
+    ok = CommandResult("sha256sum", 0, "ab" * 32 + "  /sys/kernel/btf/vmlinux\n", "")
+    ShaGuest(tmp_path, "ab" * 32, ok)._check_kernel_identity()
+    with pytest.raises(BootError, match="does not run the kernel that was built"):
+        ShaGuest(tmp_path, "cd" * 32, ok)._check_kernel_identity()
+    unreadable = CommandResult("sha256sum", 1, "", "sha256sum: /sys/kernel/btf/vmlinux: No such "
+                               "file or directory\n")
+    with pytest.raises(BootError, match="cannot read /sys/kernel/btf/vmlinux"):
+        ShaGuest(tmp_path, "ab" * 32, unreadable)._check_kernel_identity()
