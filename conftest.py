@@ -7,8 +7,13 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kbtf", "kbtf matrix point")
-    group.addoption("--arch", default=None,
-                    help="architecture to build and boot (default: the host's)")
+    group.addoption("--arch", action="append", default=None, metavar="NAME",
+                    help="architecture to build and boot, a matrix axis (repeatable): "
+                    "x86_64, aarch64, s390x (default: the host's)")
+    group.addoption("--launcher", default=None, choices=["kbtf", "vng"],
+                    help="how guests boot: kbtf (QEMU with a Debian root of the guest's arch "
+                    "and kbtf's init; the default) or vng (virtme-ng over the host's root; "
+                    "host arch only)")
     group.addoption("--kernel-src", default=None, metavar="PATH",
                     help="kernel source tree (default: Debian's linux-source-6.12, unpacked "
                     "into the cache)")

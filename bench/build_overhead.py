@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from harness import kbuild, kconfig
+from harness.arches import make_argv
 from harness.matrix import resolve_points
 
 
@@ -31,7 +32,7 @@ def plain_build(req: kbuild.KernelRequest, tmp: Path) -> float:
     frag = tmp / "frag.config"
     frag.write_text(kconfig.render(req.requested()))
     src = str(req.source.path)
-    make = ["make", "-C", src, f"O={out}", *req.arch.make_vars(), f"PAHOLE={req.pahole.path}"]
+    make = make_argv(req.arch, source=Path(src), out=out, pahole=req.pahole.path)
     start = time.monotonic()
     for argv in (
         [*make, "tinyconfig"],

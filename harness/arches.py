@@ -1,10 +1,19 @@
-"""Architectures kbtf can build and boot: one frozen dataclass each, in a registry."""
+"""Architectures kbtf can build and boot: one frozen dataclass each, in a registry.
+
+Everything kbtf knows about an architecture lives in its entry here (and in its kconfig
+fragment): the host packages it needs, how to cross-build for it, how to boot it and what
+its guest root holds. ``./kbtf`` reads its package list from here (``python3 -m
+harness.arches --packages``).
+"""
 
 from __future__ import annotations
 
+import os
 import platform
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import ConfigError
 
@@ -14,30 +23,73 @@ class Arch:
     """How to build and boot one architecture."""
 
     name: str  # kbtf's name, as given to --arch (uname -m spelling)
-    kernel_arch: str  # ARCH= for make
+    kernel_arch: str  # ARCH= for make (also the SRCARCH dir under arch/)
     cross_compile: str  # CROSS_COMPILE= prefix when this is not the host arch
     image: str  # boot image, relative to the build dir
     qemu: str  # QEMU system emulator binary
+    qemu_package: str  # Debian package of that binary (bookworm)
     qemu_machine: tuple[str, ...]  # -M/-cpu arguments for TCG boots
-    console: str  # serial console device in the guest
+    console: str  # the serial console QEMU's -serial reaches (the guest's shell runs there)
     virtio_transport: str  # "pci" or "ccw": suffix of virtio device names
     debian_arch: str  # Debian's name, for foreign root file systems and packages
     kconfig: str  # arch fragment in kconfigs/
+    big_endian: bool = False  # BTF of this arch is written big-endian
 
     def is_host(self) -> bool:
-        """True when this arch is the machine's own (boots with virtme-ng)."""
+        """True when this arch is the machine's own (no cross compiler, KVM possible)."""
         return platform.machine() == self.name
 
-    def make_vars(self) -> list[str]:
-        """ARCH= and, for foreign arches, CROSS_COMPILE= arguments for make."""
-        args = [f"ARCH={self.kernel_arch}"]
-        if not self.is_host():
-            args.append(f"CROSS_COMPILE={self.cross_compile}")
-        return args
+    def tool(self, name: str) -> str:
+        """A binutils/gcc program for this arch: ``objcopy`` or ``<CROSS_COMPILE>objcopy``."""
+        return name if self.is_host() else f"{self.cross_compile}{name}"
 
     def compiler(self) -> str:
         """The C compiler make will run for this arch."""
-        return "gcc" if self.is_host() else f"{self.cross_compile}gcc"
+        return self.tool("gcc")
+
+    def host_packages(self) -> tuple[str, ...]:
+        """Debian packages a run on this arch needs on the host (compiler, binutils, QEMU)."""
+        cross = () if self.is_host() else (f"gcc-{self.cross_compile.rstrip('-')}",
+                                           f"binutils-{self.cross_compile.rstrip('-')}")
+        return (*cross, self.qemu_package)
+
+    def tool_packages(self) -> dict[str, str]:
+        """Host program -> Debian package, for this arch's programs (missing-tool hints)."""
+        gcc, binutils = (("gcc", "binutils") if self.is_host() else
+                         (f"gcc-{self.cross_compile.rstrip('-')}",
+                          f"binutils-{self.cross_compile.rstrip('-')}"))
+        return {self.tool("gcc"): gcc, self.tool("objcopy"): binutils, self.qemu: self.qemu_package}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The compiler family a kernel and its modules are built with (gcc; LLVM comes next)."""
+
+    name: str = "gcc"
+
+    def make_vars(self, arch: Arch) -> list[str]:
+        """make variables selecting this toolchain for ``arch``."""
+        return [] if arch.is_host() else [f"CROSS_COMPILE={arch.cross_compile}"]
+
+
+GCC = Toolchain()
+
+
+def make_argv(arch: Arch, *, source: Path, out: Path | None = None, module: Path | None = None,
+              pahole: Path | None = None, toolchain: Toolchain = GCC,
+              extra: Sequence[str] = (), targets: Sequence[str] = ()) -> list[str]:
+    """The one make command line of kbtf: kernel builds (``source`` = the tree, ``out`` =
+    O=), module builds (``source`` = a build dir or headers tree, ``module`` = M=), with
+    ARCH=, the toolchain's variables and PAHOLE=."""
+    argv = ["make", "-C", str(source)]
+    if out is not None:
+        argv.append(f"O={out}")
+    if module is not None:
+        argv.append(f"M={module}")
+    argv += [f"ARCH={arch.kernel_arch}", *toolchain.make_vars(arch)]
+    if pahole is not None:
+        argv.append(f"PAHOLE={pahole}")
+    return [*argv, *extra, *targets]
 
 
 ARCHES: Mapping[str, Arch] = {
@@ -49,6 +101,7 @@ ARCHES: Mapping[str, Arch] = {
             cross_compile="x86_64-linux-gnu-",
             image="arch/x86/boot/bzImage",
             qemu="qemu-system-x86_64",
+            qemu_package="qemu-system-x86",
             qemu_machine=("-M", "q35"),
             console="ttyS0",
             virtio_transport="pci",
@@ -61,6 +114,7 @@ ARCHES: Mapping[str, Arch] = {
             cross_compile="aarch64-linux-gnu-",
             image="arch/arm64/boot/Image",
             qemu="qemu-system-aarch64",
+            qemu_package="qemu-system-arm",
             # pauth-impdef: plain -cpu max is 3x slower under TCG (measured).
             qemu_machine=("-M", "virt", "-cpu", "max,pauth-impdef=on"),
             console="ttyAMA0",
@@ -74,11 +128,13 @@ ARCHES: Mapping[str, Arch] = {
             cross_compile="s390x-linux-gnu-",
             image="arch/s390/boot/bzImage",
             qemu="qemu-system-s390x",
+            qemu_package="qemu-system-misc",  # bookworm: qemu-system-s390x is only virtual
             qemu_machine=("-M", "s390-ccw-virtio", "-cpu", "max"),
             console="ttysclp0",
             virtio_transport="ccw",
             debian_arch="s390x",
             kconfig="s390x.config",
+            big_endian=True,
         ),
     )
 }
@@ -94,3 +150,20 @@ def get_arch(name: str) -> Arch:
     except KeyError:
         valid = ", ".join(sorted(ARCHES))
         raise ConfigError(f"unknown arch '{name}': valid arches are {valid}") from None
+
+
+def host_arch() -> Arch:
+    """The Arch of this machine. Raises ConfigError if kbtf does not know it."""
+    return get_arch(platform.machine())
+
+
+def all_host_packages() -> list[str]:
+    """Every Debian package the registered arches need on this host, once each."""
+    return list(dict.fromkeys(p for a in ARCHES.values() for p in a.host_packages()))
+
+
+if __name__ == "__main__":  # ./kbtf: the arch part of its package list
+    if sys.argv[1:] == ["--packages"]:
+        print(" ".join(all_host_packages()))
+    else:
+        sys.exit(f"usage: {os.path.basename(sys.argv[0])} --packages")

@@ -7,9 +7,14 @@ import re
 
 def missing_btf_error(output: str, func: str) -> str | None:
     """The line where bpftrace says ``func`` has no BTF (so a kfunc/fentry probe on it cannot
-    attach), or None if it failed for another reason or did not fail."""
-    pattern = re.compile(rf"^.*(?:no BTF (?:data |found |info )?for|BTF .*not found for|"
-                         rf"cannot find BTF for).*\b{re.escape(func)}\b.*$",
+    attach), or None if it failed for another reason or did not fail.
+
+    Wordings: 0.17 "kfunc:F: no BTF data for F"; 0.27 'Could not parse arguments of "F":
+    BTF data for the function not found'.
+    """
+    name = re.escape(func)
+    pattern = re.compile(rf"^.*(?:no BTF (?:data |found |info )?for.*\b{name}\b|"
+                         rf"\b{name}\b.*BTF data for the function not found).*$",
                          re.IGNORECASE | re.MULTILINE)
     m = pattern.search(output)
     return m.group(0).strip() if m else None

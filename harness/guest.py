@@ -79,7 +79,12 @@ class GuestSession:
         """
         timeout *= proc.timeout_scale()
         spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
-        argv = vm.vng_argv(proc.require_tool("vng"), spec)
+        if spec.launcher == "vng":
+            argv = vm.vng_argv(proc.require_tool("vng"), spec)
+        else:
+            argv = vm.qemu_argv(proc.require_tool(spec.arch.qemu), spec, self.console_log)
+        for share in spec.shares:
+            share.host.mkdir(parents=True, exist_ok=True)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_text("")
         self._pidfile.unlink(missing_ok=True)
@@ -89,8 +94,9 @@ class GuestSession:
         console_path = str(self.console_log)
 
         def child_setup() -> None:
-            # vng dies with the harness (even on SIGKILL of a worker); QEMU dies with its
-            # own parent (the wrapper in vm.py) and gets SIGHUP when vng's session ends.
+            # vng (or QEMU itself, with the kbtf launcher) dies with the harness, even on
+            # SIGKILL of a worker; under vng, QEMU dies with its own parent (the wrapper in
+            # vm.py) and gets SIGHUP when vng's session ends.
             proc.die_with_parent()
             fd = os.open(console_path, os.O_WRONLY | os.O_APPEND)
             os.dup2(fd, 2)
@@ -172,6 +178,27 @@ class GuestSession:
         if self._serial is not None:
             self._serial.close()
             self._serial = None
+
+    @property
+    def out_dir(self) -> Path:
+        """The host dir this guest may write to (its writable share).
+
+        Raises HarnessError if it has none.
+        """
+        for share in self.spec.shares:
+            if share.writable:
+                return share.host
+        raise HarnessError(f"guest {self.name} has no writable output dir")
+
+    def path(self, host: Path) -> str:
+        """Where this guest sees host path ``host`` (a module, a script).
+
+        Raises HarnessError if the guest cannot see it.
+        """
+        try:
+            return self.spec.guest_path(host)
+        except ValueError as exc:
+            raise HarnessError(f"guest {self.name}: {exc}") from None
 
     def once_per_boot(self, key: str, make: Callable[[], T]) -> T:
         """``make()``'s result, computed once per boot (state inside the guest, like a

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import buildlog, cacheentry, kconfig, proc
-from harness.arches import Arch
+from harness.arches import Arch, make_argv
 from harness.errors import CommandError, ConfigError
 from harness.ksource import KernelSource
 from harness.pahole import MIN_SPLIT_BTF, Pahole
@@ -150,15 +150,8 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
 
 def _make(req: KernelRequest, out: Path, *targets: str) -> list[str]:
     """The make argv for ``targets`` in build dir ``out``."""
-    return [
-        "make",
-        "-C",
-        str(req.source.path),
-        f"O={out}",
-        *req.arch.make_vars(),
-        f"PAHOLE={req.pahole.path}",
-        *targets,
-    ]
+    return make_argv(req.arch, source=req.source.path, out=out, pahole=req.pahole.path,
+                     targets=targets)
 
 
 def _seed_from_base(req: KernelRequest, compiler: str, kernels: Path, out: Path) -> Path | None:

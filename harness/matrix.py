@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import platform
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import ksource, pahole, pahole_src, provision
+from harness import ksource, pahole, pahole_src, provision, vm
 from harness.arches import Arch, get_arch
 from harness.errors import ConfigError
 from harness.kbuild import KernelRequest
@@ -19,6 +20,7 @@ class MatrixPoint:
 
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
+    launcher: str = "kbtf"  # how its guests boot (harness/vm.py LAUNCHERS)
 
     def kernel_variant(self, variant: str) -> KernelRequest:
         """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
@@ -28,6 +30,8 @@ class MatrixPoint:
         """The command line that reruns just this point."""
         k = self.kernel
         args = ["./kbtf", "pytest", "suites/", "--arch", k.arch.name]
+        if self.launcher != DEFAULT_LAUNCHER:
+            args += ["--launcher", self.launcher]
         if not k.source.identity.startswith("deb:"):
             args += ["--kernel-src", str(k.source.path)]
         args += ["--pahole", k.pahole.spec, "--module-pahole", self.module_pahole.spec]
@@ -93,46 +97,71 @@ def default_pahole(cache_dir: Path) -> pahole.Pahole:
 
 # Host programs every run needs: the kernel build, module surgery (objcopy), sources (tar),
 # guests (QEMU under setpriv, vng, udevadm) and the BTF readers.
-RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "zstd", "tar", "objcopy", "bpftool",
-             "bpftrace", "udevadm", "setpriv", "vng")
+RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "zstd", "tar", "bpftool", "setpriv")
+# Per launcher: virtme-ng runs the host's bpftrace and needs udev; kbtf's builds a root tree.
+LAUNCHER_TOOLS = {"vng": ("vng", "udevadm", "bpftrace"), "kbtf": ("mmdebstrap",)}
 # Programs the debian:X pahole provisioning runs.
 PROVISION_TOOLS = ("apt-get", "dpkg-deb", "patchelf")
 
 
-def host_tools(arch: Arch) -> None:
-    """Check every host program a run needs, before anything is built.
+def host_tools(arch: Arch, launcher: str) -> None:
+    """Check every host program a run on ``arch`` needs, before anything is built.
 
     Raises ToolMissing naming the Debian package that provides the first one missing.
     """
-    for tool in (*RUN_TOOLS, arch.compiler(), arch.qemu):
+    for tool in (*RUN_TOOLS, *LAUNCHER_TOOLS[launcher], arch.compiler(), arch.tool("objcopy"),
+                 arch.qemu):
         require_tool(tool)
 
 
+def launcher_for(arch: Arch, asked: str | None) -> str:
+    """The launcher booting ``arch``: ``asked`` (--launcher), else DEFAULT_LAUNCHER.
+
+    Raises ConfigError for virtme-ng on a foreign arch (it boots the host's root).
+    """
+    launcher = asked or DEFAULT_LAUNCHER
+    if launcher not in vm.LAUNCHERS:
+        raise ConfigError(f"unknown launcher '{launcher}': use {' or '.join(vm.LAUNCHERS)}")
+    if launcher == "vng" and not arch.is_host():
+        raise ConfigError(f"--launcher vng cannot boot {arch.name} guests (it boots the "
+                          "host's root): use --launcher kbtf")
+    return launcher
+
+
+# The guest launcher by default: kbtf's own (boots in 7 s on x86_64 under TCG, virtme-ng in
+# 15-20 s: bench/guest_bench.py).
+DEFAULT_LAUNCHER = "kbtf"
+# Architectures of a run without --arch.
+DEFAULT_ARCHES = (platform.machine(),)
+
+
 def resolve_points(
-    arch_name: str | None,
+    arch_names: list[str] | None,
     kernel_src: str | None,
     pahole_specs: list[str],
     kconfig_add: list[str],
     cache_dir: Path,
     module_pahole_specs: list[str] | None = None,
+    launcher: str | None = None,
 ) -> list[MatrixPoint]:
-    """Validate options and build the matrix. Raises ConfigError (one line, names the fix)."""
-    import platform
+    """Validate options and build the matrix (arch x kernel pahole x module pahole).
 
-    arch = get_arch(arch_name or platform.machine())
-    if not arch.is_host():
-        raise ConfigError(f"--arch {arch.name}: only the host arch ({platform.machine()}) "
-                          "can be booted so far")
-    host_tools(arch)
+    Raises ConfigError (one line, names the fix) before anything is built.
+    """
+    arches = [get_arch(n) for n in dict.fromkeys(arch_names or DEFAULT_ARCHES)]
+    launchers = {a.name: launcher_for(a, launcher) for a in arches}
+    for arch in arches:
+        host_tools(arch, launchers[arch.name])
     source = (ksource.local_source(Path(kernel_src)) if kernel_src
               else ksource.debian_source(cache_dir))
     kernel_paholes = ([resolve_pahole(s, cache_dir) for s in pahole_specs] if pahole_specs
                       else [default_pahole(cache_dir)])
     module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]
     points = []
-    for ph in kernel_paholes:
-        req = KernelRequest(arch, source, ph, tuple(kconfig_add))
-        req.requested()  # fragment conflicts and bad user items fail here, before any build
-        for mod_ph in module_paholes or [ph]:
-            points.append(MatrixPoint(req, mod_ph))
+    for arch in arches:
+        for ph in kernel_paholes:
+            req = KernelRequest(arch, source, ph, tuple(kconfig_add))
+            req.requested()  # fragment conflicts and bad user items fail here, before any build
+            for mod_ph in module_paholes or [ph]:
+                points.append(MatrixPoint(req, mod_ph, launchers[arch.name]))
     return points

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import buildlog, proc
+from harness.arches import make_argv
 from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
@@ -49,8 +50,8 @@ def build_module(
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
     log = dst / "build.log"
-    argv = ["make", "-C", str(kernel.dir), f"M={dst}", *kernel.arch.make_vars(),
-            f"PAHOLE={pahole.path}", *make_args, "modules"]
+    argv = make_argv(kernel.arch, source=kernel.dir, module=dst, pahole=pahole.path,
+                     extra=make_args, targets=["modules"])
     try:
         proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)
     except CommandError as exc:

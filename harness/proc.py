@@ -17,14 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from harness.arches import ARCHES
 from harness.errors import CommandError, CommandTimeout, ToolMissing
 
 log = logging.getLogger("kbtf")
 
-# Host program -> Debian package that provides it (bookworm).
+# Host program -> Debian package that provides it (bookworm); each arch's compiler, binutils
+# and QEMU come from the arch registry.
 APT_PACKAGE: Mapping[str, str] = {
     "make": "make",
-    "gcc": "gcc",
     "flex": "flex",
     "bison": "bison",
     "bc": "bc",
@@ -37,12 +38,6 @@ APT_PACKAGE: Mapping[str, str] = {
     "busybox": "busybox-static",
     "patchelf": "patchelf",
     "udevadm": "udev",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-system-aarch64": "qemu-system-arm",
-    "qemu-system-s390x": "qemu-system-misc",
-    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
-    "s390x-linux-gnu-gcc": "gcc-s390x-linux-gnu",
-    "objcopy": "binutils",
     "tar": "tar",
     "git": "git",
     "cmake": "cmake",
@@ -50,6 +45,8 @@ APT_PACKAGE: Mapping[str, str] = {
     "dpkg-deb": "dpkg",
     "setpriv": "util-linux",
     "vng": "virtme-ng (pip, in the venv: run ./kbtf)",
+    "mmdebstrap": "mmdebstrap",
+    **{tool: pkg for arch in ARCHES.values() for tool, pkg in arch.tool_packages().items()},
 }
 
 

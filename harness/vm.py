@@ -1,4 +1,10 @@
-"""How guests are started: the KVM probe and the virtme-ng command line."""
+"""How guests are started: the KVM probe and the two launchers' command lines.
+
+- ``vng``: virtme-ng over the host's own root file system (the host arch only).
+- ``kbtf``: QEMU directly, a Debian root tree of the guest's arch over 9p (read-only),
+  kbtf's init (harness/guestroot.py), the host dirs the tests use shared read-only and one
+  output dir shared writable; the shell on the serial console, kernel messages on hvc0.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,23 @@ GUEST_CMDLINE = ("panic=-1", "oops=panic", "loglevel=7")
 QEMU_WRAPPER = Path(__file__).resolve().parent / "qemu-pdeathsig"
 
 
+LAUNCHERS = ("vng", "kbtf")
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host dir the guest mounts (kbtf launcher): 9p tag kbtf_<name> at /kbtf/<name>."""
+
+    name: str  # run, repo or out (harness/guestroot.SHARES)
+    host: Path
+    writable: bool = False
+
+    @property
+    def guest(self) -> str:
+        """Where the guest sees it."""
+        return f"/kbtf/{self.name}"
+
+
 @dataclass(frozen=True)
 class BootSpec:
     """One guest to boot."""
@@ -31,6 +54,52 @@ class BootSpec:
     memory: str = "2G"
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
     btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
+    launcher: str = "vng"  # one of LAUNCHERS
+    root: Path | None = None  # kbtf launcher: the guest's root tree
+    shares: tuple[Share, ...] = ()  # kbtf launcher: host dirs the guest mounts
+
+    def guest_path(self, host: Path) -> str:
+        """Where the guest sees host path ``host``: itself under vng (the host's root);
+        under a share's mount point for the kbtf launcher. Raises ValueError if not shared."""
+        if self.launcher == "vng":
+            return str(host)
+        for share in sorted(self.shares, key=lambda s: len(s.host.parts), reverse=True):
+            if host == share.host or share.host in host.parents:
+                return share.guest + "/" + str(host.relative_to(share.host)).removeprefix(".")
+        shared = [str(s.host) for s in self.shares]
+        raise ValueError(f"{host} is not shared with the guest (shared: {shared})")
+
+
+def kbtf_cmdline(arch: Arch) -> str:
+    """Kernel command line of a kbtf-launched guest: messages on hvc0 only (the serial
+    carries the shell), the 9p root, kbtf's init and the tty its shell runs on."""
+    return " ".join(("console=hvc0", "root=/dev/root", "rootfstype=9p",
+                     "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
+                     "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE))
+
+
+def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
+    """QEMU argv of the kbtf launcher for ``spec`` (kernel messages into ``console_log``)."""
+    assert spec.root is not None, "the kbtf launcher needs a root tree"
+    t = spec.arch.virtio_transport
+    argv = [qemu, *spec.arch.qemu_machine, "-accel", "kvm" if spec.kvm else "tcg",
+            "-m", spec.memory, "-smp", "1", "-display", "none", "-monitor", "none",
+            "-no-reboot", "-kernel", str(spec.image), "-append", kbtf_cmdline(spec.arch),
+            "-serial", "stdio",
+            "-device", f"virtio-serial-{t}",
+            "-chardev", f"file,id=kcon,path={console_log},append=on",
+            "-device", "virtconsole,chardev=kcon"]
+    if t == "pci":
+        argv.insert(1, "-nodefaults")  # no VGA, NIC or default serial: faster, quieter
+    mounts = [("root", "/dev/root", spec.root, False)]
+    mounts += [(s.name, f"kbtf_{s.name}", s.host, s.writable) for s in spec.shares]
+    for name, tag, path, writable in mounts:
+        ro = "" if writable else ",readonly=on"
+        argv += ["-fsdev", f"local,id=fs_{name},path={path},security_model=none{ro}",
+                 "-device", f"virtio-9p-{t},fsdev=fs_{name},mount_tag={tag}"]
+    if spec.pidfile is not None:
+        argv += ["-pidfile", str(spec.pidfile)]
+    return argv
 
 
 def vng_argv(vng: str, spec: BootSpec) -> list[str]:
@@ -45,6 +114,9 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
         argv.append("--disable-kvm")
     for arg in GUEST_CMDLINE:
         argv += ["--append", arg]
+    for share in spec.shares:  # the host's root is visible as it is; writable dirs must be said
+        if share.writable:
+            argv += ["--rwdir", str(share.host)]
     qemu_opts = ["-no-reboot"]
     if spec.pidfile is not None:
         qemu_opts += ["-pidfile", str(spec.pidfile)]

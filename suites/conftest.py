@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, kbuild, proc, results, vm
+from harness import cacheentry, guestroot, kbuild, proc, results, vm
 from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
 from harness.elfbtf import elf_facts, module_type_counts, section_data
 from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
-from harness.guest import GuestPool, GuestSession
+from harness.guest import GuestPool, GuestSession, boot_name
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import ModuleBuild, build_module
 from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
@@ -71,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[POINTS] = resolve_points(
             config.option.arch, config.option.kernel_src, config.option.pahole or [],
             config.option.kconfig_add, cache, config.option.module_pahole,
+            config.option.launcher,
         )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -262,7 +263,8 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
     built = build_module(kernel, name, outdir, point.module_pahole, variant, make_args)
     section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}.get(config.option.sabotage)
     if section is not None:
-        proc.run(["objcopy", "--remove-section", section, built.ko], logfile=built.log,
+        proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, built.ko],
+                 logfile=built.log,
                  timeout=60)
     facts = elf_facts(built.ko)
     btf_types, btf_base_types = module_type_counts(built.ko, kernel.vmlinux)
@@ -329,46 +331,58 @@ def guest_pool() -> Iterator[GuestPool]:
         pool.close_all()
 
 
-def _boot(kernel: kbuild.KernelBuild, logdir: Path, pool: GuestPool, name: str) -> GuestSession:
+def _boot(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path, pool: GuestPool,
+          name: str, cache: Path) -> GuestSession:
     """The live guest of this process running ``kernel``; boots it (again, if it died).
 
-    Raises what GuestPool.get raises (BootError, KernelTrouble at boot, HarnessError
-    after a second loss in a row).
+    With the kbtf launcher the guest sees the run dir and the repository read-only and
+    writes only to its own output dir. Raises what GuestPool.get raises (BootError,
+    KernelTrouble at boot, HarnessError after a second loss in a row).
     """
-    kvm, why = vm.probe_kvm(kernel.arch.qemu)
+    arch = kernel.arch
+    kvm, why = vm.probe_kvm(arch.qemu) if arch.is_host() else (False, "foreign arch: TCG")
     btf = section_data(kernel.vmlinux, ".BTF")
+    root = guestroot.ensure_root(arch, cache) if point.launcher == "kbtf" else None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    logdir = run_dir / point.kernel_id / "guests"
 
     def make(boot: int) -> GuestSession:
         log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
-        spec = vm.BootSpec(kernel.arch, kernel.image, kvm,
-                           btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None)
+        full = boot_name(f"{name}-{worker}", boot)
+        shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
+                  vm.Share("out", logdir / f"{full}.out", writable=True))
+        spec = vm.BootSpec(arch, kernel.image, kvm,
+                           btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
+                           launcher=point.launcher, root=root, shares=shares)
         return GuestSession(spec, logdir, f"{name}-{worker}", boot)
 
     return pool.get(kernel.key, make)
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 @pytest.fixture
-def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
+def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path, cache_dir: Path,
           guest_pool: GuestPool, facts: dict[str, object]) -> GuestSession:
     """The live guest running kernel A (one per kernel per worker; rebooted after a loss)."""
-    session = _boot(kernel, run_dir / point.kernel_id / "guests", guest_pool, "guest-A")
+    session = _boot(kernel, point, run_dir, guest_pool, "guest-A", cache_dir)
     facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
     return session
 
 
 @pytest.fixture
 def guest_prime(kernel_prime: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                guest_pool: GuestPool) -> GuestSession:
+                cache_dir: Path, guest_pool: GuestPool) -> GuestSession:
     """The live guest running kernel A'."""
-    return _boot(kernel_prime, run_dir / point.kernel_id / "guests", guest_pool, "guest-A-prime")
+    return _boot(kernel_prime, point, run_dir, guest_pool, "guest-A-prime", cache_dir)
 
 
 @pytest.fixture
 def guest_refuse(kernel_refuse: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                 guest_pool: GuestPool) -> GuestSession:
+                 cache_dir: Path, guest_pool: GuestPool) -> GuestSession:
     """The live guest running kernel A_n."""
-    return _boot(kernel_refuse, run_dir / point.kernel_id / "guests", guest_pool, "guest-A_n")
+    return _boot(kernel_refuse, point, run_dir, guest_pool, "guest-A_n", cache_dir)
 
 
 @pytest.fixture
@@ -394,14 +408,14 @@ def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBui
     if guest.run("grep", "-q", "^kbtf_hello ", "/proc/modules").ok:
         return hello_ko
     guest.run("dmesg -C")
-    res = guest.run("insmod", str(hello_ko.ko))
+    res = guest.run("insmod", guest.path(hello_ko.ko))
     if not res.ok:
         dmesg = guest.run("dmesg | tail -5").stdout.strip()
         raise ModuleLoadFailure(f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}"
                                 f"; dmesg: {dmesg}", log=guest.console_log)
     if fault_ko is not None:
         mode = SABOTAGE_FAULTS[pytestconfig.option.sabotage]
-        guest.run("insmod", str(fault_ko.ko), f"mode={mode}")
+        guest.run("insmod", guest.path(fault_ko.ko), f"mode={mode}")
     return hello_ko
 
 

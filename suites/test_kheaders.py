@@ -1,15 +1,18 @@
 """kheaders (CONFIG_IKHEADERS), after the seed patch and its selftest: the running kernel
 exposes its own headers, they match its configuration, and a module builds against them
-(``make -C <extracted headers> M=<module> modules``, in the guest) and loads.
+(``make -C <extracted headers> M=<module> modules``) and loads into that kernel.
 
-6.12's archive holds only include/ and arch/<srcarch>/include/, so the build's non-header
-pieces (Makefile, scripts, .config, Module.symvers, a BTF-only vmlinux) come from a scaffold
-made from the build tree (harness/kheaders.py); every header comes from the archive.
+The archive is copied out of the running guest and the module built on the host (a foreign
+guest has no compiler; it is also faster than building under TCG). 6.12's archive holds only
+include/ and arch/<srcarch>/include/, so the build's non-header pieces (Makefile, scripts,
+.config, Module.symvers, a BTF-only vmlinux) come from a scaffold made from the build tree
+(harness/kheaders.py); every header comes from the archive.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,16 +22,23 @@ from harness.btfexpect import module_pahole_unusable
 from harness.btfnames import module_struct_members
 from harness.console import CommandResult
 from harness.elfbtf import vmlinux_types
-from harness.errors import HarnessError
+from harness.errors import CommandError, HarnessError
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
 from harness.modbuild import MODULES_DIR
 
-WORK = "/tmp/kbtf-kheaders"
-HEADERS = f"{WORK}/headers"
 MOD = "kbtf_kheaders"
 LOADED = re.compile(r"kbtf_kheaders: loaded by (\S+)\[(-?\d+)\]")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the kheaders flow: whether it worked, why not, where its output is."""
+
+    ok: bool
+    error: str = ""
+    path: Path | None = None  # extracted headers, or the built module's dir
 
 
 def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
@@ -44,11 +54,25 @@ def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
     return out
 
 
+def _extract(guest: GuestSession) -> Step:
+    """Copy the running kernel's archive out of ``guest`` and extract it on the host."""
+    archive = guest.out_dir / "kheaders.tar.xz"
+    copied = guest.run(kheaders.copy_out_command(guest.path(archive)), timeout=300)
+    if not copied.ok:
+        return Step(False, f"cannot copy {kheaders.ARCHIVE} out of the guest: "
+                    f"{copied.stderr.strip()}")
+    headers = guest.out_dir.parent / f"{guest.name}.kheaders" / "headers"
+    try:
+        kheaders.extract(archive, headers)
+    except CommandError as exc:
+        return Step(False, f"cannot extract {kheaders.ARCHIVE}: {exc}")
+    return Step(True, path=headers)
+
+
 @pytest.fixture
-def extracted(guest: GuestSession) -> CommandResult:
-    """The archive extracted into HEADERS in the guest (the result of tar), once per boot."""
-    return guest.once_per_boot("kheaders-extracted",
-                    lambda: guest.run(kheaders.extract_command(HEADERS), timeout=600))
+def extracted(guest: GuestSession) -> Step:
+    """The running kernel's archive, extracted on the host (once per boot)."""
+    return guest.once_per_boot("kheaders-extracted", lambda: _extract(guest))
 
 
 def test_kheaders_archive_exists(guest: GuestSession) -> None:
@@ -56,13 +80,13 @@ def test_kheaders_archive_exists(guest: GuestSession) -> None:
     assert res.ok, f"{kheaders.ARCHIVE} missing or empty: is CONFIG_IKHEADERS on?"
 
 
-def test_kheaders_autoconf_matches_running_config(guest: GuestSession,
-                                                  extracted: CommandResult) -> None:
-    assert extracted.ok, f"cannot extract {kheaders.ARCHIVE}: {extracted.stderr.strip()}"
-    res = guest.run("cat", f"{HEADERS}/include/generated/autoconf.h")
-    assert res.ok, f"the archive has no include/generated/autoconf.h: {res.stderr.strip()}"
-    headers = set(re.findall(r"^#define (CONFIG_\w+) (.*)$", res.stdout, re.MULTILINE))
-    config = guest.run("zcat /proc/config.gz")
+def test_kheaders_autoconf_matches_running_config(guest: GuestSession, extracted: Step) -> None:
+    assert extracted.ok and extracted.path is not None, extracted.error
+    autoconf = extracted.path / "include/generated/autoconf.h"
+    assert autoconf.is_file(), "the archive has no include/generated/autoconf.h"
+    headers = set(re.findall(r"^#define (CONFIG_\w+) (.*)$", autoconf.read_text(), re.MULTILINE))
+    # Not zcat: a /bin/sh script, and an extract root has no /bin/sh.
+    config = guest.run("gzip -dc /proc/config.gz")
     assert config.ok, "/proc/config.gz unreadable: is CONFIG_IKCONFIG_PROC on?"
     running = autoconf_defines(config.stdout)
     assert ("CONFIG_IKHEADERS", "1") in running and ("CONFIG_DEBUG_INFO_BTF", "1") in running
@@ -73,60 +97,53 @@ def test_kheaders_autoconf_matches_running_config(guest: GuestSession,
 
 
 @pytest.fixture
-def kheaders_build(guest: GuestSession, extracted: CommandResult, kernel: KernelBuild,
-                   point: MatrixPoint, cache_dir: Path, run_dir: Path,
-                   facts: dict[str, object]) -> CommandResult:
-    """modules/kbtf_kheaders built in the guest against the extracted archive (or the failed
-    extraction), once per boot; the make output is kept in results/<point>/kheaders-build.log.
-    """
-    return guest.once_per_boot("kheaders-build", lambda: _build_against_kheaders(
-        guest, extracted, kernel, point, cache_dir, run_dir, facts))
-
-
-def _build_against_kheaders(guest: GuestSession, extracted: CommandResult, kernel: KernelBuild,
-                            point: MatrixPoint, cache_dir: Path, run_dir: Path,
-                            facts: dict[str, object]) -> CommandResult:
-    if not extracted.ok:  # the tests below fail with tar's error
-        first = (extracted.stderr.strip().splitlines() or ["?"])[0]
-        return CommandResult("extract", extracted.rc, "",
-                             f"cannot extract {kheaders.ARCHIVE}: {first}")
+def kheaders_build(guest: GuestSession, extracted: Step, kernel: KernelBuild,
+                   point: MatrixPoint, cache_dir: Path, facts: dict[str, object]) -> Step:
+    """modules/kbtf_kheaders built on the host against the extracted archive (or why not),
+    once per boot; make's output is in <guest>.kheaders/build.log beside the guest logs."""
     unusable = module_pahole_unusable(
         int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
     if unusable:
         pytest.skip(unusable)
+    return guest.once_per_boot("kheaders-build", lambda: _build_against_kheaders(
+        guest, extracted, kernel, point, cache_dir, facts))
+
+
+def _build_against_kheaders(guest: GuestSession, extracted: Step, kernel: KernelBuild,
+                            point: MatrixPoint, cache_dir: Path,
+                            facts: dict[str, object]) -> Step:
+    if not extracted.ok or extracted.path is None:
+        return extracted
     scaffold = kheaders.scaffold(kernel, cache_dir)
     if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
         raise HarnessError(f"scaffold {scaffold} holds headers {stray[:5]}: the build would "
                            "not use the archive's alone")
-    command = kheaders.build_command(scaffold, HEADERS, MODULES_DIR / MOD, f"{WORK}/{MOD}",
-                                     kernel, point.module_pahole)
-    res = guest.run(command, timeout=900)
-    log = run_dir / point.id / "kheaders-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"$ {command}\n# rc={res.rc}\n{res.stdout}\n{res.stderr}")
-    facts["kheaders_module_built"] = res.ok
-    return res
+    module = extracted.path.parent / MOD
+    log = extracted.path.parent / "build.log"
+    try:
+        kheaders.build(scaffold, extracted.path, MODULES_DIR / MOD, module, kernel,
+                       point.module_pahole, log)
+    except CommandError as exc:
+        facts["kheaders_module_built"] = False
+        return Step(False, f"{exc}", module)
+    facts["kheaders_module_built"] = True
+    return Step(True, path=module)
 
 
-def test_module_builds_against_kheaders(kheaders_build: CommandResult, run_dir: Path,
-                                        point: MatrixPoint) -> None:
-    errors = [ln for ln in kheaders_build.stderr.splitlines() if "error" in ln.lower()]
-    assert kheaders_build.ok, (
-        f"building {MOD} against kheaders failed ({kheaders_build.rc}): "
-        f"{(errors or kheaders_build.stderr.strip().splitlines() or ['?'])[0]} "
-        f"(log: {run_dir / point.id / 'kheaders-build.log'})")
+def test_module_builds_against_kheaders(kheaders_build: Step) -> None:
+    assert kheaders_build.ok, f"building {MOD} against kheaders failed: {kheaders_build.error}"
 
 
 @pytest.fixture
-def kheaders_loaded(guest: GuestSession, kheaders_build: CommandResult
-                    ) -> tuple[CommandResult, str]:
+def kheaders_loaded(guest: GuestSession, kheaders_build: Step) -> tuple[CommandResult, str]:
     """insmod of the kheaders-built module by a process that prints its pid first, once per
     boot: (insmod's result with that pid in stdout, the module's dmesg line)."""
     def load() -> tuple[CommandResult, str]:
-        if not kheaders_build.ok:
+        if not kheaders_build.ok or kheaders_build.path is None:
             return CommandResult("insmod", 1, "", "the module did not build against kheaders"), ""
         guest.run("dmesg -C")
-        res = guest.run(f"sh -c 'echo $$; exec insmod {WORK}/{MOD}/{MOD}.ko'")
+        ko = guest.path(kheaders_build.path / f"{MOD}.ko")
+        res = guest.run(f"bash -c 'echo $$; exec insmod {ko}'")
         line = LOADED.search(guest.run("dmesg").stdout)
         return res, line.group(0) if line else ""
 

@@ -59,4 +59,4 @@ def test_rmmod(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
     assert guest.run("rmmod", MOD).ok, f"rmmod {MOD} failed"
     assert not guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok, \
         f"/sys/kernel/btf/{MOD} still exists after rmmod"
-    assert guest.run("insmod", str(hello_loaded.ko)).ok, "re-insmod after rmmod failed"
+    assert guest.run("insmod", guest.path(hello_loaded.ko)).ok, "re-insmod after rmmod failed"

@@ -78,7 +78,7 @@ def _load(guest: GuestSession, ko: ModuleBuild) -> tuple[bool, str]:
     """insmod ``ko`` into ``guest``: (loaded?, the kernel's BTF line or dmesg tail)."""
     guest.run("rmmod", MOD)  # leftovers from an earlier test, if any
     guest.run("dmesg -C")
-    res = guest.run("insmod", str(ko.ko))
+    res = guest.run("insmod", guest.path(ko.ko))
     dmesg = guest.run("dmesg").stdout
     m = BTF_ERROR.search(dmesg) or BTF_MISMATCH.search(dmesg)
     return res.ok, m.group(0) if m else ("dmesg: " + " | ".join(dmesg.strip().splitlines()[-3:]))

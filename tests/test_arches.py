@@ -1,8 +1,10 @@
 """The architecture registry."""
 
+from pathlib import Path
+
 import pytest
 
-from harness.arches import ARCHES, get_arch
+from harness.arches import ARCHES, all_host_packages, get_arch, make_argv
 from harness.errors import ConfigError
 
 
@@ -18,8 +20,22 @@ def test_unknown_arch_lists_valid_ones() -> None:
         get_arch("arm")
 
 
-def test_make_vars_cross_compile_only_for_foreign_arches(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_make_argv_cross_compiles_only_foreign_arches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
-    assert get_arch("x86_64").make_vars() == ["ARCH=x86"]
-    assert get_arch("aarch64").make_vars() == ["ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"]
+    assert make_argv(get_arch("x86_64"), source=Path("/s"), out=Path("/o"), pahole=Path("/p"),
+                     targets=["olddefconfig"]) == [
+        "make", "-C", "/s", "O=/o", "ARCH=x86", "PAHOLE=/p", "olddefconfig"]
+    assert make_argv(get_arch("aarch64"), source=Path("/k"), module=Path("/m"),
+                     extra=["MODULE_PAHOLE_FLAGS="], targets=["modules"]) == [
+        "make", "-C", "/k", "M=/m", "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-",
+        "MODULE_PAHOLE_FLAGS=", "modules"]
     assert get_arch("s390x").compiler() == "s390x-linux-gnu-gcc"
+    assert get_arch("s390x").tool("objcopy") == "s390x-linux-gnu-objcopy"
+
+
+def test_host_packages_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert all_host_packages() == [
+        "qemu-system-x86", "gcc-aarch64-linux-gnu", "binutils-aarch64-linux-gnu",
+        "qemu-system-arm", "gcc-s390x-linux-gnu", "binutils-s390x-linux-gnu", "qemu-system-misc"]

@@ -11,12 +11,21 @@ def test_captured_no_btf_error_is_recognised(data: Path) -> None:
     assert line == "stdin:1:1-33: ERROR: kfunc:kbtf_hello_poke: no BTF data for kbtf_hello_poke"
 
 
+def test_bpftrace_0_27_wording_is_recognised(data: Path) -> None:
+    out = (data / "bpftrace-0.27-kfunc-nobtf.txt").read_text()
+    assert missing_btf_error(out, "kbtf_hello_poke") == (
+        'stdin:1:1-33: ERROR: Could not parse arguments of "kbtf_hello_poke": BTF data for the '
+        "function not found")
+    assert missing_btf_error(out, "other_func") is None
+
+
 def test_other_failures_are_not_a_missing_btf() -> None:
     for out in (
         "stdin:1:37-43: ERROR: syntax error, unexpected identifier",
         "ERROR: Could not resolve symbol: kbtf_hello_poke",
         "ERROR: Error attaching probe: kfunc:kbtf_hello:kbtf_hello_poke: Operation not supported",
         "ERROR: kfunc:other_func: no BTF data for other_func",
+        'ERROR: Could not parse arguments of "other_func": BTF data for the function not found',
         "bpftrace: error while loading shared libraries: libbpf.so.1",
         "",
     ):

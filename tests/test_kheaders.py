@@ -1,11 +1,13 @@
-"""kheaders: the guest command lines and the no-stray-headers check of a scaffold."""
+"""kheaders: copy-out, host extraction and build, and the no-stray-headers check."""
 
 from __future__ import annotations
 
-import shlex
+import subprocess
 from pathlib import Path
 
-from harness import kheaders
+import pytest
+
+from harness import kheaders, proc
 from harness.arches import get_arch
 from harness.kbuild import KernelBuild
 from harness.ksource import KernelSource
@@ -18,21 +20,40 @@ def kernel(tmp_path: Path) -> KernelBuild:
                        Pahole(Path("/opt/pahole 1.30/pahole"), "1.30", ()))
 
 
-def test_extract_command_replaces_the_headers_dir() -> None:
-    assert kheaders.extract_command("/tmp/kh/headers") == (
-        "rm -rf /tmp/kh/headers && mkdir -p /tmp/kh/headers && "
-        "tar -xJf /sys/kernel/kheaders.tar.xz -C /tmp/kh/headers")
+def test_copy_out_command() -> None:
+    assert kheaders.copy_out_command("/kbtf/out/kheaders.tar.xz") == (
+        "cp /sys/kernel/kheaders.tar.xz /kbtf/out/kheaders.tar.xz")
 
 
-def test_build_command_is_the_selftests_make_with_the_module_pahole(tmp_path: Path) -> None:
-    cmd = kheaders.build_command(tmp_path / "scaffold", "/tmp/kh/headers",
-                                 Path("/repo/modules/kbtf_kheaders"), "/tmp/kh/kbtf_kheaders",
-                                 kernel(tmp_path), Pahole(Path("/p/pahole"), "1.32", ()))
-    steps = cmd.split(" && ")
-    assert steps[0] == f"cp -as {tmp_path}/scaffold/. /tmp/kh/headers/"
-    assert shlex.split(steps[-1]) == [
-        "make", "-C", "/tmp/kh/headers", "M=/tmp/kh/kbtf_kheaders", "ARCH=x86",
-        "PAHOLE=/p/pahole", "modules"]
+def test_extract_and_build_run_the_selftests_make(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real archive is extracted; the make is the selftest's, with the module pahole."""
+    (tmp_path / "arc/include/generated").mkdir(parents=True)
+    (tmp_path / "arc/include/generated/autoconf.h").write_text("#define CONFIG_IKHEADERS 1\n")
+    subprocess.run(["tar", "-cJf", str(tmp_path / "a.tar.xz"), "-C", str(tmp_path / "arc"), "."],
+                   check=True)
+    headers = tmp_path / "out/headers"
+    kheaders.extract(tmp_path / "a.tar.xz", headers)
+    assert (headers / "include/generated/autoconf.h").is_file()
+    (tmp_path / "scaffold").mkdir()
+    (tmp_path / "scaffold/Makefile").write_text("")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/Kbuild").write_text("obj-m := m.o\n")
+    calls: list[list[str]] = []
+    real_run = proc.run
+
+    def run(argv: list[str], **kw: object) -> object:
+        if argv[0] == "make":
+            calls.append(argv)
+            return None
+        return real_run(argv, **kw)  # type: ignore[arg-type,unused-ignore]
+
+    monkeypatch.setattr(proc, "run", run)
+    kheaders.build(tmp_path / "scaffold", headers, tmp_path / "src", tmp_path / "out/m",
+                   kernel(tmp_path), Pahole(Path("/p/pahole"), "1.32", ()), tmp_path / "log")
+    assert (headers / "Makefile").is_symlink() and (tmp_path / "out/m/Kbuild").is_file()
+    assert calls == [["make", "-C", str(headers), f"M={tmp_path}/out/m", "ARCH=x86",
+                      "PAHOLE=/p/pahole", "modules"]]
 
 
 def test_stray_headers_allows_only_auto_conf(tmp_path: Path) -> None:

@@ -32,3 +32,24 @@ def test_kvm_probe_argv_creates_paused_vcpu() -> None:
     argv = vm.kvm_probe_argv("qemu-system-x86_64")
     assert argv[:5] == ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host"]
     assert "-S" in argv and argv[-2:] == ["-monitor", "stdio"]
+
+
+def test_kbtf_launcher_qemu_argv_and_guest_paths(tmp_path: Path) -> None:
+    run = Path("/r/run")
+    shares = (vm.Share("run", run), vm.Share("repo", Path("/repo")),
+              vm.Share("out", run / "p/guests/g.out", writable=True))
+    s390 = vm.BootSpec(get_arch("s390x"), Path("/k/bzImage"), False, launcher="kbtf",
+                       root=Path("/roots/s390x"), shares=shares, pidfile=Path("/r/q.pid"))
+    argv = vm.qemu_argv("qemu-system-s390x", s390, tmp_path / "console.log")
+    assert argv[:6] == ["qemu-system-s390x", "-M", "s390-ccw-virtio", "-cpu", "max", "-accel"]
+    assert "-nodefaults" not in argv  # s390x keeps its SCLP console for -serial
+    cmdline = argv[argv.index("-append") + 1]
+    assert "console=hvc0" in cmdline and "kbtf_tty=ttysclp0" in cmdline
+    assert "init=/kbtf/init" in cmdline and "loglevel=7" in cmdline
+    assert "local,id=fs_root,path=/roots/s390x,security_model=none,readonly=on" in argv
+    assert "virtio-9p-ccw,fsdev=fs_out,mount_tag=kbtf_out" in argv
+    assert "local,id=fs_out,path=/r/run/p/guests/g.out,security_model=none" in argv
+    # The most specific share wins: the writable out dir inside the read-only run dir.
+    assert s390.guest_path(run / "p/guests/g.out/k.tar.xz") == "/kbtf/out/k.tar.xz"
+    assert s390.guest_path(run / "p/modules/m.ko") == "/kbtf/run/p/modules/m.ko"
+    assert vm.BootSpec(get_arch("x86_64"), Path("/k"), False).guest_path(run) == "/r/run"

@@ -1,0 +1,80 @@
+"""Guest root trees for foreign architectures: Debian packages extracted with mmdebstrap
+(--variant=extract: no maintainer scripts, so no binfmt or qemu-user), plus kbtf's init.
+Cached by content (arch, suite, packages, init), built in a temp dir and renamed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from harness import cacheentry, proc
+from harness.arches import Arch
+from harness.provision import KEYRING, MIRROR
+
+# sid: its bpftrace (0.27) reads fentry arguments right on big-endian s390x; trixie's 0.23
+# reads them as 0 (bpftrace's "Fixes for s390 big endian systems", PR #5272).
+SUITE = "sid"
+PACKAGES = ("bash", "coreutils", "util-linux", "mount", "kmod", "busybox-static", "bpftrace",
+            "bpftool", "grep", "sed", "gzip", "tar", "xz-utils")
+# Where the guest sees the host dirs shared with it (harness/vm.py mounts them).
+SHARES = ("run", "repo", "out")
+ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the archive may be slow)
+
+# PID 1 of a foreign guest. The kernel passes unknown cmdline words to init as environment:
+# kbtf_tty names the serial console the shell runs on.
+INIT = """#!/bin/bash
+# kbtf guest init: mount what the suites use, then a shell on the serial console;
+# power off when it exits.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+ln -sf /proc/self/fd /dev/fd   # bpftrace 0.27 needs it; an extract tree has none
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+for share in run repo out; do
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "kbtf_$share" "/kbtf/$share"
+done
+/bin/bash --norc --noprofile --noediting <"/dev/$kbtf_tty" >"/dev/$kbtf_tty" 2>&1
+busybox poweroff -f
+"""
+
+
+def root_key(arch: Arch) -> str:
+    """Content address of ``arch``'s root tree."""
+    blob = json.dumps({"arch": arch.debian_arch, "suite": SUITE, "packages": PACKAGES,
+                       "init": INIT, "shares": SHARES, "version": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ensure_root(arch: Arch, cache_dir: Path) -> Path:
+    """The root tree for ``arch`` (built once into ``cache_dir``/roots/<name>/tree).
+
+    Raises ToolMissing if mmdebstrap is absent, CommandError (naming the log) if it fails.
+    """
+    mmdebstrap = proc.require_tool("mmdebstrap")
+    final = cache_dir / "roots" / f"{arch.debian_arch}-{SUITE}-{root_key(arch)}"
+
+    def fill(tmp: Path) -> None:
+        tree = tmp / "tree"
+        proc.run([mmdebstrap, "--variant=extract", f"--architectures={arch.debian_arch}",
+                  f"--include={','.join(PACKAGES)}",
+                  "--aptopt=Acquire::Check-Valid-Until \"false\"",
+                  f"--keyring={KEYRING}", SUITE, tree, MIRROR],
+                 logfile=tmp / "root.log", timeout=ROOT_TIMEOUT)
+        # An extract tree lacks the merged-/usr links a normal install creates.
+        for link in ("bin", "sbin", "lib"):
+            if not (tree / link).exists() and (tree / "usr" / link).is_dir():
+                (tree / link).symlink_to(f"usr/{link}")
+        for share in SHARES:
+            (tree / "kbtf" / share).mkdir(parents=True, exist_ok=True)
+        init = tree / "kbtf" / "init"
+        init.write_text(INIT)
+        init.chmod(0o755)
+
+    cacheentry.populate(final, (final / "tree" / "kbtf" / "init").exists, fill, "root.log")
+    return final / "tree"
