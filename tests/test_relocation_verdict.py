@@ -23,6 +23,8 @@ class FakeGuest:
     name = "fake"
     def __init__(self, loaded, members=None, read_error=None):
         self.loaded, self.members, self.read_error = loaded, members, read_error
+    def path(self, host):
+        return str(host)
     def run(self, command, *args, timeout=120):
         full = " ".join([command, *args])
         if full.startswith("insmod"):
