@@ -1,7 +1,9 @@
-"""Benchmark: boot to first guest command, and command round trip in a live session.
+"""Benchmark: boot to first guest command (median of several boots), and the command round
+trip in a live session, per arch and launcher.
 
-Usage: ./kbtf python -m bench.guest_bench [--runs 50]
-Boots the default point's cached kernel (run the main job once first to build it).
+Usage: ./kbtf python -m bench.guest_bench [--arch x86_64] [--launcher kbtf|vng] [--boots 5]
+       [--runs 50]
+Boots the point's cached kernel A (run the main job once first to build it).
 """
 
 from __future__ import annotations
@@ -13,29 +15,45 @@ import time
 from pathlib import Path
 
 from harness import kbuild, vm
-from harness.guest import GuestSession
+from harness.guest import GuestSession, boot_spec
 from harness.matrix import resolve_points
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--arch", default=None)
+    parser.add_argument("--launcher", default=None, choices=vm.LAUNCHERS)
+    parser.add_argument("--boots", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    point = resolve_points(None, None, [], [], kbuild.default_cache_dir())[0]
-    build = kbuild.ensure_kernel(point.kernel, kbuild.default_cache_dir(), print)
-    kvm, why = vm.probe_kvm(build.arch.qemu)
-    print(f"point {point.id}, kvm: {kvm} ({why})")
+    cache = kbuild.default_cache_dir()
+    point = resolve_points([args.arch] if args.arch else None, None, [], [], cache, None,
+                           args.launcher)[0]
+    build = kbuild.ensure_kernel(point.kernel, cache, print)
     with tempfile.TemporaryDirectory() as tmp:
-        guest = GuestSession(vm.BootSpec(build.arch, build.image, kvm), Path(tmp), "bench")
-        guest.start()
+        spec = boot_spec(build, point.launcher, cache,
+                         (vm.Share("run", Path(tmp)), vm.Share("repo", Path(tmp)),
+                          vm.Share("out", Path(tmp) / "out", writable=True)))
+        print(f"point {point.id}, launcher {point.launcher}, kvm: {spec.kvm}")
+        boots, walls = [], []
+        for n in range(1, args.boots + 1):
+            start = time.monotonic()
+            guest = GuestSession(spec, Path(tmp), "bench", n)
+            guest.start()
+            boots.append(guest.boot_seconds)
+            if n < args.boots:
+                guest.close()
+                walls.append(time.monotonic() - start)
+        print(f"boot to first command: median {statistics.median(boots):.1f} s over "
+              f"{len(boots)} boots ({', '.join(f'{b:.1f}' for b in boots)}); boot + kernel "
+              f"check + poweroff: median {statistics.median(walls or [0]):.1f} s")
         try:
-            print(f"boot to first command: {guest.boot_seconds:.1f} s")
             for name, cmd in (("builtin (true)", "true"), ("one exec (/bin/true)", "/bin/true")):
                 times = []
                 for _ in range(args.runs):
-                    start = time.perf_counter()
+                    t0 = time.perf_counter()
                     guest.run(cmd)
-                    times.append((time.perf_counter() - start) * 1000)
+                    times.append((time.perf_counter() - t0) * 1000)
                 print(f"round trip {name}: median {statistics.median(times):.0f} ms, "
                       f"p90 {sorted(times)[int(len(times) * 0.9)]:.0f} ms over {args.runs}")
         finally:

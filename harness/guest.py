@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -18,9 +19,11 @@ from typing import IO, NoReturn, TypeVar, cast
 
 import pexpect
 
-from harness import console, proc, vm
+from harness import console, guestroot, proc, vm
 from harness.console import CommandResult
+from harness.elfbtf import section_data
 from harness.errors import BootError, GuestLost, GuestTimeout, HarnessError, KernelTrouble
+from harness.kbuild import KernelBuild
 
 log = logging.getLogger("kbtf")
 
@@ -112,15 +115,18 @@ class GuestSession:
         deadline = start + timeout
         try:
             self._wait_for_shell(deadline, "no shell")
-            # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the guest's
-            # own tty (the console adds one more \r; decode_result drops it). Wait for it before
-            # typing more: input typed during the exec can be lost.
-            self._child.sendline("exec /bin/bash --norc --noprofile --noediting")
-            self._wait_for_shell(deadline, "bash did not start")
+            if spec.launcher == "vng":
+                # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
+                # guest's own tty (the console adds one more \r; decode_result drops it). Wait
+                # for it before typing more: input typed during the exec can be lost. (kbtf's
+                # init starts such a bash itself.)
+                self._child.sendline("exec /bin/bash --norc --noprofile --noediting")
+                self._wait_for_shell(deadline, "bash did not start")
             self._child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
                                  f"mkdir -p {GUEST_WORKDIR}; cd /; "
                                  + console.session_setup(GUEST_WORKDIR))
             self.run("true", timeout=60)
+            self.boot_seconds = time.monotonic() - start  # to the first command's answer
             self._check_kernel_identity()
         except (GuestLost, GuestTimeout) as exc:
             self.kill()
@@ -129,8 +135,8 @@ class GuestSession:
         except BaseException:
             self.kill()
             raise
-        self.boot_seconds = time.monotonic() - start
-        log.info("guest %s: shell after %.1fs", self.name, self.boot_seconds)
+        log.info("guest %s: shell after %.1fs, kernel checked after %.1fs", self.name,
+                 self.boot_seconds, time.monotonic() - start)
 
     def _check_kernel_identity(self) -> None:
         """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for
@@ -287,7 +293,7 @@ class GuestSession:
 
     def _wait_for_shell(self, deadline: float, what: str) -> None:
         """Ping until the shell answers. Raises BootError saying ``what`` at ``deadline``."""
-        while not self._ping(min(2.0, max(0.1, deadline - time.monotonic()))):
+        while not self._ping(min(0.5, max(0.1, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
                 raise BootError(f"guest {self.name}: {what} by the boot deadline",
                                 log=self.console_log)
@@ -319,6 +325,23 @@ class GuestSession:
         self.check_console(command)
         raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, no kernel trouble "
                         "on the console", log=self.console_log)
+
+
+def boot_spec(kernel: KernelBuild, launcher: str, cache_dir: Path,
+              shares: tuple[vm.Share, ...] = ()) -> vm.BootSpec:
+    """How to boot ``kernel`` with ``launcher``: KVM only for the host arch and only if the
+    probe works, the guest root for the kbtf launcher (built once), the BTF to check.
+
+    Raises ToolMissing, CommandError (the root could not be made).
+    """
+    arch = kernel.arch
+    kvm, why = vm.probe_kvm(arch.qemu) if arch.is_host() else (False, "foreign arch")
+    log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
+    btf = section_data(kernel.vmlinux, ".BTF")
+    root = guestroot.ensure_root(arch, cache_dir) if launcher == "kbtf" else None
+    return vm.BootSpec(arch, kernel.image, kvm,
+                       btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
+                       launcher=launcher, root=root, shares=shares)
 
 
 class GuestPool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -21,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, guestroot, kbuild, proc, results, vm
+from harness import cacheentry, kbuild, proc, results, vm
 from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
-from harness.elfbtf import elf_facts, module_type_counts, section_data
+from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
-from harness.guest import GuestPool, GuestSession, boot_name
+from harness.guest import GuestPool, GuestSession, boot_name, boot_spec
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import ModuleBuild, build_module
 from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
@@ -339,22 +338,15 @@ def _boot(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path, pool: G
     writes only to its own output dir. Raises what GuestPool.get raises (BootError,
     KernelTrouble at boot, HarnessError after a second loss in a row).
     """
-    arch = kernel.arch
-    kvm, why = vm.probe_kvm(arch.qemu) if arch.is_host() else (False, "foreign arch: TCG")
-    btf = section_data(kernel.vmlinux, ".BTF")
-    root = guestroot.ensure_root(arch, cache) if point.launcher == "kbtf" else None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     logdir = run_dir / point.kernel_id / "guests"
 
     def make(boot: int) -> GuestSession:
-        log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
         full = boot_name(f"{name}-{worker}", boot)
         shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
                   vm.Share("out", logdir / f"{full}.out", writable=True))
-        spec = vm.BootSpec(arch, kernel.image, kvm,
-                           btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
-                           launcher=point.launcher, root=root, shares=shares)
-        return GuestSession(spec, logdir, f"{name}-{worker}", boot)
+        return GuestSession(boot_spec(kernel, point.launcher, cache, shares), logdir,
+                            f"{name}-{worker}", boot)
 
     return pool.get(kernel.key, make)
 
