@@ -11,6 +11,7 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 # Columns of the summary table: (fact key, heading).
 COLUMNS = (
+    ("arch", "arch"),
     ("kernel", "kernel"),
     ("kernel_pahole", "kernel pahole"),
     ("config_pahole_version", "CONFIG_PAHOLE_VERSION"),
@@ -21,6 +22,7 @@ COLUMNS = (
     ("module_btf_base_types", ".BTF.base types"),
     ("module_btf_loaded", "/sys/kernel/btf/<mod>"),
     ("kheaders_module_built", "kheaders module"),
+    ("bpftrace", "guest bpftrace"),
     ("boot_seconds", "boot s"),
 )
 

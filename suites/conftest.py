@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, kbuild, proc, results, vm
+from harness import cacheentry, guestroot, kbuild, proc, results, vm
 from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
 from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
@@ -166,6 +166,12 @@ def _build_kernels(config: pytest.Config, needs: set[tuple[str, str]]) -> None:
             reporter.flush()
 
     for point in config.stash[POINTS]:
+        if point.launcher == "kbtf" and any(p == point.id for p, _ in needs):
+            try:  # the guest root, before the tests are distributed (else the first boot)
+                root = guestroot.ensure_root(point.kernel.arch, config.stash[CACHE])
+                progress(f"kbtf: {point.kernel.arch.name} guest root {root}")
+            except KbtfError as exc:
+                progress(f"kbtf: {point.kernel.arch.name} guest root: {exc}")
         for variant in KERNEL_FIXTURES.values():
             if (point.id, variant) not in needs:
                 continue
@@ -415,6 +421,8 @@ def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBui
 def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
     """Facts tests record about their point, for matrix.json and summary.md."""
     record: dict[str, object] = {
+        "arch": point.kernel.arch.name,
+        "launcher": point.launcher,
         "kernel_pahole": point.kernel.pahole.identity,
         "module_pahole": point.module_pahole.identity,
         "kernel": point.kernel.source.label,
