@@ -23,7 +23,7 @@ class ModuleBuild:
     """One built module."""
 
     name: str
-    variant: str  # "default" or the BTF mode it was built for
+    btf_mode: str  # how its BTF was asked for: "default", "distilled", "split", ...
     ko: Path
     log: Path
     btf_skipped: bool  # Makefile.modfinal said "Skipping BTF generation"
@@ -34,10 +34,10 @@ def build_module(
     name: str,
     outdir: Path,
     pahole: Pahole,
-    variant: str = "default",
+    btf_mode: str = "default",
     make_args: tuple[str, ...] = (),
 ) -> ModuleBuild:
-    """Copy modules/<name> to ``outdir``/<variant>/<name> and build it against ``kernel``.
+    """Copy modules/<name> to ``outdir``/<btf_mode>/<name> and build it against ``kernel``.
 
     ``pahole`` is the module's pahole (make PAHOLE=...). Raises BuildFailure naming the log
     when the build fails or hangs (the kernel's rules or pahole), HarnessError when the
@@ -46,7 +46,7 @@ def build_module(
     src = MODULES_DIR / name
     if not src.is_dir():
         raise ConfigError(f"no module source {src}")
-    dst = outdir / variant / name
+    dst = outdir / btf_mode / name
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
     log = dst / "build.log"
@@ -59,4 +59,4 @@ def build_module(
     ko = dst / f"{name}.ko"
     if not ko.is_file():
         raise BuildFailure(f"module build of {name} produced no {ko.name}", log=log)
-    return ModuleBuild(name, variant, ko, log, SKIPPED_BTF in log.read_text(errors="replace"))
+    return ModuleBuild(name, btf_mode, ko, log, SKIPPED_BTF in log.read_text(errors="replace"))

@@ -102,7 +102,7 @@ def _failure_marker(config: pytest.Config, req: kbuild.KernelRequest, kernel_id:
 
 
 # Kernel fixture -> the kernel variant it needs ("": kernel A).
-KERNEL_FIXTURES = {"kernel": "", "kernel_prime": "reloc", "kernel_refuse": "mismatch"}
+KERNEL_FIXTURES = {"kernel": "", "kernel_prime": "prime", "kernel_refuse": "refuse"}
 
 
 def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
@@ -240,19 +240,19 @@ def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuil
 
 @pytest.fixture(scope="session")
 def kernel_prime(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
-    """Kernel A': A plus kconfigs/reloc.config (more vmlinux types, same vermagic)."""
-    return _kernel(pytestconfig, point.kernel_variant("reloc"), point.kernel_id, log.info)
+    """Kernel A': A plus kconfigs/prime.config (more vmlinux types, same vermagic)."""
+    return _kernel(pytestconfig, point.kernel_variant("prime"), point.kernel_id, log.info)
 
 
 @pytest.fixture(scope="session")
 def kernel_refuse(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
-    """Kernel A_n: A with MODULE_ALLOW_BTF_MISMATCH=n (kconfigs/mismatch.config)."""
-    return _kernel(pytestconfig, point.kernel_variant("mismatch"), point.kernel_id, log.info)
+    """Kernel A_n: A with MODULE_ALLOW_BTF_MISMATCH=n (kconfigs/refuse.config)."""
+    return _kernel(pytestconfig, point.kernel_variant("refuse"), point.kernel_id, log.info)
 
 
 def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
-            name: str, variant: str) -> ModuleBuild:
-    """Build modules/<name> for ``kernel``; variant "split" leaves out distilled_base.
+            name: str, btf_mode: str) -> ModuleBuild:
+    """Build modules/<name> for ``kernel``; BTF mode "split..." leaves out distilled_base.
 
     --sabotage strip-btf/strip-btf-base removes a BTF section afterwards (objcopy), to
     watch the suites fail. Raises BuildFailure (FAILED) if the build fails or hangs.
@@ -261,11 +261,11 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
         int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
     if unusable:
         pytest.skip(unusable)
-    make_args = ("MODULE_PAHOLE_FLAGS=",) if variant.startswith("split") else ()
+    make_args = ("MODULE_PAHOLE_FLAGS=",) if btf_mode.startswith("split") else ()
     # Per worker: xdist may run this point's tests on several workers at once.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     outdir = config.stash[RUN_DIR] / point.id / "modules" / worker
-    built = build_module(kernel, name, outdir, point.module_pahole, variant, make_args)
+    built = build_module(kernel, name, outdir, point.module_pahole, btf_mode, make_args)
     section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}.get(config.option.sabotage)
     if section is not None:
         proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, built.ko],

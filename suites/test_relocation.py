@@ -1,5 +1,5 @@
 """Relocation of distilled base BTF (the seeds' heart). Three kernels from one source, one
-vermagic: A (MODULE_ALLOW_BTF_MISMATCH=y), A' = A + kconfigs/reloc.config (more vmlinux BTF
+vermagic: A (MODULE_ALLOW_BTF_MISMATCH=y), A' = A + kconfigs/prime.config (more vmlinux BTF
 types, so ids move; =n) and A_n = A with MODULE_ALLOW_BTF_MISMATCH=n.
 
 - distilled (.BTF.base) built for A, loaded into A': relocated; members still name
@@ -44,7 +44,7 @@ def ids_moved(kernel: KernelBuild, kernel_prime: KernelBuild, facts: dict[str, o
               "A'": len(vmlinux_types(kernel_prime.vmlinux))}
     facts["vmlinux_btf_types"] = counts
     if counts["A"] == counts["A'"]:
-        raise HarnessError(f"kconfigs/reloc.config did not change the vmlinux BTF type count "
+        raise HarnessError(f"kconfigs/prime.config did not change the vmlinux BTF type count "
                            f"({counts}): relocation would not be exercised")
     return counts
 
@@ -125,7 +125,7 @@ def test_split_module_refused_when_mismatch_not_allowed(
     guest_refuse: GuestSession, kernel_refuse: KernelBuild, types_split_for_prime: ModuleBuild,
     facts: dict[str, object],
 ) -> None:
-    assert elf_facts(types_split_for_prime.ko).btf_base is None, "split variant has .BTF.base"
+    assert elf_facts(types_split_for_prime.ko).btf_base is None, "split-only build has .BTF.base"
     loaded, btf_line = _load(guest_refuse, types_split_for_prime)
     facts["split_for_A'_into_A_n"] = "loaded" if loaded else f"refused: {btf_line}"
     if loaded:

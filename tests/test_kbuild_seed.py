@@ -27,7 +27,7 @@ def test_variant_without_cached_a_builds_clean(tmp_path: Path) -> None:
     base_dir(tmp_path).mkdir()  # no kbtf-build.json: A is not complete
     out = tmp_path / "out"
     out.mkdir()
-    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="mismatch")
+    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="refuse")
     assert kbuild._seed_from_base(variant, "gcc 12", tmp_path, out) is None
     assert list(out.iterdir()) == []
 
@@ -41,7 +41,7 @@ def test_variant_copies_a_without_its_completion_marker(tmp_path: Path) -> None:
         (base / name).write_text("{}")
     out = tmp_path / "out"
     out.mkdir()
-    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="mismatch")
+    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="refuse")
     assert kbuild._seed_from_base(variant, "gcc 12", tmp_path, out) == base
     assert (out / "kernel/fork.o").read_text() == "obj" and (out / ".config").exists()
     assert not [n for n in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config")

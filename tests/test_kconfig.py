@@ -80,7 +80,8 @@ def test_project_fragments_parse_and_merge_without_conflict() -> None:
         assert merged[opt].value == "y"
     assert merged["CONFIG_MODVERSIONS"].value == "n"
     assert merged["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "y"
-    prime = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "reloc.config")])
-    assert prime["CONFIG_NET_SCHED"].value == "y"
-    allow = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "mismatch.config")])
-    assert allow["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
+    prime = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "prime.config")])
+    assert prime["CONFIG_CONFIGFS_FS"].value == "y"
+    assert prime["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"
+    refuse = kconfig.apply_overrides(merged, [kconfig.parse_file(root / "refuse.config")])
+    assert refuse["CONFIG_MODULE_ALLOW_BTF_MISMATCH"].value == "n"

@@ -39,7 +39,7 @@ def test_needed_kernels_follow_fixture_closures() -> None:
     items = [FakeItem(a, ["point", "kernel", "guest"]),
              FakeItem(a, ["point", "kernel", "kernel_prime", "guest_prime"]),
              FakeItem(b, ["point", "kernel_refuse"])]
-    assert needed_kernels(items) == {(a.id, ""), (a.id, "reloc"), (b.id, "mismatch")}  # type: ignore[arg-type]
+    assert needed_kernels(items) == {(a.id, ""), (a.id, "prime"), (b.id, "refuse")}  # type: ignore[arg-type]
 
 
 def test_nothing_selected_needs_nothing() -> None:
