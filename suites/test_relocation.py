@@ -54,16 +54,27 @@ MEMBERS = (("task", "struct task_struct *"), ("skb", "struct sk_buff *"),
            ("node", "struct list_head"), ("mm", "struct mm_struct *"))
 
 
-def module_members(guest: GuestSession, kernel: KernelBuild) -> dict[str, str] | None:
+def read_members(guest: GuestSession, kernel: KernelBuild
+                 ) -> tuple[dict[str, str] | None, str | None]:
     """Member -> C type of struct kbtf_types_state in the guest's /sys/kernel/btf/kbtf_types
-    (None if the struct is not there). The guest dumps only the module's split types as
-    JSON; their vmlinux references are named from the host's dump of ``kernel``'s vmlinux.
-    A bpftool that cannot read the kernel's module BTF fails the test.
+    (None if the struct is not there), or why bpftool could not read that BTF. The guest
+    dumps only the module's split types as JSON; their vmlinux references are named from
+    the host's dump of ``kernel``'s vmlinux.
     """
     dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}")
-    assert dump.ok, (f"bpftool cannot read /sys/kernel/btf/{MOD} in the guest: "
-                     f"{dump.stderr.strip()}")
-    return module_struct_members(dump.stdout, vmlinux_types(kernel.vmlinux), "kbtf_types_state")
+    if not dump.ok:
+        return None, (dump.stderr.strip() or dump.stdout.strip())
+    members = module_struct_members(dump.stdout, vmlinux_types(kernel.vmlinux),
+                                    "kbtf_types_state")
+    return members, None
+
+
+def module_members(guest: GuestSession, kernel: KernelBuild) -> dict[str, str] | None:
+    """read_members, failing the test if bpftool cannot read the kernel's module BTF."""
+    members, unreadable = read_members(guest, kernel)
+    assert unreadable is None, (f"bpftool cannot read /sys/kernel/btf/{MOD} in the guest: "
+                                f"{unreadable}")
+    return members
 
 
 def wrong_members(members: dict[str, str] | None) -> list[str]:
@@ -160,8 +171,9 @@ def test_split_module_for_smaller_base_is_not_silently_wrong(
 ) -> None:
     """Split-only BTF built for A, loaded into the larger A' (MODULE_ALLOW_BTF_MISMATCH=n):
     the seeds' answer is a refusal with the kernel's BTF error. A kernel that keeps the
-    stale BTF with wrong member types is a finding (strict XFAIL quoting them); one that
-    keeps it with every member right is an XPASS, which fails; anything else fails."""
+    stale BTF with wrong member types, or so wrong that libbpf rejects it, is a finding
+    (strict XFAIL quoting it); one that keeps it with every member right is an XPASS, which
+    fails; anything else fails."""
     assert elf_facts(types_split.ko).btf_base is None, (
         f"{types_split.ko.name} (MODULE_PAHOLE_FLAGS=) has .BTF.base: not a split-only module")
     loaded, btf_line = _load(guest_prime, types_split)
@@ -172,7 +184,9 @@ def test_split_module_for_smaller_base_is_not_silently_wrong(
     assert _has_sysfs_btf(guest_prime), (
         f"A' (MODULE_ALLOW_BTF_MISMATCH=n) loaded split BTF built for A and dropped its BTF "
         f"instead of refusing the module: {btf_line}")
-    wrong = wrong_members(module_members(guest_prime, kernel_prime))
+    members, unreadable = read_members(guest_prime, kernel_prime)
+    wrong = ([f"its BTF as the kernel keeps it is rejected by libbpf: {unreadable}"]
+             if unreadable else wrong_members(members))
     facts["split_for_A_into_A'"] = f"kept stale BTF: {'; '.join(wrong) or 'members right'}"
     finding = (f"kernel finding: A' accepted split BTF built for the smaller A (vmlinux types "
                f"{ids_moved}) without relocating it: {'; '.join(wrong) or 'no member wrong'}")
