@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import ksource, pahole, pahole_src, provision, vm
-from harness.arches import Arch, get_arch
+from harness.arches import ARCHES, Arch, get_arch
 from harness.errors import ConfigError
 from harness.kbuild import KernelRequest
 from harness.proc import require_tool
@@ -131,8 +130,8 @@ def launcher_for(arch: Arch, asked: str | None) -> str:
 # The guest launcher by default: kbtf's own (boots in 7 s on x86_64 under TCG, virtme-ng in
 # 15-20 s: bench/guest_bench.py).
 DEFAULT_LAUNCHER = "kbtf"
-# Architectures of a run without --arch.
-DEFAULT_ARCHES = (platform.machine(),)
+# Architectures of a run without --arch: all of them (BPF CI tests these three).
+DEFAULT_ARCHES = tuple(ARCHES)
 
 
 def resolve_points(

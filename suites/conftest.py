@@ -13,20 +13,19 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, guestroot, kbuild, proc, results, vm
-from harness.btfexpect import Expectation, expect_btf_base, module_pahole_unusable
-from harness.elfbtf import elf_facts, module_type_counts
-from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
-from harness.guest import GuestPool, GuestSession, boot_name, boot_spec
+from harness import cacheentry, guestroot, kbuild, results
+from harness.btfexpect import Expectation, expect_btf_base
+from harness.errors import HarnessError, KbtfError, ProductFailure
+from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
-from harness.modbuild import ModuleBuild, build_module
+from harness.modbuild import ModuleBuild
+from harness.pointrun import MissingPrerequisite, PointRun
 from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
 
 # Hooks of suites/blame.py, registered through this conftest.
@@ -95,10 +94,6 @@ def _end_cleanly_on_sigterm(worker: bool) -> None:
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     """xdist controller -> worker: share one run dir."""
     node.workerinput["kbtf_run_dir"] = str(node.config.stash[RUN_DIR])
-
-
-def _failure_marker(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str) -> Path:
-    return config.stash[RUN_DIR] / kernel_id / f"kernel-{req.variant or 'base'}-failed.json"
 
 
 # Kernel fixture -> the kernel variant it needs ("": kernel A).
@@ -173,40 +168,13 @@ def _build_kernels(config: pytest.Config, needs: set[tuple[str, str]]) -> None:
             except KbtfError as exc:
                 progress(f"kbtf: {point.kernel.arch.name} guest root: {exc}")
         for variant in KERNEL_FIXTURES.values():
-            if (point.id, variant) not in needs:
-                continue
-            req = point.kernel_variant(variant)
-            try:
-                _kernel(config, req, point.kernel_id, progress)
-            except KbtfError as exc:
-                marker = _failure_marker(config, req, point.kernel_id)
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text(json.dumps({
-                    "message": exc.args[0], "log": str(exc.log) if exc.log else None,
-                    "product": isinstance(exc, BuildFailure)}))
-                progress(f"kbtf: {point.kernel_id} {req.variant}: {exc}")
+            if (point.id, variant) in needs:
+                _run(config, point).build_kernel(variant, progress)
 
 
-def _kernel(config: pytest.Config, req: kbuild.KernelRequest, kernel_id: str,
-            progress: kbuild.Progress) -> kbuild.KernelBuild:
-    """The cached build of ``req`` (built now if needed); its logs copied to the run dir.
-
-    Raises the controller's error again (BuildFailure or HarnessError) if its build of
-    it already failed in this run.
-    """
-    marker = _failure_marker(config, req, kernel_id)
-    if marker.exists():
-        failed = json.loads(marker.read_text())
-        error = BuildFailure if failed["product"] else HarnessError
-        raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
-    build = kbuild.ensure_kernel(req, config.stash[CACHE], progress)
-    dest = config.stash[RUN_DIR] / kernel_id
-    dest.mkdir(parents=True, exist_ok=True)
-    name = f"kernel{'-' + req.variant if req.variant else ''}-build"
-    if not (dest / f"{name}.log").exists():
-        shutil.copy(build.log, dest / f"{name}.log")
-        shutil.copy(build.dir / "kbtf-build.json", dest / f"{name}.json")
-    return build
+def _run(config: pytest.Config, point: MatrixPoint) -> PointRun:
+    """``point``'s pipeline in this run."""
+    return PointRun(point, config.stash[RUN_DIR], config.stash[CACHE], config.option.sabotage)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -234,53 +202,29 @@ def cache_dir(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def kernel(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
-    """The point's kernel A (built by the controller at session start)."""
-    return _kernel(pytestconfig, point.kernel, point.kernel_id, log.info)
+    """The point's kernel A (built by the controller before the tests were distributed)."""
+    return _run(pytestconfig, point).kernel("")
 
 
 @pytest.fixture(scope="session")
 def kernel_prime(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
     """Kernel A': A plus kconfigs/prime.config (more vmlinux types, same vermagic)."""
-    return _kernel(pytestconfig, point.kernel_variant("prime"), point.kernel_id, log.info)
+    return _run(pytestconfig, point).kernel("prime")
 
 
 @pytest.fixture(scope="session")
 def kernel_refuse(pytestconfig: pytest.Config, point: MatrixPoint) -> kbuild.KernelBuild:
     """Kernel A_n: A with MODULE_ALLOW_BTF_MISMATCH=n (kconfigs/refuse.config)."""
-    return _kernel(pytestconfig, point.kernel_variant("refuse"), point.kernel_id, log.info)
+    return _run(pytestconfig, point).kernel("refuse")
 
 
 def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
             name: str, btf_mode: str) -> ModuleBuild:
-    """Build modules/<name> for ``kernel``; BTF mode "split..." leaves out distilled_base.
-
-    --sabotage strip-btf/strip-btf-base removes a BTF section afterwards (objcopy), to
-    watch the suites fail. Raises BuildFailure (FAILED) if the build fails or hangs.
-    """
-    unusable = module_pahole_unusable(
-        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
-    if unusable:
-        pytest.skip(unusable)
-    make_args = ("MODULE_PAHOLE_FLAGS=",) if btf_mode.startswith("split") else ()
-    # Per worker: xdist may run this point's tests on several workers at once.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    outdir = config.stash[RUN_DIR] / point.id / "modules" / worker
-    built = build_module(kernel, name, outdir, point.module_pahole, btf_mode, make_args)
-    section = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}.get(config.option.sabotage)
-    if section is not None:
-        proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, built.ko],
-                 logfile=built.log,
-                 timeout=60)
-    facts = elf_facts(built.ko)
-    btf_types, btf_base_types = module_type_counts(built.ko, kernel.vmlinux)
-    record = {
-        "sections": list(facts.sections), "vermagic": facts.vermagic,
-        "btf_types": btf_types, "btf_base_types": btf_base_types,
-        "btf_bytes": facts.btf.type_len if facts.btf else 0,
-        "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
-    }
-    (built.ko.parent / "elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
-    return built
+    """PointRun.module, a missing prerequisite skipping the test with its reason."""
+    try:
+        return _run(config, point).module(kernel, name, btf_mode)
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -336,51 +280,27 @@ def guest_pool() -> Iterator[GuestPool]:
         pool.close_all()
 
 
-def _boot(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path, pool: GuestPool,
-          name: str, cache: Path) -> GuestSession:
-    """The live guest of this process running ``kernel``; boots it (again, if it died).
-
-    With the kbtf launcher the guest sees the run dir and the repository read-only and
-    writes only to its own output dir. Raises what GuestPool.get raises (BootError,
-    KernelTrouble at boot, HarnessError after a second loss in a row).
-    """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    logdir = run_dir / point.kernel_id / "guests"
-
-    def make(boot: int) -> GuestSession:
-        full = boot_name(f"{name}-{worker}", boot)
-        shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
-                  vm.Share("out", logdir / f"{full}.out", writable=True))
-        return GuestSession(boot_spec(kernel, point.launcher, cache, shares), logdir,
-                            f"{name}-{worker}", boot)
-
-    return pool.get(kernel.key, make)
-
-
-REPO = Path(__file__).resolve().parent.parent
-
-
 @pytest.fixture
-def guest(kernel: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path, cache_dir: Path,
+def guest(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
           guest_pool: GuestPool, facts: dict[str, object]) -> GuestSession:
     """The live guest running kernel A (one per kernel per worker; rebooted after a loss)."""
-    session = _boot(kernel, point, run_dir, guest_pool, "guest-A", cache_dir)
+    session = _run(pytestconfig, point).guest(kernel, guest_pool, "guest-A")
     facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
     return session
 
 
 @pytest.fixture
-def guest_prime(kernel_prime: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                cache_dir: Path, guest_pool: GuestPool) -> GuestSession:
+def guest_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.KernelBuild,
+                point: MatrixPoint, guest_pool: GuestPool) -> GuestSession:
     """The live guest running kernel A'."""
-    return _boot(kernel_prime, point, run_dir, guest_pool, "guest-A-prime", cache_dir)
+    return _run(pytestconfig, point).guest(kernel_prime, guest_pool, "guest-A-prime")
 
 
 @pytest.fixture
-def guest_refuse(kernel_refuse: kbuild.KernelBuild, point: MatrixPoint, run_dir: Path,
-                 cache_dir: Path, guest_pool: GuestPool) -> GuestSession:
+def guest_refuse(pytestconfig: pytest.Config, kernel_refuse: kbuild.KernelBuild,
+                 point: MatrixPoint, guest_pool: GuestPool) -> GuestSession:
     """The live guest running kernel A_n."""
-    return _boot(kernel_refuse, point, run_dir, guest_pool, "guest-A_n", cache_dir)
+    return _run(pytestconfig, point).guest(kernel_refuse, guest_pool, "guest-A_n")
 
 
 @pytest.fixture
