@@ -114,6 +114,10 @@ class GuestSession:
         _LIVE.add(self)
         deadline = start + timeout
         try:
+            if spec.launcher == "kbtf":
+                self._wait_for_init(deadline)
+                log.info("guest %s: init starts the shell after %.1fs", self.name,
+                         time.monotonic() - start)
             self._wait_for_shell(deadline, "no shell")
             if spec.launcher == "vng":
                 # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
@@ -291,12 +295,35 @@ class GuestSession:
         raise KernelTrouble(f"guest {self.name}: kernel warning during {what!r}:\n"
                             f"{trouble.excerpt}", log=self.console_log, fatal=False)
 
+    def _wait_for_init(self, deadline: float) -> None:
+        """Wait, typing nothing, for kbtf's init to say it starts the shell.
+
+        Raises BootError at ``deadline``, KernelTrouble/GuestLost if the guest died.
+        """
+        child = self._require_alive("boot")
+        while True:
+            try:
+                child.expect_exact(guestroot.SHELL_MARKER, timeout=0.5)
+                return
+            except pexpect.TIMEOUT:
+                self.check_console("boot")
+                if time.monotonic() > deadline:
+                    raise BootError(f"guest {self.name}: kbtf's init never started the shell "
+                                    f"(no {guestroot.SHELL_MARKER} by the boot deadline)",
+                                    log=self.console_log) from None
+            except pexpect.EOF:
+                self._lost("boot", "QEMU exited")
+
     def _wait_for_shell(self, deadline: float, what: str) -> None:
-        """Ping until the shell answers. Raises BootError saying ``what`` at ``deadline``."""
-        while not self._ping(min(0.5, max(0.1, deadline - time.monotonic()))):
+        """Ping until the shell answers, waiting longer between pings (0.5 s to 4 s: a
+        flood of typed lines could overflow the tty). Raises BootError saying ``what`` at
+        ``deadline``."""
+        wait = 0.5
+        while not self._ping(min(wait, max(0.1, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
                 raise BootError(f"guest {self.name}: {what} by the boot deadline",
-                                log=self.console_log)
+                                log=self.serial_log)
+            wait = min(wait * 2, 4.0)
 
     def _ping(self, timeout: float) -> bool:
         """Type a marker command; True if the shell answered within ``timeout``."""

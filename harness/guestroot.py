@@ -21,6 +21,8 @@ PACKAGES = ("bash", "coreutils", "util-linux", "mount", "kmod", "busybox-static"
 SHARES = ("run", "repo", "out")
 ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the archive may be slow)
 
+# What kbtf's init prints on the serial console just before it starts the shell.
+SHELL_MARKER = "KBTF-INIT:SHELL"
 # PID 1 of a foreign guest. The kernel passes unknown cmdline words to init as environment:
 # kbtf_tty names the serial console the shell runs on.
 INIT = """#!/bin/bash
@@ -39,6 +41,8 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 for share in run repo out; do
     mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "kbtf_$share" "/kbtf/$share"
 done
+# The harness types nothing before this line: input typed early can overflow the tty.
+echo "KBTF-INIT:SHELL" >"/dev/$kbtf_tty"
 /bin/bash --norc --noprofile --noediting <"/dev/$kbtf_tty" >"/dev/$kbtf_tty" 2>&1
 busybox poweroff -f
 """
