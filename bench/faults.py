@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/kbtf-faults")
 CACHE = Path(os.environ.get("KBTF_CACHE_DIR", Path.home() / ".cache" / "kbtf"))
-QUICK = ["suites/test_module_btf.py", "-n", "1"]
+QUICK = ["suites/test_module_btf.py", "-n", "1", "--arch", "x86_64"]
 
 
 @dataclass
