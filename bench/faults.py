@@ -78,6 +78,14 @@ def qemu_left(settle: float = 5.0) -> int:
     return len(pids("^[^ ]*qemu-system"))
 
 
+def hit(run: Run, targets: list[int], sig: signal.Signals) -> int:
+    """Send ``sig`` to ``targets``, let ``run`` end, and count the QEMU processes left."""
+    for pid in targets:
+        os.kill(pid, sig)
+    run.proc.wait()
+    return qemu_left()
+
+
 def temp_dirs() -> list[Path]:
     return sorted((CACHE / "kernels").glob(".x86_64-*")) if (CACHE / "kernels").exists() else []
 
@@ -119,13 +127,7 @@ def sigkill_worker() -> str:
     run = start("sigkill-worker", args)
     wait_for("a QEMU", lambda: bool(pids("^[^ ]*qemu-system")), run)
     time.sleep(2)
-    workers = [p for p in children(run.proc.pid)
-               if "execnet" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
-               or "python" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
-    for w in workers:
-        os.kill(w, signal.SIGKILL)
-    run.proc.wait()
-    left = qemu_left()
+    left = hit(run, children(run.proc.pid), signal.SIGKILL)  # the controller's children: workers
     crash = re.search(r"worker '?gw\d'? crashed[^\n]*", run.text())
     outcome = run.summary() + (f"; xdist: {crash.group(0)}" if crash else "")
     return row("kill -9 of the xdist worker during a boot", " ".join(["pytest", *args]), outcome,
@@ -141,11 +143,7 @@ def sigstop_qemu() -> str:
     wait_for("a booted guest", lambda: latest.resolve() != before and log.exists()
              and "shell after" in log.read_text(), run)
     time.sleep(1)
-    qemu = pids("^[^ ]*qemu-system")
-    for q in qemu:
-        os.kill(q, signal.SIGSTOP)
-    run.proc.wait()
-    left = qemu_left()
+    left = hit(run, pids("^[^ ]*qemu-system"), signal.SIGSTOP)
     timeouts = re.findall(r"GuestTimeout: [^\n]*", run.text())
     outcome = run.summary() + (f"; {timeouts[0][:160]}" if timeouts else "")
     reboot = "guest rebooted (boot2 logs)" if list(

@@ -152,11 +152,6 @@ def get_arch(name: str) -> Arch:
         raise ConfigError(f"unknown arch '{name}': valid arches are {valid}") from None
 
 
-def host_arch() -> Arch:
-    """The Arch of this machine. Raises ConfigError if kbtf does not know it."""
-    return get_arch(platform.machine())
-
-
 def all_host_packages() -> list[str]:
     """Every Debian package the registered arches need on this host, once each."""
     return list(dict.fromkeys(p for a in ARCHES.values() for p in a.host_packages()))
