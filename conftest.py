@@ -14,9 +14,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how guests boot: kbtf (QEMU with a Debian root of the guest's arch "
                     "and kbtf's init; the default) or vng (virtme-ng over the host's root; "
                     "host arch only)")
-    group.addoption("--kernel-src", default=None, metavar="PATH",
-                    help="kernel source tree (default: Debian's linux-source-6.12, unpacked "
-                    "into the cache)")
+    group.addoption("--kernel", action="append", default=None, metavar="SPEC",
+                    help="the kernel source, a matrix axis (repeatable): 'debian:6.1', "
+                    "'debian:6.12', 'debian:7.2' (Debian's linux-source-X, fetched into the "
+                    "cache) or a PATH to a kernel tree (a git checkout too); default: "
+                    "debian:6.12")
+    group.addoption("--toolchain", action="append", default=None, metavar="SPEC",
+                    help="compiler family, a matrix axis (repeatable): gcc (default), llvm "
+                    "(the newest installed clang-N the tree accepts) or llvm-N; modules are "
+                    "built with their kernel's")
     group.addoption("--pahole", action="append", default=None, metavar="SPEC",
                     help="the kernel's pahole (a matrix axis, repeatable): 'system', "
                     "'debian:1.24|1.30|1.32' (provisioned), a path to a binary or a pahole "

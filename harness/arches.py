@@ -63,13 +63,30 @@ class Arch:
 
 @dataclass(frozen=True)
 class Toolchain:
-    """The compiler family a kernel and its modules are built with (gcc; LLVM comes next)."""
+    """The compiler family a kernel and its modules are built with (harness/toolchain.py
+    resolves a --toolchain SPEC into one)."""
 
-    name: str = "gcc"
+    family: str = "gcc"  # "gcc" or "llvm"
+    suffix: str = ""  # llvm: "-19" picks Debian's clang-19, ld.lld-19, ... (make LLVM=-19)
+
+    @property
+    def name(self) -> str:
+        """kbtf's name, as in test ids and --toolchain: "gcc", "llvm-19"."""
+        return self.family + self.suffix
 
     def make_vars(self, arch: Arch) -> list[str]:
-        """make variables selecting this toolchain for ``arch``."""
+        """make variables selecting this toolchain for ``arch`` (LLVM cross-builds from ARCH=
+        alone: clang takes the target from it)."""
+        if self.family == "llvm":
+            return [f"LLVM={self.suffix or 1}"]
         return [] if arch.is_host() else [f"CROSS_COMPILE={arch.cross_compile}"]
+
+    def programs(self, arch: Arch) -> tuple[str, ...]:
+        """The programs of this toolchain a build runs, the compiler first."""
+        if self.family == "llvm":
+            return tuple(f"{p}{self.suffix}" for p in
+                         ("clang", "ld.lld", "llvm-objcopy", "llvm-ar", "llvm-nm"))
+        return (arch.tool("gcc"), arch.tool("ld"), arch.tool("as"))
 
 
 GCC = Toolchain()

@@ -1,31 +1,125 @@
-"""What a module build should produce, derived from facts rather than a table.
+"""What a module build should produce, derived from the tree's own build rules, never from a
+version table.
 
-Facts: the kernel's CONFIG_PAHOLE_VERSION (what scripts/Makefile.btf keys its flags on),
-the gate on `distilled_base` parsed from the tree's own scripts/Makefile.btf, and the
-features the module's pahole reports with --supported_btf_features. pahole ignores
-features it does not know, so "asked for" and "produced" differ for 1.26 and 1.27.
+A tree's rules (ModuleBtfRules, read by read_rules) say who distils an out-of-tree
+module's base BTF -- nobody (up to 6.10: Makefile.modfinal runs pahole without
+distillation), pahole (6.11-6.x: Makefile.btf's MODULE_PAHOLE_FLAGS asks for
+`distilled_base` from a CONFIG_PAHOLE_VERSION gate; pahole ignores features it does not know,
+so 1.26/1.27 are asked and do not) or resolve_btfids (7.x: scripts/gen-btf.sh passes
+RESOLVE_BTFIDS_FLAGS, which hold --distill_base for every KBUILD_EXTMOD build) -- how a
+split-only module is asked for in that era, whether the module loader reads .BTF.base, and
+the lowest pahole DEBUG_INFO_BTF accepts. A tree kbtf cannot read is an error, not a guess.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.pahole import Pahole
 
-_GATE = re.compile(
+_PAHOLE_GATE = re.compile(
     r"module-pahole-flags-\$\(call\s+test-ge,\s*\$\(pahole-ver\),\s*(\d+)\)\s*\+?=\s*"
     r"--btf_features=distilled_base"
 )
-
-
+_RESOLVE_BTFIDS_DISTILL = re.compile(
+    r"resolve-btfids-flags-\$\(if\s+\$\(KBUILD_EXTMOD\),\s*y\)\s*\+=\s*--distill_base")
+_BTF_FLOOR = re.compile(r"^config DEBUG_INFO_BTF\n(?:[ \t].*\n|\n)*?[ \t]+depends on "
+                        r"PAHOLE_VERSION >= (\d+)\s*$", re.MULTILINE)
 # Makefile.btf passes --btf_features from CONFIG_PAHOLE_VERSION 126 on; pahole < 1.26 rejects
 # that option, so it cannot build modules for such a kernel at all.
 BTF_FEATURES_FROM = 126
 
+# ModuleBtfRules.distiller values.
+NONE, PAHOLE, RESOLVE_BTFIDS = "none", "pahole", "resolve_btfids"
 
-def module_pahole_unusable(config_pahole: int, module_pahole: Pahole) -> str | None:
+
+class UnreadableRules(HarnessError):
+    """kbtf cannot tell from a tree's files how it makes module BTF."""
+
+
+@dataclass(frozen=True)
+class ModuleBtfRules:
+    """How a kernel tree makes an out-of-tree module's BTF, read from its files."""
+
+    distiller: str  # NONE, PAHOLE or RESOLVE_BTFIDS
+    pahole_gate: int | None  # PAHOLE: CONFIG_PAHOLE_VERSION from which distilled_base is asked
+    split_args: tuple[str, ...]  # make variables for a split-only module (no .BTF.base)
+    loader_reads_base: bool  # the module loader reads .BTF.base (relocation)
+    btf_floor: int | None  # DEBUG_INFO_BTF's `depends on PAHOLE_VERSION >= N`, if any
+    evidence: str  # the files and rules these facts come from
+
+
+def _cmd_btf_ko(modfinal: str) -> str:
+    """The text of Makefile.modfinal's cmd_btf_ko definition (up to the next blank line)."""
+    m = re.search(r"^\s*cmd_btf_ko\s*=.*?(?=\n\s*\n)", modfinal, re.MULTILINE | re.DOTALL)
+    return m[0] if m else ""
+
+
+def parse_rules(files: dict[str, str]) -> ModuleBtfRules:
+    """ModuleBtfRules from the texts of a tree's files (keys: paths relative to the tree;
+    absent files absent). Raises UnreadableRules naming what was not understood."""
+    modfinal = files.get("scripts/Makefile.modfinal", "")
+    makefile_btf = files.get("scripts/Makefile.btf", "")
+    gen_btf = files.get("scripts/gen-btf.sh", "")
+    cmd = _cmd_btf_ko(modfinal)
+    loader = files.get("kernel/module/main.c") or files.get("kernel/module.c") or ""
+    floor = _BTF_FLOOR.search(files.get("lib/Kconfig.debug", ""))
+    reads_base, btf_floor = '".BTF.base"' in loader, int(floor[1]) if floor else None
+    if not cmd:
+        raise UnreadableRules("scripts/Makefile.modfinal has no cmd_btf_ko rule: kbtf cannot "
+                              "tell how this tree makes module BTF")
+    if "gen-btf.sh" in cmd:
+        if "RESOLVE_BTFIDS_FLAGS" in gen_btf and _RESOLVE_BTFIDS_DISTILL.search(makefile_btf):
+            return ModuleBtfRules(
+                RESOLVE_BTFIDS, None, ("RESOLVE_BTFIDS_FLAGS=",), reads_base, btf_floor,
+                evidence="Makefile.modfinal runs scripts/gen-btf.sh, whose resolve_btfids "
+                "gets --distill_base for every M= build (scripts/Makefile.btf)")
+        raise UnreadableRules("scripts/Makefile.modfinal runs scripts/gen-btf.sh, but kbtf "
+                              "does not find how gen-btf.sh and Makefile.btf distil the base")
+    if "MODULE_PAHOLE_FLAGS" in cmd:
+        m = _PAHOLE_GATE.search(makefile_btf)
+        if m is None:
+            raise UnreadableRules("Makefile.modfinal passes MODULE_PAHOLE_FLAGS, but kbtf "
+                                  "finds no distilled_base gate in scripts/Makefile.btf")
+        return ModuleBtfRules(
+            PAHOLE, int(m[1]), ("MODULE_PAHOLE_FLAGS=",), reads_base, btf_floor,
+            evidence=f"Makefile.btf asks pahole for distilled_base from {m[1]}")
+    flags = makefile_btf + files.get("scripts/pahole-flags.sh", "")
+    if "$(PAHOLE)" in cmd and "distill" not in flags:
+        return ModuleBtfRules(
+            NONE, None, (), reads_base, btf_floor,
+            evidence="Makefile.modfinal runs pahole --btf_base vmlinux without distillation")
+    raise UnreadableRules("kbtf does not understand this tree's cmd_btf_ko in "
+                          "scripts/Makefile.modfinal")
+
+
+RULE_FILES = ("scripts/Makefile.modfinal", "scripts/Makefile.btf", "scripts/gen-btf.sh",
+              "scripts/pahole-flags.sh", "kernel/module/main.c", "kernel/module.c",
+              "lib/Kconfig.debug")
+
+
+@functools.cache
+def read_rules(tree: Path) -> ModuleBtfRules:
+    """parse_rules on ``tree``'s files. Raises UnreadableRules."""
+    files = {name: (tree / name).read_text(errors="replace")
+             for name in RULE_FILES if (tree / name).is_file()}
+    try:
+        return parse_rules(files)
+    except UnreadableRules as exc:
+        raise UnreadableRules(f"{tree}: {exc}") from None
+
+
+def module_pahole_unusable(rules: ModuleBtfRules, config_pahole: int,
+                           module_pahole: Pahole) -> str | None:
     """Why ``module_pahole`` cannot build modules for this kernel, or None if it can."""
+    if rules.btf_floor is not None and module_pahole.code < rules.btf_floor:
+        return (f"module pahole {module_pahole.version} < {rules.btf_floor // 100}."
+                f"{rules.btf_floor % 100}: this tree's DEBUG_INFO_BTF needs PAHOLE_VERSION >= "
+                f"{rules.btf_floor} (lib/Kconfig.debug)")
     if config_pahole >= BTF_FEATURES_FROM and module_pahole.code < BTF_FEATURES_FROM:
         return (f"module pahole {module_pahole.version} < 1.26 rejects the --btf_features "
                 f"flags of a kernel configured with pahole {config_pahole // 100}."
@@ -41,24 +135,20 @@ class Expectation:
     reason: str
 
 
-def distilled_gate(makefile_btf: str) -> int | None:
-    """The CONFIG_PAHOLE_VERSION from which Makefile.btf asks for distilled_base, if any."""
-    m = _GATE.search(makefile_btf)
-    return int(m[1]) if m else None
-
-
-def expect_btf_base(config_pahole: int, makefile_btf: str, gen_btf: str | None,
-                    module_pahole: Pahole) -> Expectation:
-    """Expectation for an out-of-tree (KBUILD_EXTMOD) module build.
-
-    ``gen_btf`` is scripts/gen-btf.sh of the tree, if it has one (newer kernels distil
-    the base with resolve_btfids there instead of asking pahole).
-    """
-    gate = distilled_gate(makefile_btf)
-    if gate is None:
-        if gen_btf is not None and "distill" in gen_btf:
-            return Expectation(True, "scripts/gen-btf.sh distils the base itself")
-        return Expectation(False, "this tree's Makefile.btf never asks for distilled_base")
+def expect_btf_base(rules: ModuleBtfRules, config_pahole: int, module_pahole: Pahole,
+                    split_only: bool = False) -> Expectation:
+    """Expectation for an out-of-tree (KBUILD_EXTMOD) module build, asked for the default
+    way or, with ``split_only``, with the era's split-only make variables."""
+    if split_only:
+        if not rules.split_args:
+            return Expectation(False, f"split BTF is all this tree makes ({rules.evidence})")
+        return Expectation(False, f"split-only build ({' '.join(rules.split_args)}): "
+                           f"{rules.evidence}")
+    if rules.distiller == RESOLVE_BTFIDS:
+        return Expectation(True, rules.evidence)
+    if rules.distiller == NONE:
+        return Expectation(False, rules.evidence)
+    gate = rules.pahole_gate or 0
     asks = config_pahole >= gate
     supports = "distilled_base" in module_pahole.features
     reason = (f"Makefile.btf asks for distilled_base from {gate} "
@@ -66,3 +156,11 @@ def expect_btf_base(config_pahole: int, makefile_btf: str, gen_btf: str | None,
               f"module pahole {module_pahole.version} "
               f"{'supports' if supports else 'does not support'} it")
     return Expectation(asks and supports, reason)
+
+
+def no_relocation(rules: ModuleBtfRules, kernel_version: str) -> str | None:
+    """Why modules cannot relocate into this kernel, or None if its loader reads .BTF.base."""
+    if rules.loader_reads_base:
+        return None
+    return (f"kernel {kernel_version}: the module loader never reads .BTF.base "
+            "(kernel/module/main.c), so a distilled base cannot be relocated")

@@ -12,21 +12,25 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from harness import proc
 from harness.errors import KbtfError
 
 log = logging.getLogger("kbtf")
 # A temp dir of populate(): "." + the entry's name + "-" + mkdtemp's 8 random characters.
+RELOCATE_TIMEOUT = 300  # grep over a kernel build dir (~1 GB): ~2 s warm
 _TEMP = re.compile(r"\.(?P<entry>.+)-[a-z0-9_]{8}")
 
 
 def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None],
-             log_name: str | None = None) -> None:
+             log_name: str | None = None, relocate: bool = False) -> None:
     """Make cache entry ``final`` unless ``ready()`` says it is complete.
 
     ``fill(tmp)`` writes the entry into a temp dir that is renamed to ``final`` on success;
     nothing half-written ever appears at ``final``. If ``fill`` raises a KbtfError, the
     temp dir's ``log_name`` file is kept as failed-<final.name>.log beside the entry and the
-    error names it.
+    error names it. With ``relocate``, text files that recorded the temp dir's path (a
+    kernel build dir's generated Makefile exports KBUILD_OUTPUT on 7.x) are rewritten to
+    ``final`` before the rename.
     """
     if ready():
         return
@@ -37,6 +41,8 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
             fill(tmp)
+            if relocate:
+                relocate_text(tmp, final)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
         except KbtfError as exc:
@@ -47,6 +53,28 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Files relocate_text leaves alone: logs say where things really ran.
+_KEEP_SUFFIXES = (".log",)
+
+
+def relocate_text(tree: Path, final: Path) -> list[Path]:
+    """Rewrite ``tree``'s path to ``final`` in every text file under ``tree`` that holds it
+    (found with grep -rlI; binaries such as vmlinux keep it in their debug info, which no
+    build reads). Logs are left as written. Returns the rewritten files.
+    """
+    old, new = str(tree).encode(), str(final).encode()
+    found = proc.run(["grep", "-rlIZF", "--", str(tree), str(tree)], timeout=RELOCATE_TIMEOUT,
+                     check=False)
+    rewritten = []
+    for name in filter(None, found.stdout.split("\0")):
+        path = Path(name)
+        if path.suffix in _KEEP_SUFFIXES or path.is_symlink():
+            continue
+        path.write_bytes(path.read_bytes().replace(old, new))
+        rewritten.append(path)
+    return rewritten
 
 
 def sweep(cache_dir: Path) -> list[Path]:

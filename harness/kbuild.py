@@ -6,18 +6,24 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import buildlog, cacheentry, kconfig, proc
-from harness.arches import Arch, make_argv
+from harness import buildlog, cacheentry, kconfig, proc, toolchain
+from harness.arches import GCC, Arch, Toolchain, make_argv
 from harness.errors import CommandError, ConfigError
 from harness.ksource import KernelSource
 from harness.pahole import MIN_SPLIT_BTF, Pahole
 
-# Bump when the build recipe changes so old cache entries are not reused.
-CACHE_VERSION = 1
+# The cache key (cache_key) holds every input kbtf can read: the source's identity, the
+# merged config, the toolchain's programs (identity()), the pahole's content and this number.
+# The rule: bump CACHE_VERSION in the same commit as any change to what a given key builds
+# that those inputs do not show -- the make command line (make_argv, Toolchain.make_vars),
+# the config steps (tinyconfig, merge_config.sh, olddefconfig), what _build writes into the
+# build dir, how a seeded build is prepared, the layout the suites read. Editing kconfigs/
+# needs no bump: the merged config is in the key.
+CACHE_VERSION = 2
 KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfigs"
 BASE_FRAGMENTS = ("base.config", "btf.config")
 # Timeouts (s) of the build's steps. The compile took 7-9 min for tinyconfig and 25 min for
@@ -38,6 +44,7 @@ class KernelRequest:
     pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
     user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
     variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_n)
+    toolchain: Toolchain = GCC
 
     def fragments(self) -> tuple[Path, ...]:
         """Project fragments for this request, in merge order."""
@@ -71,6 +78,7 @@ class KernelBuild:
     arch: Arch
     source: KernelSource
     pahole: Pahole
+    toolchain: Toolchain = GCC
 
     @property
     def image(self) -> Path:
@@ -92,25 +100,27 @@ class KernelBuild:
         return kconfig.parse((self.dir / ".config").read_text(), str(self.dir / ".config"))
 
 
-def compiler_version(arch: Arch) -> str:
-    """First line of ``<cc> --version``. Raises ToolMissing if the compiler is absent."""
-    cc = proc.require_tool(arch.compiler())
-    out = proc.output([cc, "--version"], timeout=60)
-    return out.splitlines()[0] if out else cc
-
-
-def cache_key(req: KernelRequest, compiler: str) -> str:
-    """Content address of a build: source identity, merged config, compiler, pahole, recipe."""
+def cache_key(req: KernelRequest, tools: Mapping[str, str]) -> str:
+    """Content address of a build: source identity, merged config, the toolchain's programs
+    (``tools``: toolchain.identity), the pahole's content, the recipe (CACHE_VERSION)."""
     material = {
         "cache_version": CACHE_VERSION,
         "arch": req.arch.name,
         "source": req.source.identity,
         "config": kconfig.render(req.requested()),
-        "compiler": compiler,
-        "pahole": req.pahole.identity,
+        "toolchain": req.toolchain.name,
+        "tools": dict(tools),
+        "pahole": req.pahole.key,
     }
     blob = json.dumps(material, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def entry_name(req: KernelRequest, key: str) -> str:
+    """The cache dir name: x86_64-6.12.117[-llvm-19][-prime]-<key>."""
+    chain = "" if req.toolchain == GCC else f"-{req.toolchain.name}"
+    variant = f"-{req.variant}" if req.variant else ""
+    return f"{req.arch.name}-{req.source.version}{chain}{variant}-{key}"
 
 
 def default_cache_dir() -> Path:
@@ -134,50 +144,83 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
             f"pahole {req.pahole.version} < 1.19 cannot encode split BTF: "
             "DEBUG_INFO_BTF_MODULES would be dropped; use a newer pahole"
         )
-    compiler = compiler_version(req.arch)
-    key = cache_key(req, compiler)
+    tools = toolchain.identity(req.toolchain, req.arch)
+    key = cache_key(req, tools)
     kernels = cache_dir / "kernels"
-    variant = f"-{req.variant}" if req.variant else ""
-    final = kernels / f"{req.arch.name}-{req.source.version}{variant}-{key}"
-    build = KernelBuild(final, key, req.arch, req.source, req.pahole)
+    final = kernels / entry_name(req, key)
+    build = KernelBuild(final, key, req.arch, req.source, req.pahole, req.toolchain)
 
     def fill(tmp: Path) -> None:
-        _build(req, tmp, progress, _seed_from_base(req, compiler, kernels, tmp))
+        seed = nearest_build(req, tools, kernels)
+        if seed is not None:
+            _seed(seed, req, tmp)
+        _build(req, tmp, progress, tools, seed)
 
-    cacheentry.populate(final, (final / "kbtf-build.json").exists, fill, "kbtf-build.log")
+    cacheentry.populate(final, (final / "kbtf-build.json").exists, fill, "kbtf-build.log",
+                        relocate=True)
     return build
 
 
 def _make(req: KernelRequest, out: Path, *targets: str) -> list[str]:
     """The make argv for ``targets`` in build dir ``out``."""
     return make_argv(req.arch, source=req.source.path, out=out, pahole=req.pahole.path,
-                     targets=targets)
+                     toolchain=req.toolchain, targets=targets)
 
 
-def _seed_from_base(req: KernelRequest, compiler: str, kernels: Path, out: Path) -> Path | None:
-    """A variant (A', A_n) starts from a copy of kernel A's finished tree when A is cached:
-    kbuild then recompiles only the files whose options changed (fixdep records the options
-    each file uses), instead of the whole kernel. Returns A's dir, or None (a clean build).
+def _requested_digest(req: KernelRequest) -> str:
+    """sha256 of the merged config a request asks for (kbtf-build.json records it)."""
+    return hashlib.sha256(kconfig.render(req.requested()).encode()).hexdigest()[:16]
+
+
+def nearest_build(req: KernelRequest, tools: Mapping[str, str], kernels: Path) -> Path | None:
+    """The cached build a new build of ``req`` starts from, if any: one of the same arch,
+    source and toolchain programs (so every object it kept is one this build would make),
+    preferring the same config with another pahole (only the options that reference
+    CONFIG_PAHOLE_VERSION and the BTF link steps differ), then, for a variant, kernel A of
+    the same pahole (kbuild recompiles the files whose options changed: fixdep records the
+    options each file uses). None: a clean build.
     """
-    if not req.variant:
-        return None
-    base_req = replace(req, variant="")
-    base = kernels / f"{req.arch.name}-{req.source.version}-{cache_key(base_req, compiler)}"
-    if not (base / "kbtf-build.json").exists():
-        return None
-    proc.run(["cp", "-a", f"{base}/.", str(out)], timeout=COPY_TIMEOUT)
+    same_config: list[Path] = []
+    base: list[Path] = []
+    base_digest = _requested_digest(replace(req, variant=""))
+    digest = _requested_digest(req)
+    for meta_file in sorted(kernels.glob("*/kbtf-build.json")):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if (meta.get("cache_version"), meta.get("arch"), meta.get("source"), meta.get("tools")
+                ) != (CACHE_VERSION, req.arch.name, req.source.identity, dict(tools)):
+            continue
+        if meta.get("requested") == digest:
+            same_config.append(meta_file.parent)
+        elif req.variant and meta.get("requested") == base_digest and \
+                meta.get("pahole", {}).get("key") == req.pahole.key:
+            base.append(meta_file.parent)
+    candidates = same_config or base
+    return candidates[0] if candidates else None
+
+
+def _seed(seed: Path, req: KernelRequest, out: Path) -> None:
+    """Fill ``out`` with a copy of build ``seed``. When the pahole differs, vmlinux is
+    removed so that the final link runs again and re-encodes its BTF with this pahole
+    (the link rule's command line does not name pahole: kbuild would keep the old BTF)."""
+    proc.run(["cp", "-a", f"{seed}/.", str(out)], timeout=COPY_TIMEOUT)
+    meta = json.loads((seed / "kbtf-build.json").read_text())
     for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
         (out / name).unlink(missing_ok=True)
-    return base
+    if meta.get("pahole", {}).get("key") != req.pahole.key:
+        (out / "vmlinux").unlink(missing_ok=True)
 
 
-def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None = None) -> None:
+def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str, str],
+           seed: Path | None = None) -> None:
     """Configure, validate and build into ``out`` (incrementally, if it was seeded with a
     copy of ``seed``). Raises ConfigError, BuildFailure or HarnessError."""
     log = out / "kbtf-build.log"
     requested = req.requested()
     variant = f" variant {req.variant}" if req.variant else ""
-    label = f"{req.arch.name} {req.source.label} {req.pahole.label}{variant}"
+    label = f"{req.arch.name} {req.source.label} {req.toolchain.name} {req.pahole.label}{variant}"
     how = f", incremental from a copy of {seed.name}" if seed else ""
     progress(f"kbtf: building kernel {label} in {out}{how} (log: {log})")
     if seed:
@@ -212,13 +255,18 @@ def _build(req: KernelRequest, out: Path, progress: Progress, seed: Path | None 
              f"{req.pahole.code}), compiling")
     _compile(req, out, log, progress)
     meta = {
+        "cache_version": CACHE_VERSION,
         "arch": req.arch.name,
         "source": req.source.identity,
         "source_path": str(req.source.path),
         "kernel_version": req.source.version,
         "pahole": {"path": str(req.pahole.path), "version": req.pahole.version,
-                   "source": str(req.pahole.source or ""), "build": req.pahole.build},
-        "compiler": compiler_version(req.arch),
+                   "source": str(req.pahole.source or ""), "build": req.pahole.build,
+                   "key": req.pahole.key},
+        "toolchain": req.toolchain.name,
+        "tools": dict(tools),
+        "requested": _requested_digest(req),
+        "variant": req.variant,
         "pahole_version_config": configured.value,
         "pahole_features": list(req.pahole.features),
         "reproduce": "every command, with its exact argv, follows a '$ ' in kbtf-build.log",
@@ -247,7 +295,7 @@ def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> No
             last = now
             progress(f"kbtf: [{now - start:5.0f}s] {steps} steps, {current}")
 
-    label = f"{req.arch.name} {req.source.label} {req.pahole.label}"
+    label = f"{req.arch.name} {req.source.label} {req.toolchain.name} {req.pahole.label}"
     try:
         rc = proc.stream(argv, timeout=COMPILE_TIMEOUT, logfile=log, on_line=on_line)
     except CommandError as exc:

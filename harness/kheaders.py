@@ -88,7 +88,8 @@ def build(scaffold_dir: Path, headers: Path, module_src: Path, module: Path,
     shutil.rmtree(module, ignore_errors=True)
     shutil.copytree(module_src, module)
     proc.run(make_argv(kernel.arch, source=headers, module=module, pahole=pahole.path,
-                       targets=["modules"]), logfile=log, timeout=BUILD_TIMEOUT)
+                       toolchain=kernel.toolchain, targets=["modules"]), logfile=log,
+             timeout=BUILD_TIMEOUT)
 
 
 def stray_headers(scaffold_dir: Path, srcarch: str) -> list[str]:

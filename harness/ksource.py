@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cacheentry, proc
+from harness import cacheentry, proc, provision
 from harness.errors import ConfigError
 
-DEFAULT_PACKAGE = "linux-source-6.12"
-UNPACK_TIMEOUT = 900  # tar -xf of a kernel tarball (~1 min)
+UNPACK_TIMEOUT = 900  # dpkg-deb -x, tar -xf of a kernel tarball (~1 min)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class KernelSource:
     version: str  # VERSION.PATCHLEVEL.SUBLEVEL from the Makefile
     identity: str  # changes whenever the tree's content may have changed
     label: str  # short name for test ids: "debian6.12.117" or "src6.13.0"
+    spec: str  # the --kernel SPEC that gives it again: "debian:6.12" or the path
 
 
 def makefile_version(makefile_text: str) -> str:
@@ -42,37 +44,47 @@ def makefile_version(makefile_text: str) -> str:
 
 
 def local_source(path: Path) -> KernelSource:
-    """Describe the user's tree at ``path`` (--kernel-src).
+    """Describe the user's tree at ``path`` (--kernel PATH).
 
     Raises ConfigError if it is missing, has no kernel Makefile, or was built in tree.
     """
     path = path.expanduser().resolve()
     if not path.is_dir():
-        raise ConfigError(f"--kernel-src {path}: no such directory; pass a kernel source tree")
+        raise ConfigError(f"--kernel {path}: no such directory; pass a kernel source tree")
     makefile = path / "Makefile"
     if not makefile.is_file() or not (path / "Kconfig").is_file():
-        raise ConfigError(f"--kernel-src {path}: no Makefile/Kconfig, not a kernel source tree")
+        raise ConfigError(f"--kernel {path}: no Makefile/Kconfig, not a kernel source tree")
     try:
         version = makefile_version(makefile.read_text(errors="replace"))
     except ConfigError as exc:
-        raise ConfigError(f"--kernel-src {path}: {exc}") from None
+        raise ConfigError(f"--kernel {path}: {exc}") from None
     if (path / ".config").exists():
         raise ConfigError(
-            f"--kernel-src {path}: tree was configured in place; run 'make mrproper' in it "
+            f"--kernel {path}: tree was configured in place; run 'make mrproper' in it "
             "(kbtf builds out of tree with O=)"
         )
-    return KernelSource(path, version, _tree_identity(path), f"src{version}")
+    return KernelSource(path, version, _tree_identity(path), f"src{version}", str(path))
 
 
 def _tree_identity(path: Path) -> str:
-    """Git HEAD plus a hash of uncommitted changes, or a hash of every file's size and mtime."""
+    """What the tree's content is: for a git checkout, HEAD plus a hash of every change
+    (``git diff HEAD --binary``, so binary changes count) and of every untracked file's
+    name and content; otherwise a hash of every file's path, size and mtime."""
     if (path / ".git").exists():
         git = proc.require_tool("git")
         head = proc.run([git, "-C", path, "rev-parse", "HEAD"], timeout=60, check=False)
-        diff = proc.run([git, "-C", path, "diff", "HEAD"], timeout=600, check=False)
         if head.returncode == 0:
-            dirty = hashlib.sha256(diff.stdout.encode()).hexdigest()[:16]
-            return f"git:{head.stdout.strip()}:{dirty}"
+            digest = hashlib.sha256()
+            diff = proc.run([git, "-C", path, "diff", "HEAD", "--binary"], timeout=600)
+            digest.update(diff.stdout.encode(errors="surrogateescape"))
+            untracked = proc.run([git, "-C", path, "ls-files", "-z", "--others",
+                                  "--exclude-standard"], timeout=600)
+            for name in sorted(n for n in untracked.stdout.split("\0") if n):
+                digest.update(f"\0untracked:{name}\0".encode())
+                file = path / name
+                if file.is_file() and not file.is_symlink():
+                    digest.update(file.read_bytes())
+            return f"git:{head.stdout.strip()}:{digest.hexdigest()[:16]}"
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -82,27 +94,57 @@ def _tree_identity(path: Path) -> str:
     return f"tree:{path}:{digest.hexdigest()[:32]}"
 
 
-def debian_source(cache_dir: Path, package: str = DEFAULT_PACKAGE) -> KernelSource:
-    """Unpack Debian's /usr/src/<package>.tar.xz into the cache once and describe it.
+# --kernel debian:SERIES: the Debian suite whose linux-source-SERIES kbtf fetches.
+DEBIAN_KERNELS: Mapping[str, str] = {
+    "6.1": "bookworm",
+    "6.12": "bookworm-security",
+    "7.2": "sid",
+}
+DEFAULT_KERNEL = "debian:6.12"
 
-    Unpacks into a temp dir and renames it, under a lock, so workers share one copy.
-    Raises ConfigError if the package is not installed.
+
+def debian_source(cache_dir: Path, series: str) -> KernelSource:
+    """Debian's linux-source-``series``, downloaded through kbtf's private apt
+    configuration and its tarball unpacked into the cache once (temp dir + rename, under a
+    lock, so workers share one copy). Nothing is installed on the machine.
+
+    Raises ConfigError naming the series on offer, or if the suite has no such package;
+    CommandError if apt or tar fails.
     """
-    tarball = Path("/usr/src") / f"{package}.tar.xz"
-    if not tarball.is_file():
-        raise ConfigError(
-            f"missing kernel source {tarball}: apt-get install {package}, "
-            "or pass --kernel-src PATH"
-        )
-    pkg_version = proc.output(["dpkg-query", "-W", "-f=${Version}", package]).strip() \
-        or f"size{tarball.stat().st_size}"
+    suite = DEBIAN_KERNELS.get(series)
+    if suite is None:
+        offered = ", ".join(f"debian:{s}" for s in DEBIAN_KERNELS)
+        raise ConfigError(f"unknown kernel 'debian:{series}': use {offered} or a PATH to a "
+                          "kernel tree")
+    package = f"linux-source-{series}"
+    pkg_version = provision.package_version(cache_dir, suite, package)
+    if pkg_version is None:
+        raise ConfigError(f"Debian {suite} has no {package} now: use another --kernel")
     dest = cache_dir / "src" / f"{package}_{pkg_version}"
     tree = dest / package
 
     def fill(tmp: Path) -> None:
-        proc.run(["tar", "-C", tmp, "-xf", tarball], timeout=UNPACK_TIMEOUT)
-        (tmp / ".complete").write_text(f"{tarball} {pkg_version}\n")
+        log = tmp / "fetch.log"
+        debs = provision.download(cache_dir, suite, (f"{package}={pkg_version}",),
+                                  tmp / ".debs", log)
+        proc.run(["dpkg-deb", "-x", debs[0], tmp / ".deb"], logfile=log, timeout=UNPACK_TIMEOUT)
+        tarball = tmp / ".deb" / "usr" / "src" / f"{package}.tar.xz"
+        proc.run(["tar", "-C", tmp, "-xf", tarball], logfile=log, timeout=UNPACK_TIMEOUT)
+        shutil.rmtree(tmp / ".deb")
+        shutil.rmtree(tmp / ".debs")
+        (tmp / ".complete").write_text(f"{package} {pkg_version} from {suite}\n")
 
-    cacheentry.populate(dest, (dest / ".complete").exists, fill)
+    cacheentry.populate(dest, (dest / ".complete").exists, fill, "fetch.log")
     version = makefile_version((tree / "Makefile").read_text())
-    return KernelSource(tree, version, f"deb:{package}={pkg_version}", f"debian{version}")
+    return KernelSource(tree, version, f"deb:{package}={pkg_version}", f"debian{version}",
+                        f"debian:{series}")
+
+
+def resolve(spec: str, cache_dir: Path) -> KernelSource:
+    """A kernel from a --kernel SPEC: 'debian:SERIES' or a PATH to a kernel tree.
+
+    Raises ConfigError naming the valid specs.
+    """
+    if spec.startswith("debian:"):
+        return debian_source(cache_dir, spec.removeprefix("debian:"))
+    return local_source(Path(spec))

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import ksource, pahole, pahole_src, provision, vm
+from harness import btfexpect, ksource, pahole, pahole_src, provision, toolchain, vm
 from harness.arches import ARCHES, Arch, get_arch
 from harness.errors import ConfigError
 from harness.kbuild import KernelRequest
@@ -15,7 +15,7 @@ from harness.proc import require_tool
 
 @dataclass(frozen=True)
 class MatrixPoint:
-    """One arch x kernel x pahole combination."""
+    """One arch x kernel x toolchain x pahole combination."""
 
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
@@ -31,8 +31,7 @@ class MatrixPoint:
         args = ["./kbtf", "pytest", "suites/", "--arch", k.arch.name]
         if self.launcher != DEFAULT_LAUNCHER:
             args += ["--launcher", self.launcher]
-        if not k.source.identity.startswith("deb:"):
-            args += ["--kernel-src", str(k.source.path)]
+        args += ["--kernel", k.source.spec, "--toolchain", k.toolchain.name]
         args += ["--pahole", k.pahole.spec, "--module-pahole", self.module_pahole.spec]
         for item in k.user_kconfig:
             args += ["--kconfig-add", item]
@@ -40,9 +39,9 @@ class MatrixPoint:
 
     @property
     def kernel_id(self) -> str:
-        """Names the kernel build: x86_64-debian6.12.117-pahole1.30."""
+        """Names the kernel build: x86_64-debian6.12.117-gcc-pahole1.30."""
         k = self.kernel
-        return f"{k.arch.name}-{k.source.label}-{k.pahole.label}"
+        return f"{k.arch.name}-{k.source.label}-{k.toolchain.name}-{k.pahole.label}"
 
     @property
     def id(self) -> str:
@@ -104,12 +103,12 @@ PROVISION_TOOLS = ("apt-get", "dpkg-deb", "patchelf")
 
 
 def host_tools(arch: Arch, launcher: str) -> None:
-    """Check every host program a run on ``arch`` needs, before anything is built.
+    """Check every host program a run on ``arch`` needs, before anything is built (the
+    toolchain's own programs are checked when it is resolved).
 
     Raises ToolMissing naming the Debian package that provides the first one missing.
     """
-    for tool in (*RUN_TOOLS, *LAUNCHER_TOOLS[launcher], arch.compiler(), arch.tool("objcopy"),
-                 arch.qemu):
+    for tool in (*RUN_TOOLS, *LAUNCHER_TOOLS[launcher], arch.tool("objcopy"), arch.qemu):
         require_tool(tool)
 
 
@@ -136,31 +135,39 @@ DEFAULT_ARCHES = tuple(ARCHES)
 
 def resolve_points(
     arch_names: list[str] | None,
-    kernel_src: str | None,
+    kernel_specs: list[str] | None,
     pahole_specs: list[str],
     kconfig_add: list[str],
     cache_dir: Path,
     module_pahole_specs: list[str] | None = None,
     launcher: str | None = None,
+    toolchain_specs: list[str] | None = None,
 ) -> list[MatrixPoint]:
-    """Validate options and build the matrix (arch x kernel pahole x module pahole).
+    """Validate options and build the matrix (arch x kernel x toolchain x kernel pahole x
+    module pahole). Each kernel tree's module BTF rules must be readable.
 
-    Raises ConfigError (one line, names the fix) before anything is built.
+    Raises ConfigError or another HarnessError (one line, names the fix) before anything is
+    built.
     """
     arches = [get_arch(n) for n in dict.fromkeys(arch_names or DEFAULT_ARCHES)]
     launchers = {a.name: launcher_for(a, launcher) for a in arches}
     for arch in arches:
         host_tools(arch, launchers[arch.name])
-    source = (ksource.local_source(Path(kernel_src)) if kernel_src
-              else ksource.debian_source(cache_dir))
+    sources = [ksource.resolve(s, cache_dir)
+               for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
+    for source in sources:
+        btfexpect.read_rules(source.path)
     kernel_paholes = ([resolve_pahole(s, cache_dir) for s in pahole_specs] if pahole_specs
                       else [default_pahole(cache_dir)])
     module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]
     points = []
     for arch in arches:
-        for ph in kernel_paholes:
-            req = KernelRequest(arch, source, ph, tuple(kconfig_add))
-            req.requested()  # fragment conflicts and bad user items fail here, before any build
-            for mod_ph in module_paholes or [ph]:
-                points.append(MatrixPoint(req, mod_ph, launchers[arch.name]))
+        for source in sources:
+            for chain_spec in dict.fromkeys(toolchain_specs or ["gcc"]):
+                chain = toolchain.resolve(chain_spec, source.path, arch)
+                for ph in kernel_paholes:
+                    req = KernelRequest(arch, source, ph, tuple(kconfig_add), toolchain=chain)
+                    req.requested()  # fragment conflicts and bad user items fail here
+                    for mod_ph in module_paholes or [ph]:
+                        points.append(MatrixPoint(req, mod_ph, launchers[arch.name]))
     return points

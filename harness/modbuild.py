@@ -51,6 +51,7 @@ def build_module(
     shutil.copytree(src, dst)
     log = dst / "build.log"
     argv = make_argv(kernel.arch, source=kernel.dir, module=dst, pahole=pahole.path,
+                     toolchain=kernel.toolchain,
                      extra=make_args, targets=["modules"])
     try:
         proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
 
 from harness import proc
 from harness.errors import CommandTimeout, ConfigError
@@ -24,6 +29,7 @@ class Pahole:
     build: str = ""  # source builds: the checkout's identity (same version, other code)
     source: Path | None = None  # source builds: the checkout
     given: str = ""  # the --pahole SPEC it came from ("debian:1.30"), if any
+    digest: str = ""  # content of the binary and the libraries it loads (content_digest)
 
     @property
     def code(self) -> int:
@@ -42,8 +48,14 @@ class Pahole:
 
     @property
     def identity(self) -> str:
-        """What a kernel build depends on: the version, and the checkout of a source build."""
+        """Names the pahole in results: the version, and the checkout of a source build."""
         return self.version + (f"+src.{self.build}" if self.build else "")
+
+    @property
+    def key(self) -> str:
+        """What a kernel build depends on: identity plus the content of the binary and its
+        libraries (Debian's 1.30, the system's 1.30 and a patched 1.30 differ here)."""
+        return f"{self.identity}:{self.digest}"
 
 
 def parse_version(text: str) -> str:
@@ -92,7 +104,59 @@ def probe(path: Path) -> Pahole:
         raise ConfigError(f"pahole {path} is not runnable: {exc.strerror}") from None
     except CommandTimeout as exc:
         raise ConfigError(f"pahole {path} hung answering a query: {exc}") from None
-    return Pahole(path, version, features)
+    return Pahole(path, version, features, digest=content_digest(path))
+
+
+# Where the dynamic loader looks after RUNPATH (Debian, multiarch).
+_LIB_DIRS = (Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"), Path("/lib"),
+             Path("/usr/lib"))
+
+
+def content_digest(binary: Path) -> str:
+    """sha256 over ``binary`` and every shared library it loads, found the way the loader
+    finds them (DT_RUNPATH/DT_RPATH, then the system dirs), recursively: libbpf and libdw
+    decide what pahole writes as much as pahole's own code. A library not found is
+    recorded by name."""
+    digest = hashlib.sha256()
+    seen: set[str] = set()
+    todo = [binary]
+    while todo:
+        path = todo.pop(0)
+        digest.update(f"{path.name}\0".encode() + path.read_bytes())
+        needed, search = _dynamic(path)
+        for name in needed:
+            if name in seen:
+                continue
+            seen.add(name)
+            found = next((d / name for d in (*search, *_LIB_DIRS) if (d / name).is_file()),
+                         None)
+            if found is None:
+                digest.update(f"missing:{name}\0".encode())
+            else:
+                todo.append(found.resolve())
+    return digest.hexdigest()[:16]
+
+
+def _dynamic(path: Path) -> tuple[list[str], list[Path]]:
+    """DT_NEEDED names and DT_RUNPATH/DT_RPATH dirs of ELF file ``path`` ($ORIGIN expanded)."""
+    with path.open("rb") as f:
+        try:
+            elf = ELFFile(f)
+        except ELFError:  # a wrapper script, say: its content is all there is
+            return [], []
+        section = elf.get_section_by_name(".dynamic")
+        if not isinstance(section, DynamicSection):
+            return [], []
+        needed, search = [], []
+        for tag in section.iter_tags():
+            if tag.entry.d_tag == "DT_NEEDED":
+                needed.append(tag.needed)  # type: ignore[attr-defined]
+            elif tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
+                runpath: str = getattr(tag, "runpath" if tag.entry.d_tag == "DT_RUNPATH"
+                                       else "rpath")
+                search += [Path(d.replace("$ORIGIN", str(path.parent)))
+                           for d in runpath.split(":") if d]
+        return needed, search
 
 
 def system_pahole() -> Pahole:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import kbuild, proc, vm
-from harness.btfexpect import module_pahole_unusable
+from harness.btfexpect import module_pahole_unusable, read_rules
 from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import BuildFailure, HarnessError, KbtfError
 from harness.guest import GuestPool, GuestSession, boot_name, boot_spec
@@ -89,18 +89,20 @@ class PointRun:
     # -- modules -----------------------------------------------------------------------
 
     def module(self, kernel: kbuild.KernelBuild, name: str, btf_mode: str) -> ModuleBuild:
-        """modules/<name> built for ``kernel`` with the point's module pahole; BTF mode
-        "split..." leaves out distilled_base (MODULE_PAHOLE_FLAGS=). --sabotage strip-*
-        removes a BTF section afterwards. Its ELF and BTF facts go to elf-facts.json.
+        """modules/<name> built for ``kernel`` with the point's module pahole and the
+        kernel's toolchain; BTF mode "split..." leaves out the distilled base the way the
+        tree's era allows (btfexpect.ModuleBtfRules.split_args). --sabotage strip-* removes
+        a BTF section afterwards. Its ELF and BTF facts go to elf-facts.json.
 
         Raises MissingPrerequisite (the module pahole cannot build for this kernel),
         BuildFailure (the build failed or hung), HarnessError.
         """
+        rules = read_rules(kernel.source.path)
         unusable = module_pahole_unusable(
-            int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), self.point.module_pahole)
+            rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), self.point.module_pahole)
         if unusable:
             raise MissingPrerequisite(unusable)
-        make_args = ("MODULE_PAHOLE_FLAGS=",) if btf_mode.startswith("split") else ()
+        make_args = rules.split_args if btf_mode.startswith("split") else ()
         # Per worker: xdist may run this point's tests on several workers at once.
         outdir = self.run_dir / self.point.id / "modules" / self.worker
         built = build_module(kernel, name, outdir, self.point.module_pahole, btf_mode, make_args)

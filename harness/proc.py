@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -57,10 +58,20 @@ def require_tool(name: str) -> str:
     """
     path = shutil.which(name, path=tool_path())
     if path is None:
-        pkg = APT_PACKAGE.get(name, name)
+        pkg = package_of(name)
         fix = pkg if pkg.startswith("virtme") else f"apt-get install {pkg}"
         raise ToolMissing(f"missing tool '{name}': install it with {fix}, or run ./kbtf once")
     return path
+
+
+def package_of(program: str) -> str:
+    """The Debian package that installs ``program`` (its own name when kbtf does not know)."""
+    if program in APT_PACKAGE:
+        return APT_PACKAGE[program]
+    if m := re.fullmatch(r"(clang|ld\.lld|llvm-[a-z]+)-(\d+)", program):
+        family = {"clang": "clang", "ld.lld": "lld"}.get(m[1], "llvm")
+        return f"{family}-{m[2]}"
+    return program
 
 
 def tool_path() -> str:

@@ -17,6 +17,8 @@ from harness import cacheentry, proc
 from harness.errors import ConfigError
 
 MIRROR = "http://deb.debian.org/debian"
+# Suites served from elsewhere than MIRROR.
+MIRRORS = {"bookworm-security": "http://deb.debian.org/debian-security"}
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_TIMEOUT = 900  # apt-get update or download from the archive (seen: 17 s)
 UNPACK_TIMEOUT = 120  # dpkg-deb -x, patchelf
@@ -56,12 +58,13 @@ def apt_options(state: Path) -> list[str]:
     ]
 
 
-def _apt_state(cache_dir: Path, suite: str) -> Path:
+def apt_state(cache_dir: Path, suite: str) -> Path:
     """A private apt state for ``suite`` with fresh package lists (updated once a day)."""
     state = cache_dir / "apt" / suite
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-    (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
+    mirror = MIRRORS.get(suite, MIRROR)
+    (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {mirror} {suite} main\n")
     (state / "status").touch()
     stamp = state / "updated"
     if not stamp.exists() or time.time() - stamp.stat().st_mtime > 86400:
@@ -69,6 +72,31 @@ def _apt_state(cache_dir: Path, suite: str) -> Path:
                  timeout=APT_TIMEOUT)
         stamp.touch()
     return state
+
+
+def download(cache_dir: Path, suite: str, packages: tuple[str, ...], dest: Path,
+             log: Path) -> list[Path]:
+    """Download ``packages`` (no dependencies) from Debian ``suite`` into ``dest``.
+
+    Returns the .deb files. Raises CommandError (naming the log) if apt fails, e.g. on a
+    package the suite does not have.
+    """
+    state = apt_state(cache_dir, suite)
+    dest.mkdir(parents=True, exist_ok=True)
+    proc.run(["apt-get", *apt_options(state), "download", *packages], cwd=dest, logfile=log,
+             timeout=APT_TIMEOUT)
+    return sorted(dest.glob("*.deb"))
+
+
+def package_version(cache_dir: Path, suite: str, package: str) -> str | None:
+    """The version of ``package`` that ``suite`` offers now, or None if it has none."""
+    state = apt_state(cache_dir, suite)
+    out = proc.run(["apt-cache", *apt_options(state), "show", "--no-all-versions", package],
+                   timeout=APT_TIMEOUT, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("Version: "):
+            return line.removeprefix("Version: ").strip()
+    return None
 
 
 def debian_pahole(cache_dir: Path, version: str) -> Path:
@@ -85,13 +113,9 @@ def debian_pahole(cache_dir: Path, version: str) -> Path:
     dest = cache_dir / "pahole" / f"debian-{version}"
 
     def fill(root: Path) -> None:
-        state = _apt_state(cache_dir, spec.suite)
         log = root / "provision.log"
         debs = root / ".debs"
-        debs.mkdir()
-        proc.run(["apt-get", *apt_options(state), "download", *spec.packages],
-                 cwd=debs, logfile=log, timeout=APT_TIMEOUT)
-        for deb in sorted(debs.glob("*.deb")):
+        for deb in download(cache_dir, spec.suite, spec.packages, debs, log):
             proc.run(["dpkg-deb", "-x", deb, root], logfile=log, timeout=UNPACK_TIMEOUT)
         shutil.rmtree(debs)
         _relocate(root, root / "usr" / "bin" / "pahole", dest, log)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import cacheentry, guestroot, kbuild, results
-from harness.btfexpect import Expectation, expect_btf_base
+from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base, read_rules
 from harness.errors import HarnessError, KbtfError, ProductFailure
 from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
@@ -67,9 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
         cacheentry.sweep(cache)
     try:
         config.stash[POINTS] = resolve_points(
-            config.option.arch, config.option.kernel_src, config.option.pahole or [],
+            config.option.arch, config.option.kernel, config.option.pahole or [],
             config.option.kconfig_add, cache, config.option.module_pahole,
-            config.option.launcher,
+            config.option.launcher, config.option.toolchain,
         )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -228,17 +228,25 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
 
 
 @pytest.fixture(scope="session")
-def btf_base_expected(kernel: kbuild.KernelBuild, point: MatrixPoint) -> Expectation:
-    """Whether this point's module builds should carry .BTF.base, and why (from facts:
-    the tree's Makefile.btf gate, CONFIG_PAHOLE_VERSION, the module pahole's features)."""
-    src = kernel.source.path
-    gen_btf = src / "scripts" / "gen-btf.sh"
-    return expect_btf_base(
-        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
-        (src / "scripts" / "Makefile.btf").read_text(),
-        gen_btf.read_text() if gen_btf.exists() else None,
-        point.module_pahole,
-    )
+def btf_rules(kernel: kbuild.KernelBuild) -> ModuleBtfRules:
+    """How the point's kernel tree makes module BTF (read from its files)."""
+    return read_rules(kernel.source.path)
+
+
+@pytest.fixture(scope="session")
+def btf_base_expected(kernel: kbuild.KernelBuild, point: MatrixPoint,
+                      btf_rules: ModuleBtfRules) -> Expectation:
+    """Whether this point's default module builds should carry .BTF.base, and why (from
+    facts: the tree's rules, CONFIG_PAHOLE_VERSION, the module pahole's features)."""
+    return expect_btf_base(btf_rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
+                           point.module_pahole)
+
+
+@pytest.fixture(scope="session")
+def hello_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint
+                ) -> ModuleBuild:
+    """modules/kbtf_hello built against kernel A the era's split-only way."""
+    return _module(pytestconfig, kernel, point, "kbtf_hello", "split")
 
 
 @pytest.fixture(scope="session")
@@ -346,6 +354,8 @@ def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
         "kernel_pahole": point.kernel.pahole.identity,
         "module_pahole": point.module_pahole.identity,
         "kernel": point.kernel.source.label,
+        "kernel_version": point.kernel.source.version,
+        "toolchain": point.kernel.toolchain.name,
     }
     yield record
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

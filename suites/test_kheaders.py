@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import kheaders
-from harness.btfexpect import module_pahole_unusable
+from harness.btfexpect import ModuleBtfRules, module_pahole_unusable
 from harness.btfnames import module_struct_members
 from harness.console import CommandResult
 from harness.elfbtf import vmlinux_types
@@ -98,11 +98,12 @@ def test_kheaders_autoconf_matches_running_config(guest: GuestSession, extracted
 
 @pytest.fixture
 def kheaders_build(guest: GuestSession, extracted: Step, kernel: KernelBuild,
-                   point: MatrixPoint, cache_dir: Path, facts: dict[str, object]) -> Step:
+                   point: MatrixPoint, cache_dir: Path, facts: dict[str, object],
+                   btf_rules: ModuleBtfRules) -> Step:
     """modules/kbtf_kheaders built on the host against the extracted archive (or why not),
     once per boot; make's output is in <guest>.kheaders/build.log beside the guest logs."""
     unusable = module_pahole_unusable(
-        int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
+        btf_rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
     if unusable:
         pytest.skip(unusable)
     return guest.once_per_boot("kheaders-build", lambda: _build_against_kheaders(

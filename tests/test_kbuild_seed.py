@@ -1,7 +1,10 @@
-"""Variant kernels start from a copy of kernel A's cached tree (incremental build)."""
+"""A new kernel build starts from the nearest cached build of the same arch, source and
+toolchain programs (incremental build); anything else builds clean."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 from harness import kbuild
@@ -9,40 +12,72 @@ from harness.arches import get_arch
 from harness.ksource import KernelSource
 from harness.pahole import Pahole
 
+TOOLS = {"gcc": "gcc (Debian 12.2.0-14) 12.2.0", "rustc": "(none)"}
 REQ = kbuild.KernelRequest(get_arch("x86_64"),
-                           KernelSource(Path("/src"), "6.12.117", "deb:x", "debian6.12.117"),
-                           Pahole(Path("/p/pahole"), "1.30", ()))
+                           KernelSource(Path("/src"), "6.12.117", "deb:x", "debian6.12.117",
+                                        "debian:6.12"),
+                           Pahole(Path("/p/pahole"), "1.30", (), digest="aaaa"))
+OTHER_PAHOLE = replace(REQ, pahole=Pahole(Path("/q/pahole"), "1.32", (), digest="bbbb"))
 
 
-def base_dir(kernels: Path) -> Path:
-    key = kbuild.cache_key(REQ, "gcc 12")
-    return kernels / f"x86_64-6.12.117-{key}"
+def cached(kernels: Path, req: kbuild.KernelRequest, tools: dict[str, str] = TOOLS,
+           complete: bool = True) -> Path:
+    """A fake finished build of ``req`` in ``kernels``, with the metadata _build writes."""
+    entry = kernels / kbuild.entry_name(req, kbuild.cache_key(req, tools))
+    (entry / "kernel").mkdir(parents=True)
+    (entry / "kernel/fork.o").write_text("obj")
+    (entry / "vmlinux").write_text("elf")
+    (entry / ".config").write_text("CONFIG_X=y\n")
+    (entry / "kbtf-build.log").write_text("log")
+    (entry / "kbtf-fragment.config").write_text("CONFIG_X=y\n")
+    if complete:
+        (entry / "kbtf-build.json").write_text(json.dumps({
+            "cache_version": kbuild.CACHE_VERSION, "arch": req.arch.name,
+            "source": req.source.identity, "tools": tools,
+            "requested": kbuild._requested_digest(req), "pahole": {"key": req.pahole.key}}))
+    return entry
 
 
-def test_kernel_a_is_never_seeded(tmp_path: Path) -> None:
-    assert kbuild._seed_from_base(REQ, "gcc 12", tmp_path, tmp_path / "out") is None
+def test_nothing_cached_builds_clean(tmp_path: Path) -> None:
+    assert kbuild.nearest_build(REQ, TOOLS, tmp_path) is None
 
 
-def test_variant_without_cached_a_builds_clean(tmp_path: Path) -> None:
-    base_dir(tmp_path).mkdir()  # no kbtf-build.json: A is not complete
+def test_incomplete_build_is_no_seed(tmp_path: Path) -> None:
+    cached(tmp_path, REQ, complete=False)
+    assert kbuild.nearest_build(replace(REQ, variant="refuse"), TOOLS, tmp_path) is None
+
+
+def test_variant_starts_from_a_of_the_same_pahole(tmp_path: Path) -> None:
+    base = cached(tmp_path, REQ)
+    cached(tmp_path, OTHER_PAHOLE)  # A of another pahole: another config than the variant's
+    assert kbuild.nearest_build(replace(REQ, variant="refuse"), TOOLS, tmp_path) == base
+
+
+def test_other_pahole_starts_from_the_same_config(tmp_path: Path) -> None:
+    base = cached(tmp_path, REQ)
+    assert kbuild.nearest_build(OTHER_PAHOLE, TOOLS, tmp_path) == base
+
+
+def test_other_toolchain_programs_build_clean(tmp_path: Path) -> None:
+    cached(tmp_path, REQ)
+    newer = {**TOOLS, "gcc": "gcc (Debian 12.2.0-15) 12.2.0"}
+    assert kbuild.nearest_build(OTHER_PAHOLE, newer, tmp_path) is None
+
+
+def test_seed_copies_and_drops_vmlinux_for_another_pahole(tmp_path: Path) -> None:
+    base = cached(tmp_path, REQ)
     out = tmp_path / "out"
     out.mkdir()
-    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="refuse")
-    assert kbuild._seed_from_base(variant, "gcc 12", tmp_path, out) is None
-    assert list(out.iterdir()) == []
-
-
-def test_variant_copies_a_without_its_completion_marker(tmp_path: Path) -> None:
-    base = base_dir(tmp_path)
-    (base / "kernel").mkdir(parents=True)
-    (base / "kernel/fork.o").write_text("obj")
-    (base / ".config").write_text("CONFIG_X=y\n")
-    for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
-        (base / name).write_text("{}")
-    out = tmp_path / "out"
-    out.mkdir()
-    variant = kbuild.KernelRequest(REQ.arch, REQ.source, REQ.pahole, variant="refuse")
-    assert kbuild._seed_from_base(variant, "gcc 12", tmp_path, out) == base
+    kbuild._seed(base, OTHER_PAHOLE, out)
     assert (out / "kernel/fork.o").read_text() == "obj" and (out / ".config").exists()
+    assert not (out / "vmlinux").exists(), "vmlinux kept: its BTF would be the old pahole's"
     assert not [n for n in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config")
                 if (out / n).exists()]
+
+
+def test_seed_keeps_vmlinux_for_the_same_pahole(tmp_path: Path) -> None:
+    base = cached(tmp_path, REQ)
+    out = tmp_path / "out"
+    out.mkdir()
+    kbuild._seed(base, replace(REQ, variant="refuse"), out)
+    assert (out / "vmlinux").exists()

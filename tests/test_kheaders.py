@@ -15,7 +15,7 @@ from harness.pahole import Pahole
 
 
 def kernel(tmp_path: Path) -> KernelBuild:
-    source = KernelSource(tmp_path / "src", "6.12.117", "deb:x", "debian6.12.117")
+    source = KernelSource(tmp_path / "src", "6.12.117", "deb:x", "debian6.12.117", "debian:6.12")
     return KernelBuild(tmp_path / "build", "k", get_arch("x86_64"), source,
                        Pahole(Path("/opt/pahole 1.30/pahole"), "1.30", ()))
 

@@ -20,7 +20,7 @@ from suites.conftest import needed_kernels, outcome_label
 
 def point(version: str) -> MatrixPoint:
     ph = Pahole(Path(f"/p/{version}"), version, ())
-    src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117")
+    src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117", "debian:6.12")
     return MatrixPoint(KernelRequest(get_arch("x86_64"), src, ph), ph)
 
 

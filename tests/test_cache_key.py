@@ -1,0 +1,93 @@
+"""The kernel cache key changes with every input that changes the kernel (issue 10's list)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness import kbuild, ksource, pahole
+from harness.arches import Toolchain, get_arch
+from harness.ksource import KernelSource
+
+TOOLS = {"gcc": "gcc (Debian 12.2.0-14) 12.2.0", "ld": "GNU ld (GNU Binutils for Debian) 2.40",
+         "as": "GNU assembler (GNU Binutils for Debian) 2.40", "rustc": "(none)"}
+REQ = kbuild.KernelRequest(get_arch("x86_64"),
+                           KernelSource(Path("/src"), "6.12.117", "deb:x", "debian6.12.117",
+                                        "debian:6.12"),
+                           pahole.Pahole(Path("/p/pahole"), "1.30", (), digest="aaaa"))
+
+
+def key(req: kbuild.KernelRequest = REQ, **tools: str) -> str:
+    return kbuild.cache_key(req, {**TOOLS, **tools})
+
+
+def test_same_inputs_same_key() -> None:
+    assert key() == key()
+
+
+def test_pahole_content_is_keyed(tmp_path: Path) -> None:
+    # Same version, other binary (Debian's 1.30 vs a patched 1.30): other digest, other key.
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"\x7fELF pahole 1.30")
+    b.write_bytes(b"\x7fELF pahole 1.30 patched")
+    assert pahole.content_digest(a) != pahole.content_digest(b)
+    patched = replace(REQ, pahole=replace(REQ.pahole, digest=pahole.content_digest(b)))
+    assert key(patched) != key(replace(REQ, pahole=replace(REQ.pahole,
+                                                           digest=pahole.content_digest(a))))
+
+
+def test_pahole_libraries_are_found() -> None:
+    # The system's pahole loads libbpf/libdw: a rebuilt library changes the digest.
+    lib = Path("/usr/bin/pahole")
+    if not lib.exists():
+        pytest.skip("no /usr/bin/pahole to read DT_NEEDED from")
+    needed, _ = pahole._dynamic(lib)
+    assert needed, "pahole names no libraries"
+
+
+@pytest.mark.parametrize("tool,other", [
+    ("gcc", "gcc (Debian 12.2.0-14+b1) 12.2.0"),
+    ("ld", "GNU ld (GNU Binutils for Debian) 2.41"),
+    ("as", "GNU assembler (GNU Binutils for Debian) 2.41"),
+    ("rustc", "rustc 1.85.0"),
+])
+def test_each_toolchain_program_is_keyed(tool: str, other: str) -> None:
+    assert kbuild.cache_key(REQ, {**TOOLS, tool: other}) != key()
+
+
+def test_llvm_version_and_toolchain_are_keyed() -> None:
+    llvm = replace(REQ, toolchain=Toolchain("llvm", "-19"))
+    assert key(llvm) != key()
+    assert key(llvm, clang="clang version 19.1.7") != key(llvm, clang="clang version 19.1.6")
+
+
+def test_cache_version_is_keyed(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = key()
+    monkeypatch.setattr(kbuild, "CACHE_VERSION", kbuild.CACHE_VERSION + 1)
+    assert key() != before
+
+
+def _git(tree: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True)
+
+
+def test_git_identity_sees_untracked_and_binary_changes(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "-c", "user.email=k@b", "-c", "user.name=k", "commit", "-q",
+         "--allow-empty", "-m", "x")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01")
+    _git(tmp_path, "add", "blob.bin")
+    _git(tmp_path, "-c", "user.email=k@b", "-c", "user.name=k", "commit", "-q", "-m", "b")
+    clean = ksource._tree_identity(tmp_path)
+    (tmp_path / "new.c").write_text("int x;\n")
+    untracked = ksource._tree_identity(tmp_path)
+    assert untracked != clean, "an untracked file did not change the identity"
+    (tmp_path / "new.c").write_text("int y;\n")
+    assert ksource._tree_identity(tmp_path) != untracked, "untracked content not hashed"
+    (tmp_path / "new.c").unlink()
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x02")
+    assert ksource._tree_identity(tmp_path) not in (clean, untracked), \
+        "a binary change did not change the identity"
