@@ -14,11 +14,14 @@ _ENVIRONMENT = re.compile(
     r"Cannot allocate memory|virtual memory exhausted|Killed signal terminated program|"
     r"[\w./-]+: (?:command )?not found|No such file or directory: '[^']*(?:gcc|make|pahole)'",
 )
-# The most telling lines of a failed build, best first: a tool that crashed, pahole's own
-# complaints, then the first compiler or make error.
+# The most telling lines of a failed build, best first: a tool that crashed, the BTF tools'
+# own complaints (pahole; resolve_btfids, which distils and sorts module BTF in 7.x), then
+# the first compiler or make error.
 _REASONS = (
     re.compile(r"Segmentation fault|Aborted|core dumped|Bus error|Illegal instruction"),
-    re.compile(r"pahole.*(?:unrecognized|error|Error|failed)|(?:error|Error).*pahole"),
+    re.compile(r"pahole.*(?:unrecognized|error|Error|failed)|(?:error|Error).*pahole|"
+               r"FAILED to distill base BTF|FAILED: btf permute|FAILED to sort BTF|"
+               r"FAILED: (?:load (?:base )?BTF|malformed BTF)|resolve_btfids: "),
     re.compile(r"\berror\b|\bError \d+|FAILED"),
 )
 

@@ -13,6 +13,7 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 COLUMNS = (
     ("arch", "arch"),
     ("kernel", "kernel"),
+    ("toolchain", "toolchain"),
     ("kernel_pahole", "kernel pahole"),
     ("config_pahole_version", "CONFIG_PAHOLE_VERSION"),
     ("module_pahole", "module pahole"),

@@ -45,3 +45,15 @@ def test_full_disk_and_missing_tool_are_the_environments(tmp_path: Path) -> None
     assert type(full) is HarnessError and "No space left on device" in str(full)
     missing = classify(tmp_path, "/bin/sh: 1: flex: not found\nmake: *** Error 127\n")
     assert type(missing) is HarnessError and "flex: not found" in str(missing)
+
+
+def test_resolve_btfids_failures_of_7x_are_named(tmp_path: Path) -> None:
+    # 7.x: scripts/gen-btf.sh runs resolve_btfids, which distils and sorts module BTF.
+    for line in ("FAILED to distill base BTF: Invalid argument",
+                 "FAILED: btf permute: No such file or directory",
+                 "FAILED to sort BTF: Invalid argument"):
+        err = classify(tmp_path, "$ make -C /k M=/m modules\n  BTF [M] /m/kbtf_hello.ko\n"
+                       f"{line}\nmake[3]: *** [scripts/Makefile.modfinal:55: /m/kbtf_hello.ko] "
+                       "Error 255\n")
+        assert isinstance(err, BuildFailure), line
+        assert line in str(err), err
