@@ -14,7 +14,7 @@ def test_summary_table_rows_and_failures() -> None:
     table = results.summary_table([rec])
     lines = table.splitlines()
     assert lines[0].startswith("| point | arch | kernel | toolchain | kernel pahole")
-    assert "| x86_64-debian6.12.117-pahole1.30 | - | - | 1.30 |" in lines[2]
+    assert "| x86_64-debian6.12.117-pahole1.30 | - | - | - | 1.30 |" in lines[2]
     assert lines[2].endswith("| test_b (failed) |")
 
 
