@@ -31,6 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--module-pahole", action="append", default=None, metavar="SPEC",
                     help="the pahole `make M=` runs (a matrix axis, repeatable; same specs); "
                     "default: the kernel's. Varying it never rebuilds the kernel")
+    group.addoption("--module", action="append", default=None, metavar="PATH[:param=value]",
+                    help="an out-of-tree module directory (Kbuild or Makefile with obj-m) to "
+                    "build, load and check in every BTF mode (repeatable; never written to); "
+                    ":param=value pairs are passed to insmod. kbtf's modules/kbtf_hello is "
+                    "always checked")
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
     group.addoption("--sabotage", default=None,

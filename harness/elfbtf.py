@@ -119,3 +119,22 @@ def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:
     out = proc.run(argv, timeout=BPFTOOL_TIMEOUT)
     types: list[dict[str, object]] = json.loads(out.stdout)["types"]
     return types
+
+
+def module_functions(ko: Path, vmlinux: Path) -> set[str]:
+    """Names of the FUNC types in a module's own BTF (split on top of its .BTF.base, else of
+    ``vmlinux``). Raises CommandError if bpftool fails."""
+    btf = section_data(ko, ".BTF")
+    if btf is None:
+        return set()
+    base = section_data(ko, ".BTF.base")
+    with tempfile.TemporaryDirectory(prefix="kbtf-btf-") as tmp:
+        split_file = Path(tmp) / "btf.raw"
+        split_file.write_bytes(btf)
+        base_file = vmlinux
+        if base is not None:
+            base_file = Path(tmp) / "btf-base.raw"
+            base_file.write_bytes(base)
+        # bpftool dumps split BTF from its first own id: only the module's types.
+        types = btf_types(split_file, base_file)
+    return {str(t["name"]) for t in types if t["kind"] == "FUNC"}

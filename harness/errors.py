@@ -74,3 +74,7 @@ class KernelTrouble(ProductFailure):
 
 class BuildFailure(ProductFailure):
     """A kernel or module build failed or hung in the kernel's rules, the compiler or pahole."""
+
+
+class ModuleLoadFailure(ProductFailure):
+    """A module kbtf built was refused by the kernel it was built for."""

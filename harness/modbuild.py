@@ -20,44 +20,70 @@ MODULE_BUILD_TIMEOUT = 300
 
 @dataclass(frozen=True)
 class ModuleBuild:
-    """One built module."""
+    """One out-of-tree module directory, built."""
 
-    name: str
+    name: str  # the source directory's name
     btf_mode: str  # how its BTF was asked for: "default", "distilled", "split", ...
-    ko: Path
+    kos: tuple[Path, ...]  # every .ko the build made, in modules.order
     log: Path
     btf_skipped: bool  # Makefile.modfinal said "Skipping BTF generation"
+
+    @property
+    def ko(self) -> Path:
+        """The .ko named after the directory (kbtf's own modules), else the only one.
+
+        Raises BuildFailure when there is no such single module.
+        """
+        named = [k for k in self.kos if k.stem == self.name]
+        if named or len(self.kos) == 1:
+            return (named or list(self.kos))[0]
+        raise BuildFailure(f"{self.name} built {len(self.kos)} modules and none is called "
+                           f"{self.name}.ko", log=self.log)
+
+
+# Build products a user's directory may hold from an earlier build: not copied.
+_STALE = shutil.ignore_patterns(".git", "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd",
+                                "modules.order", "Module.symvers", ".tmp_versions")
 
 
 def build_module(
     kernel: KernelBuild,
-    name: str,
+    src: Path,
     outdir: Path,
     pahole: Pahole,
     btf_mode: str = "default",
     make_args: tuple[str, ...] = (),
 ) -> ModuleBuild:
-    """Copy modules/<name> to ``outdir``/<btf_mode>/<name> and build it against ``kernel``.
+    """Copy module directory ``src`` (kbtf's modules/<name> or the user's, never written
+    to) to ``outdir``/<btf_mode>/<name> and build it against ``kernel``.
 
     ``pahole`` is the module's pahole (make PAHOLE=...). Raises BuildFailure naming the log
-    when the build fails or hangs (the kernel's rules or pahole), HarnessError when the
-    environment stopped it, ConfigError if there is no such module.
+    when the build fails or hangs (the kernel's rules or pahole) or makes no module,
+    HarnessError when the environment stopped it, ConfigError if ``src`` is no directory.
     """
-    src = MODULES_DIR / name
     if not src.is_dir():
-        raise ConfigError(f"no module source {src}")
-    dst = outdir / btf_mode / name
+        raise ConfigError(f"no module source directory {src}")
+    dst = outdir / btf_mode / src.name
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst)
+    shutil.copytree(src, dst, ignore=_STALE, symlinks=True)
     log = dst / "build.log"
     argv = make_argv(kernel.arch, source=kernel.dir, module=dst, pahole=pahole.path,
-                     toolchain=kernel.toolchain,
-                     extra=make_args, targets=["modules"])
+                     toolchain=kernel.toolchain, extra=make_args, targets=["modules"])
     try:
         proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)
     except CommandError as exc:
-        raise buildlog.classify(f"module build of {name}", exc, log) from None
-    ko = dst / f"{name}.ko"
-    if not ko.is_file():
-        raise BuildFailure(f"module build of {name} produced no {ko.name}", log=log)
-    return ModuleBuild(name, btf_mode, ko, log, SKIPPED_BTF in log.read_text(errors="replace"))
+        raise buildlog.classify(f"module build of {src.name}", exc, log) from None
+    kos = built_modules(dst)
+    if not kos:
+        raise BuildFailure(f"module build of {src.name} produced no .ko", log=log)
+    return ModuleBuild(src.name, btf_mode, kos, log,
+                       SKIPPED_BTF in log.read_text(errors="replace"))
+
+
+def built_modules(build_dir: Path) -> tuple[Path, ...]:
+    """The .ko files of an M= build dir, in the order of its modules.order."""
+    order = build_dir / "modules.order"
+    names = order.read_text().split() if order.is_file() else []
+    kos = [build_dir / Path(n).with_suffix(".ko") for n in names]
+    kos = [k for k in kos if k.is_file()] or sorted(build_dir.rglob("*.ko"))
+    return tuple(kos)

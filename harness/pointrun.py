@@ -88,11 +88,11 @@ class PointRun:
 
     # -- modules -----------------------------------------------------------------------
 
-    def module(self, kernel: kbuild.KernelBuild, name: str, btf_mode: str) -> ModuleBuild:
-        """modules/<name> built for ``kernel`` with the point's module pahole and the
+    def module(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str) -> ModuleBuild:
+        """Module directory ``src`` built for ``kernel`` with the point's module pahole and the
         kernel's toolchain; BTF mode "split..." leaves out the distilled base the way the
         tree's era allows (btfexpect.ModuleBtfRules.split_args). --sabotage strip-* removes
-        a BTF section afterwards. Its ELF and BTF facts go to elf-facts.json.
+        a BTF section afterwards. Each .ko's ELF and BTF facts go to <module>.elf-facts.json.
 
         Raises MissingPrerequisite (the module pahole cannot build for this kernel),
         BuildFailure (the build failed or hung), HarnessError.
@@ -105,19 +105,20 @@ class PointRun:
         make_args = rules.split_args if btf_mode.startswith("split") else ()
         # Per worker: xdist may run this point's tests on several workers at once.
         outdir = self.run_dir / self.point.id / "modules" / self.worker
-        built = build_module(kernel, name, outdir, self.point.module_pahole, btf_mode, make_args)
-        if (section := STRIP.get(self.sabotage or "")) is not None:
-            proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, built.ko],
-                     logfile=built.log, timeout=60)
-        facts = elf_facts(built.ko)
-        btf_types, btf_base_types = module_type_counts(built.ko, kernel.vmlinux)
-        record = {
-            "sections": list(facts.sections), "vermagic": facts.vermagic,
-            "btf_types": btf_types, "btf_base_types": btf_base_types,
-            "btf_bytes": facts.btf.type_len if facts.btf else 0,
-            "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
-        }
-        (built.ko.parent / "elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
+        built = build_module(kernel, src, outdir, self.point.module_pahole, btf_mode, make_args)
+        for ko in built.kos:
+            if (section := STRIP.get(self.sabotage or "")) is not None:
+                proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, ko],
+                         logfile=built.log, timeout=60)
+            facts = elf_facts(ko)
+            btf_types, btf_base_types = module_type_counts(ko, kernel.vmlinux)
+            record = {
+                "sections": list(facts.sections), "vermagic": facts.vermagic,
+                "btf_types": btf_types, "btf_base_types": btf_base_types,
+                "btf_bytes": facts.btf.type_len if facts.btf else 0,
+                "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
+            }
+            ko.with_suffix(".elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
         return built
 
     # -- guests ------------------------------------------------------------------------

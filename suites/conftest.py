@@ -21,11 +21,12 @@ import pytest
 
 from harness import cacheentry, guestroot, kbuild, results
 from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base, read_rules
-from harness.errors import HarnessError, KbtfError, ProductFailure
+from harness.errors import HarnessError, KbtfError, ModuleLoadFailure
 from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
-from harness.modbuild import ModuleBuild
-from harness.pointrun import MissingPrerequisite, PointRun
+from harness.modbuild import MODULES_DIR, ModuleBuild
+from harness.pointrun import REPO, MissingPrerequisite, PointRun
+from harness.usermod import OWN_MODULES, ModuleSpec, parse_spec
 from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
 
 # Hooks of suites/blame.py, registered through this conftest.
@@ -33,12 +34,9 @@ __all__ = ["pytest_handlecrashitem", "pytest_runtest_call", "pytest_runtest_make
 
 log = logging.getLogger("kbtf")
 POINTS = pytest.StashKey[list[MatrixPoint]]()
+MODULES = pytest.StashKey[list[ModuleSpec]]()
 RUN_DIR = pytest.StashKey[Path]()
 CACHE = pytest.StashKey[Path]()
-
-
-class ModuleLoadFailure(ProductFailure):
-    """A module kbtf built was refused by the kernel it was built for."""
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -71,8 +69,17 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.kconfig_add, cache, config.option.module_pahole,
             config.option.launcher, config.option.toolchain,
         )
+        config.stash[MODULES] = module_specs(config.option.module or [])
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    _POINT_IDS[:] = sorted((p.id for p in config.stash[POINTS]), key=len, reverse=True)
+
+
+def module_specs(given: list[str]) -> list[ModuleSpec]:
+    """The modules the generic suite checks: kbtf's own, then each --module (once each).
+    Raises ConfigError on a bad --module."""
+    specs = [parse_spec(s, REPO) for s in [*OWN_MODULES, *given]]
+    return list({s.path: s for s in specs}.values())
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -183,6 +190,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(p, id=p.id, marks=pytest.mark.xdist_group(p.kernel_id))
                   for p in metafunc.config.stash[POINTS]]
         metafunc.parametrize("point", params, scope="session")
+    if "module_spec" in metafunc.fixturenames:
+        specs = metafunc.config.stash[MODULES]
+        metafunc.parametrize("module_spec", specs, ids=[s.name for s in specs],
+                             scope="session")
+    if "btf_mode" in metafunc.fixturenames:
+        metafunc.parametrize("btf_mode", BTF_MODES, scope="session")
+
+
+# BTF modes the generic module suite builds each module in: the tree's default, and its
+# era's split-only way (btfexpect.ModuleBtfRules.split_args).
+BTF_MODES = ("default", "split")
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -222,7 +240,7 @@ def _module(config: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoin
             name: str, btf_mode: str) -> ModuleBuild:
     """PointRun.module, a missing prerequisite skipping the test with its reason."""
     try:
-        return _run(config, point).module(kernel, name, btf_mode)
+        return _run(config, point).module(kernel, MODULES_DIR / name, btf_mode)
     except MissingPrerequisite as exc:
         pytest.skip(str(exc))
 
@@ -242,11 +260,7 @@ def btf_base_expected(kernel: kbuild.KernelBuild, point: MatrixPoint,
                            point.module_pahole)
 
 
-@pytest.fixture(scope="session")
-def hello_split(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint
-                ) -> ModuleBuild:
-    """modules/kbtf_hello built against kernel A the era's split-only way."""
-    return _module(pytestconfig, kernel, point, "kbtf_hello", "split")
+
 
 
 @pytest.fixture(scope="session")
@@ -275,6 +289,21 @@ def types_split_for_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.Kern
                           point: MatrixPoint) -> ModuleBuild:
     """modules/kbtf_types built against A' with split BTF only (to load into A)."""
     return _module(pytestconfig, kernel_prime, point, "kbtf_types", "split-for-prime")
+
+
+@pytest.fixture(scope="session")
+def module_build(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
+                 module_spec: ModuleSpec, btf_mode: str, btf_rules: ModuleBtfRules
+                 ) -> ModuleBuild:
+    """A --module directory (or kbtf's own) built against kernel A in ``btf_mode``. A build
+    that fails is the module's or the kernel's failure: the test fails quoting the log."""
+    if btf_mode == "split" and not btf_rules.split_args:
+        pytest.skip(f"{kernel.source.label} makes only split module BTF ({btf_rules.evidence}):"
+                    " its default build is the split-only one")
+    try:
+        return _run(pytestconfig, point).module(kernel, module_spec.path, btf_mode)
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -366,15 +395,32 @@ def facts(point: MatrixPoint, run_dir: Path) -> Iterator[dict[str, object]]:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect outcomes per point (in the controller, or the only process)."""
-    m = re.fullmatch(r"(?P<test>.*)\[(?P<point>[^\]]*)\](?:@.*)?", report.nodeid)
-    if m is None:
+    found = split_test_id(report.nodeid, _POINT_IDS)
+    if found is None:
         return
+    point, name = found
     if report.when == "call" or report.outcome != "passed":
-        name = m["test"].split("::")[-1]
-        _OUTCOMES.setdefault(m["point"], {})[name] = outcome_label(report)
+        _OUTCOMES.setdefault(point, {})[name] = outcome_label(report)
+
+
+def split_test_id(nodeid: str, point_ids: list[str]) -> tuple[str, str] | None:
+    """(point id, test name) of a node id: ``file::test[<point>-<more params>]`` gives the
+    point and ``test[<more params>]``; None for tests of no point. ``point_ids``: longest
+    first (one id may start another)."""
+    m = re.fullmatch(r"(?P<test>.*)\[(?P<params>[^\]]*)\](?:@.*)?", nodeid)
+    if m is None:
+        return None
+    name = m["test"].split("::")[-1]
+    for point in point_ids:
+        if m["params"] == point:
+            return point, name
+        if m["params"].startswith(point + "-"):
+            return point, f"{name}[{m['params'][len(point) + 1:]}]"
+    return None
 
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
+_POINT_IDS: list[str] = []
 
 
 def outcome_label(report: pytest.TestReport) -> str:

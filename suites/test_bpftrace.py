@@ -63,7 +63,7 @@ def hello_without_btf(guest: GuestSession, hello_loaded: ModuleBuild, kernel: Ke
               "--remove-section", ".BTF.base", hello_loaded.ko, ko], timeout=60)
     assert guest.run("rmmod kbtf_hello").ok
     assert guest.run("insmod", guest.path(ko)).ok
-    yield replace(hello_loaded, ko=ko)
+    yield replace(hello_loaded, kos=(ko,))
     guest.run("rmmod kbtf_hello")
     guest.run("insmod", guest.path(hello_loaded.ko))
 

@@ -1,19 +1,34 @@
-"""Foundation suite: an out-of-tree module gets BTF, loads, and shows up in /sys/kernel/btf.
+"""Generic module suite: every module -- kbtf's modules/kbtf_hello and each --module -- in
+every BTF mode of the kernel's era builds with .BTF, carries .BTF.base exactly as the tree's
+rules predict, loads (its modules in dependency order), shows its functions in
+/sys/kernel/btf/<mod> to bpftool, lets bpftrace attach a kprobe and a kfunc to one of its
+functions (chosen from its own BTF), and unloads.
 
-Each test fails when the kernel feature it checks is broken: a kernel without
-DEBUG_INFO_BTF_MODULES gives a .ko without .BTF and no /sys/kernel/btf/<mod>.
+Each test fails when what it checks is broken: a kernel without DEBUG_INFO_BTF_MODULES gives
+a .ko without .BTF and no /sys/kernel/btf/<mod>; a stripped .BTF fails the bpftool and kfunc
+tests (--sabotage strip-btf).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
 
-from harness.elfbtf import elf_facts
+import pytest
+
+from harness.btfexpect import ModuleBtfRules, expect_btf_base
+from harness.elfbtf import elf_facts, module_functions
+from harness.errors import ModuleLoadFailure
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
+from harness.matrix import MatrixPoint
 from harness.modbuild import ModuleBuild
+from harness.usermod import ModuleSpec, load_order, module_name
 
-MOD = "kbtf_hello"
+# insmod errors that mean the guest lacks what the module drives, not a broken module.
+NEEDS_HARDWARE = ("No such device", "No such device or address")
 
 
 def test_vmlinux_has_btf(kernel: KernelBuild) -> None:
@@ -22,41 +37,147 @@ def test_vmlinux_has_btf(kernel: KernelBuild) -> None:
     assert facts.btf.type_len > 0
 
 
-def test_module_has_btf_section(hello_ko: ModuleBuild) -> None:
-    facts = elf_facts(hello_ko.ko)
-    assert not hello_ko.btf_skipped, f"modfinal skipped BTF generation: see {hello_ko.log}"
-    assert facts.btf is not None, f"{hello_ko.ko} has no .BTF section (sections: {facts.sections})"
-    assert facts.btf.type_len > 0, f"{hello_ko.ko}: .BTF holds no types"
-
-
 def test_sys_kernel_btf_vmlinux(guest: GuestSession) -> None:
     res = guest.run("test -s /sys/kernel/btf/vmlinux")
     assert res.ok, "/sys/kernel/btf/vmlinux is missing or empty in the guest"
 
 
-def test_insmod(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
-    res = guest.run("grep", f"^{MOD} ", "/proc/modules")
-    assert res.ok, f"{MOD} is not in /proc/modules after insmod"
+def test_module_builds_with_btf(module_build: ModuleBuild) -> None:
+    assert not module_build.btf_skipped, (
+        f"Makefile.modfinal printed 'Skipping BTF generation': see {module_build.log}")
+    for ko in module_build.kos:
+        facts = elf_facts(ko)
+        assert facts.btf is not None, f"{ko.name} has no .BTF section (sections: {facts.sections})"
+        assert facts.btf.type_len > 0, f"{ko.name}: .BTF holds no types"
 
 
-def test_sys_kernel_btf_module(guest: GuestSession, hello_loaded: ModuleBuild,
-                               facts: dict[str, object]) -> None:
-    res = guest.run("test", "-s", f"/sys/kernel/btf/{MOD}")
-    facts["module_btf_loaded"] = res.ok
-    dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
-    assert res.ok, f"/sys/kernel/btf/{MOD} missing after insmod; dmesg: {dmesg or '(nothing)'}"
+def test_btf_base_as_the_rules_predict(
+    module_build: ModuleBuild, kernel: KernelBuild, point: MatrixPoint, btf_mode: str,
+    btf_rules: ModuleBtfRules,
+) -> None:
+    expected = expect_btf_base(btf_rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
+                               point.module_pahole, split_only=btf_mode == "split")
+    for ko in module_build.kos:
+        present = elf_facts(ko).btf_base is not None
+        assert present == expected.btf_base, (
+            f"{ko.name} ({btf_mode} build): .BTF.base {'present' if present else 'absent'}, "
+            f"expected {'present' if expected.btf_base else 'absent'}: {expected.reason}")
 
 
-def test_bpftool_names_module_function(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
-    # bpftool reads /sys/kernel/btf/vmlinux as the base of a module's split BTF itself.
-    res = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{MOD}")
-    assert res.ok, f"bpftool btf dump failed: {res.stderr.strip()}"
-    funcs = {t["name"] for t in json.loads(res.stdout)["types"] if t["kind"] == "FUNC"}
-    assert "kbtf_hello_poke" in funcs, f"module BTF lacks kbtf_hello_poke; FUNCs: {sorted(funcs)}"
+@pytest.fixture
+def module_loaded(guest: GuestSession, module_build: ModuleBuild, module_spec: ModuleSpec
+                  ) -> Iterator[list[str]]:
+    """The build's modules inserted into guest A in dependency order (a module of the same
+    name loaded before is removed first); removed again after the test. Yields their names.
+
+    A refused insmod fails the test (ModuleLoadFailure), except where the module needs
+    hardware or a module this kernel lacks: a skip naming why.
+    """
+    ordered, outside = load_order(list(module_build.kos))
+    names = [module_name(k) for k in ordered]
+    missing = {n: d for n, d in outside.items() if d}
+    for name in reversed(names):
+        guest.run("rmmod", name)
+    loaded: list[str] = []
+    try:
+        for ko, name in zip(ordered, names, strict=True):
+            if missing.get(name):
+                pytest.skip(f"{name} depends on {', '.join(missing[name])}, which no given "
+                            "module provides and this kernel does not build")
+            guest.run("dmesg -C")
+            res = guest.run("insmod", guest.path(ko), *module_spec.params)
+            if not res.ok:
+                why = res.stderr.strip()
+                if any(h in why for h in NEEDS_HARDWARE):
+                    pytest.skip(f"insmod {ko.name}: {why}: it needs hardware this guest lacks "
+                                "(or parameters: --module PATH:param=value)")
+                dmesg = guest.run("dmesg | tail -5").stdout.strip()
+                raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
+                                        f"{dmesg}", log=guest.console_log)
+            loaded.append(name)
+        yield names
+    finally:
+        for name in reversed(loaded):
+            if guest.alive:
+                guest.run("rmmod", name)
 
 
-def test_rmmod(guest: GuestSession, hello_loaded: ModuleBuild) -> None:
-    assert guest.run("rmmod", MOD).ok, f"rmmod {MOD} failed"
-    assert not guest.run("test", "-e", f"/sys/kernel/btf/{MOD}").ok, \
-        f"/sys/kernel/btf/{MOD} still exists after rmmod"
-    assert guest.run("insmod", guest.path(hello_loaded.ko)).ok, "re-insmod after rmmod failed"
+def test_module_loads(guest: GuestSession, module_loaded: list[str]) -> None:
+    for name in module_loaded:
+        assert guest.run("grep", "-q", f"^{name} ", "/proc/modules").ok, \
+            f"{name} is not in /proc/modules after insmod"
+
+
+def _guest_functions(guest: GuestSession, name: str) -> set[str]:
+    """FUNC names bpftool reads from /sys/kernel/btf/<name> in the guest."""
+    res = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
+    assert res.ok, f"bpftool btf dump /sys/kernel/btf/{name} failed: {res.stderr.strip()}"
+    return {t["name"] for t in json.loads(res.stdout)["types"] if t["kind"] == "FUNC"}
+
+
+def test_sys_kernel_btf_lists_the_module_functions(
+    guest: GuestSession, module_loaded: list[str], module_build: ModuleBuild,
+    kernel: KernelBuild, facts: dict[str, object],
+) -> None:
+    for ko, name in zip(*_ordered(module_build), strict=True):
+        present = guest.run("test", "-s", f"/sys/kernel/btf/{name}").ok
+        if module_build.name == "kbtf_hello" and module_build.btf_mode == "default":
+            facts["module_btf_loaded"] = present
+        dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
+        assert present, (f"/sys/kernel/btf/{name} missing after insmod; dmesg: "
+                         f"{dmesg or '(nothing)'}")
+        built = module_functions(ko, kernel.vmlinux)
+        seen = _guest_functions(guest, name)
+        assert seen, f"bpftool lists no FUNC in /sys/kernel/btf/{name}"
+        assert built <= seen, (f"/sys/kernel/btf/{name} lacks functions its .BTF has: "
+                               f"{sorted(built - seen)[:10]}")
+
+
+def _ordered(build: ModuleBuild) -> tuple[list[Path], list[str]]:
+    """The build's .ko files in load order, and their module names."""
+    ordered, _ = load_order(list(build.kos))
+    return ordered, [module_name(k) for k in ordered]
+
+
+@pytest.fixture
+def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
+    """(module, function): the first function, by name, of the first module whose BTF names
+    functions ftrace can attach to (available_filter_functions)."""
+    guest.run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing")
+    listed = guest.run("cat /sys/kernel/tracing/available_filter_functions")
+    assert listed.ok, f"cannot read available_filter_functions: {listed.stderr.strip()}"
+    for name in module_loaded:
+        attachable = {ln.split()[0] for ln in listed.stdout.splitlines()
+                      if ln.endswith(f"[{name}]")}
+        funcs = sorted(_guest_functions(guest, name) & attachable)
+        if funcs:
+            return name, funcs[0]
+    pytest.fail(f"no function in the BTF of {', '.join(module_loaded)} is traceable "
+                "(available_filter_functions)")
+
+
+def _attach(guest: GuestSession, probe: str) -> tuple[int, str]:
+    """Run a bpftrace program that attaches ``probe`` and exits after a second."""
+    program = f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
+    res = guest.run("bpftrace", "-e", program, timeout=300)
+    return res.rc, (res.stdout + res.stderr).strip()
+
+
+def test_bpftrace_kprobe_attaches(guest: GuestSession, traceable: tuple[str, str]) -> None:
+    _, func = traceable
+    rc, out = _attach(guest, f"kprobe:{func}")
+    assert rc == 0, f"bpftrace kprobe:{func} failed ({rc}): {out}"
+
+
+def test_bpftrace_kfunc_attaches(guest: GuestSession, traceable: tuple[str, str]) -> None:
+    mod, func = traceable
+    rc, out = _attach(guest, f"kfunc:{mod}:{func}")
+    assert rc == 0, (f"bpftrace {shlex.quote(f'kfunc:{mod}:{func}')} failed ({rc}): {out}")
+
+
+def test_rmmod(guest: GuestSession, module_loaded: list[str]) -> None:
+    for name in reversed(module_loaded):
+        res = guest.run("rmmod", name)
+        assert res.ok, f"rmmod {name} failed: {res.stderr.strip()}"
+        assert not guest.run("test", "-e", f"/sys/kernel/btf/{name}").ok, \
+            f"/sys/kernel/btf/{name} still exists after rmmod"

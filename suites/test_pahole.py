@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base
+from harness.btfexpect import Expectation
 from harness.elfbtf import elf_facts
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
@@ -37,25 +37,10 @@ def test_btf_base_present_as_facts_predict(
                  module_btf_bytes=ko.btf.type_len if ko.btf else 0,
                  module_btf_base_bytes=ko.btf_base.type_len if ko.btf_base else 0)
     # Counted once, when the module was built (suites/conftest.py _module).
-    counts = json.loads((hello_ko.ko.parent / "elf-facts.json").read_text())
+    counts = json.loads(hello_ko.ko.with_suffix(".elf-facts.json").read_text())
     facts["module_btf_types"] = counts["btf_types"]
     facts["module_btf_base_types"] = counts["btf_base_types"]
     assert present == expected.btf_base, (
         f"{hello_ko.ko.name}: .BTF.base {'present' if present else 'absent'}, expected "
         f"{'present' if expected.btf_base else 'absent'}: {expected.reason}")
 
-
-def test_split_only_build_has_no_btf_base(
-    kernel: KernelBuild, hello_split: ModuleBuild, btf_rules: ModuleBtfRules,
-    point: MatrixPoint, facts: dict[str, object],
-) -> None:
-    """The era's split-only build (MODULE_PAHOLE_FLAGS= on 6.11-6.x, RESOLVE_BTFIDS_FLAGS= on
-    7.x, the plain build before) gives .BTF and no .BTF.base: the relocation suite's stale
-    split module depends on it."""
-    expected = expect_btf_base(btf_rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value),
-                               point.module_pahole, split_only=True)
-    ko = elf_facts(hello_split.ko)
-    facts["split_only_args"] = " ".join(btf_rules.split_args) or "(none)"
-    assert ko.btf is not None, f"{hello_split.ko.name}: split-only build has no .BTF"
-    assert ko.btf_base is None, (
-        f"{hello_split.ko.name}: .BTF.base present in a split-only build: {expected.reason}")

@@ -40,7 +40,7 @@ WRONG = {**RIGHT, "task": "struct list_head *"}
 
 @pytest.fixture
 def types_split():
-    return ModuleBuild("kbtf_types", "split", Path(KO), Path("build.log"), False)
+    return ModuleBuild("kbtf_types", "split", (Path(KO),), Path("build.log"), False)
 
 def run(guest, types_split, request, monkeypatch, members, unreadable=None):
     monkeypatch.setattr(rel, "read_members", lambda g, k: (members, unreadable))

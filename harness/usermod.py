@@ -1,0 +1,100 @@
+"""--module SPECs: out-of-tree module directories to check, with their load parameters, and
+the order their .ko files load in (from the depends= of their .modinfo)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from harness.errors import ConfigError
+
+# kbtf's own module the generic checks always cover (one code path for every module).
+OWN_MODULES = ("modules/kbtf_hello",)
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module directory to build and check, and what insmod needs."""
+
+    path: Path  # the directory (Kbuild or Makefile with obj-m); read, never written
+    params: tuple[str, ...] = ()  # "param=value" for insmod, every .ko of the directory
+
+    @property
+    def name(self) -> str:
+        """The directory's name: names the module in test ids."""
+        return self.path.name
+
+    @property
+    def spec(self) -> str:
+        """The --module SPEC that gives it again."""
+        return ":".join([str(self.path), *self.params])
+
+
+def parse_spec(text: str, repo: Path) -> ModuleSpec:
+    """'PATH[:param=value[:param=value...]]' -> ModuleSpec (relative paths: from the
+    working directory, else from the repository).
+
+    Raises ConfigError if the directory is missing or has no obj-m in Kbuild/Makefile.
+    """
+    path_text, *params = text.split(":")
+    bad = [p for p in params if not re.fullmatch(r"[A-Za-z_]\w*=\S*", p)]
+    if bad:
+        raise ConfigError(f"--module {text}: '{bad[0]}' is not param=value (use "
+                          "--module PATH:param=value[:param=value]")
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and not path.exists() and (repo / path).exists():
+        path = repo / path
+    path = path.resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--module {path_text}: no such directory; pass an out-of-tree "
+                          "module's directory")
+    kbuild = [path / n for n in ("Kbuild", "Makefile") if (path / n).is_file()]
+    if not any(re.search(r"^\s*obj-(?:m|\$\([A-Z0-9_]+\))\s*[+:]?=", f.read_text(
+            errors="replace"), re.MULTILINE) for f in kbuild):
+        raise ConfigError(f"--module {path}: no Kbuild or Makefile with obj-m: not an "
+                          "out-of-tree module directory")
+    return ModuleSpec(path, tuple(params))
+
+
+def module_name(ko: Path) -> str:
+    """The kernel's name for a .ko: its file stem with '-' as '_'."""
+    return ko.name.removesuffix(".ko").replace("-", "_")
+
+
+def depends(ko: Path) -> tuple[str, ...]:
+    """The modules ``ko`` depends on, from the depends= entry of its .modinfo."""
+    with ko.open("rb") as fh:
+        section = ELFFile(fh).get_section_by_name(".modinfo")
+        data = section.data() if section is not None else b""
+    for entry in data.split(b"\0"):
+        if entry.startswith(b"depends="):
+            return tuple(d for d in entry[8:].decode().split(",") if d)
+    return ()
+
+
+def load_order(kos: list[Path]) -> tuple[list[Path], dict[str, tuple[str, ...]]]:
+    """``kos`` ordered so that every module comes after the ones it depends on, and, per
+    module, the dependencies none of ``kos`` provides (they must come from the kernel)."""
+    by_name = {module_name(k): k for k in kos}
+    ordered: list[Path] = []
+    outside: dict[str, tuple[str, ...]] = {}
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        ko = by_name[name]
+        if ko in ordered or name in visiting:
+            return
+        visiting.add(name)
+        deps = depends(ko)
+        outside[name] = tuple(d for d in deps if d not in by_name)
+        for dep in deps:
+            if dep in by_name:
+                visit(dep)
+        ordered.append(ko)
+
+    for name in by_name:
+        visit(name)
+    return ordered, outside

@@ -1,0 +1,82 @@
+"""--module SPECs and the load order of a directory's modules (ELF .modinfo made here)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.usermod import depends, load_order, module_name, parse_spec
+from suites.conftest import split_test_id
+
+
+def module_dir(tmp_path: Path, text: str = "obj-m := drill_mod.o\n") -> Path:
+    d = tmp_path / "drill"
+    d.mkdir()
+    (d / "Makefile").write_text("ifeq ($(KPATH),)\nKPATH := /lib/modules/x/build\nendif\n" + text)
+    return d
+
+
+def test_spec_with_params(tmp_path: Path) -> None:
+    d = module_dir(tmp_path)
+    spec = parse_spec(f"{d}:debug=1:name=x", tmp_path)
+    assert (spec.path, spec.params, spec.name) == (d, ("debug=1", "name=x"), "drill")
+    assert parse_spec(spec.spec, tmp_path) == spec
+
+
+def test_spec_relative_to_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    d = module_dir(tmp_path)
+    monkeypatch.chdir("/")
+    assert parse_spec("drill", tmp_path).path == d
+
+
+@pytest.mark.parametrize("text,error", [
+    ("{d}/missing", "no such directory"),
+    ("{d}:debug", "not param=value"),
+])
+def test_bad_specs(tmp_path: Path, text: str, error: str) -> None:
+    d = module_dir(tmp_path)
+    with pytest.raises(ConfigError, match=error):
+        parse_spec(text.format(d=d), tmp_path)
+
+
+def test_directory_without_obj_m(tmp_path: Path) -> None:
+    d = module_dir(tmp_path, "all:\n\tgcc x.c\n")
+    with pytest.raises(ConfigError, match="no Kbuild or Makefile with obj-m"):
+        parse_spec(str(d), tmp_path)
+
+
+def fake_ko(tmp_path: Path, name: str, deps: str) -> Path:
+    """An ELF object with a .modinfo like the kernel's modpost writes."""
+    src = tmp_path / f"{name}.c"
+    src.write_text("int x;\n")
+    obj = tmp_path / f"{name}.ko"
+    subprocess.run(["gcc", "-c", str(src), "-o", str(obj)], check=True)
+    info = tmp_path / f"{name}.modinfo"
+    info.write_bytes(f"license=GPL\0depends={deps}\0name={name}\0".encode())
+    subprocess.run(["objcopy", "--add-section", f".modinfo={info}", str(obj)], check=True)
+    return obj
+
+
+def test_load_order_follows_depends(tmp_path: Path) -> None:
+    core = fake_ko(tmp_path, "drv-core", "")
+    user = fake_ko(tmp_path, "drv_user", "drv_core,videodev")
+    assert depends(user) == ("drv_core", "videodev")
+    assert module_name(core) == "drv_core"
+    ordered, outside = load_order([user, core])
+    assert ordered == [core, user]
+    assert outside == {"drv_user": ("videodev",), "drv_core": ()}
+
+
+def test_split_test_id_names_point_and_other_params() -> None:
+    points = sorted(["x86_64-debian6.12.117-gcc-pahole1.30",
+                     "x86_64-debian6.12.117-gcc-pahole1.30-modpahole1.24"], key=len, reverse=True)
+    nid = "suites/test_module_btf.py::test_rmmod[x86_64-debian6.12.117-gcc-pahole1.30-drill-split]"
+    assert split_test_id(nid, points) == ("x86_64-debian6.12.117-gcc-pahole1.30",
+                                          "test_rmmod[drill-split]")
+    nid = "suites/test_pahole.py::test_x[x86_64-debian6.12.117-gcc-pahole1.30-modpahole1.24]"
+    assert split_test_id(nid, points) == (points[0], "test_x")
+    assert split_test_id("tests/test_a.py::test_b", points) is None
