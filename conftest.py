@@ -36,6 +36,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "build, load and check in every BTF mode (repeatable; never written to); "
                     ":param=value pairs are passed to insmod. kbtf's modules/kbtf_hello is "
                     "always checked")
+    group.addoption("--distro", action="append", default=None, metavar="SPEC",
+                    help="a distro's own kernel, a matrix axis (repeatable): debian:bookworm "
+                    "(6.1), debian:bookworm-security (6.12+deb12), debian:trixie; its image, "
+                    "headers and kbuild packages are downloaded and unpacked into the cache, "
+                    "modules built against the headers as the Ubuntu SRU plan does, the image "
+                    "booted. Without --arch/--kernel/--pahole/--toolchain only distro tests run")
+    group.addoption("--distro-deb", action="append", default=None, metavar="FILE",
+                    help="local kernel packages (linux-image, linux-headers, -common, kbuild) "
+                    "for distros kbtf cannot download, grouped by release (repeatable)")
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
     group.addoption("--sabotage", default=None,

@@ -144,7 +144,14 @@ class GuestSession:
 
     def _check_kernel_identity(self) -> None:
         """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for
-        byte. Raises BootError if it cannot be read or differs (another kernel booted)."""
+        byte, and ``uname -r`` the expected release when one is given (a distro kernel
+        whose headers ship no vmlinux). Raises BootError if either cannot be read or
+        differs (another kernel booted)."""
+        if self.spec.release is not None:
+            uname = self.run("uname -r").stdout.strip()
+            if uname != self.spec.release:
+                raise BootError(f"guest {self.name} runs kernel {uname or '(unreadable)'}, "
+                                f"not {self.spec.release}", log=self.serial_log)
         want = self.spec.btf_sha256
         if want is None:
             return

@@ -5,17 +5,31 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from harness import buildlog, proc
-from harness.arches import make_argv
+from harness.arches import Arch, Toolchain, make_argv
 from harness.errors import BuildFailure, CommandError, ConfigError
-from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 SKIPPED_BTF = "Skipping BTF generation"
 # A module of a few files builds in ~2 s; past this the build (pahole, say) is hung.
 MODULE_BUILD_TIMEOUT = 300
+
+
+class BuildTarget(Protocol):
+    """What a module builds against: a kernel build dir (KernelBuild) or a distro's
+    headers (distro.DistroKernel)."""
+
+    @property
+    def dir(self) -> Path: ...  # make -C here
+
+    @property
+    def arch(self) -> Arch: ...
+
+    @property
+    def toolchain(self) -> Toolchain: ...
 
 
 @dataclass(frozen=True)
@@ -47,17 +61,18 @@ _STALE = shutil.ignore_patterns(".git", "*.o", "*.ko", "*.mod", "*.mod.c", ".*.c
 
 
 def build_module(
-    kernel: KernelBuild,
+    kernel: BuildTarget,
     src: Path,
     outdir: Path,
-    pahole: Pahole,
+    pahole: Pahole | None,
     btf_mode: str = "default",
     make_args: tuple[str, ...] = (),
 ) -> ModuleBuild:
     """Copy module directory ``src`` (kbtf's modules/<name> or the user's, never written
     to) to ``outdir``/<btf_mode>/<name> and build it against ``kernel``.
 
-    ``pahole`` is the module's pahole (make PAHOLE=...). Raises BuildFailure naming the log
+    ``pahole`` is the module's pahole (make PAHOLE=...; None: the `pahole` on PATH, as a
+    distro's users build). Raises BuildFailure naming the log
     when the build fails or hangs (the kernel's rules or pahole) or makes no module,
     HarnessError when the environment stopped it, ConfigError if ``src`` is no directory.
     """
@@ -67,7 +82,8 @@ def build_module(
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, ignore=_STALE, symlinks=True)
     log = dst / "build.log"
-    argv = make_argv(kernel.arch, source=kernel.dir, module=dst, pahole=pahole.path,
+    argv = make_argv(kernel.arch, source=kernel.dir, module=dst,
+                     pahole=pahole.path if pahole else None,
                      toolchain=kernel.toolchain, extra=make_args, targets=["modules"])
     try:
         proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)

@@ -57,6 +57,8 @@ class BootSpec:
     launcher: str = "vng"  # one of LAUNCHERS
     root: Path | None = None  # kbtf launcher: the guest's root tree
     shares: tuple[Share, ...] = ()  # kbtf launcher: host dirs the guest mounts
+    initrd: Path | None = None  # kbtf launcher: an initramfs loading the modules 9p needs
+    release: str | None = None  # the uname -r the booted kernel must show (distro kernels)
 
     def guest_path(self, host: Path) -> str:
         """Where the guest sees host path ``host``: itself under vng (the host's root);
@@ -97,6 +99,8 @@ def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
         ro = "" if writable else ",readonly=on"
         argv += ["-fsdev", f"local,id=fs_{name},path={path},security_model=none{ro}",
                  "-device", f"virtio-9p-{t},fsdev=fs_{name},mount_tag={tag}"]
+    if spec.initrd is not None:
+        argv += ["-initrd", str(spec.initrd)]
     if spec.pidfile is not None:
         argv += ["-pidfile", str(spec.pidfile)]
     return argv

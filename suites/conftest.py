@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, guestroot, kbuild, results
+from harness import cacheentry, distro, guestroot, kbuild, results
 from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base, read_rules
 from harness.errors import HarnessError, KbtfError, ModuleLoadFailure
 from harness.guest import GuestPool, GuestSession
@@ -35,6 +35,7 @@ __all__ = ["pytest_handlecrashitem", "pytest_runtest_call", "pytest_runtest_make
 log = logging.getLogger("kbtf")
 POINTS = pytest.StashKey[list[MatrixPoint]]()
 MODULES = pytest.StashKey[list[ModuleSpec]]()
+DISTROS = pytest.StashKey[list[distro.DistroKernel]]()
 RUN_DIR = pytest.StashKey[Path]()
 CACHE = pytest.StashKey[Path]()
 
@@ -70,6 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.launcher, config.option.toolchain,
         )
         config.stash[MODULES] = module_specs(config.option.module or [])
+        config.stash[DISTROS] = distro.resolve(config.option.distro or [],
+                                               config.option.distro_deb or [], cache)
+        if config.stash[DISTROS] and not any(
+                (config.option.arch, config.option.kernel, config.option.pahole,
+                 config.option.module_pahole, config.option.toolchain)):
+            config.stash[POINTS] = []  # distro mode: no kernel is built from source
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     _POINT_IDS[:] = sorted((p.id for p in config.stash[POINTS]), key=len, reverse=True)
@@ -122,8 +129,17 @@ def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """An xdist worker writes down which kernels its selected tests need (after -k and -m
+    """Tests of an axis with no value in this run (distro tests without --distro, kernel
+    tests in distro mode) are deselected, not reported as empty-parameter skips. Then an
+    xdist worker writes down which kernels its selected tests need (after -k and -m
     deselected theirs; before xdist reports the collection to the controller)."""
+    empty = [name for name, given in (("point", bool(config.stash.get(POINTS, []))),
+                                      ("distro_kernel", bool(config.stash.get(DISTROS, []))))
+             if not given]
+    drop = [i for i in items if any(n in getattr(i, "fixturenames", ()) for n in empty)]
+    if drop:
+        items[:] = [i for i in items if i not in drop]
+        config.hook.pytest_deselected(items=drop)
     if _is_worker(config):
         worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
         path = config.stash[RUN_DIR] / f"needs-{worker}.json"
@@ -190,6 +206,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(p, id=p.id, marks=pytest.mark.xdist_group(p.kernel_id))
                   for p in metafunc.config.stash[POINTS]]
         metafunc.parametrize("point", params, scope="session")
+    if "distro_kernel" in metafunc.fixturenames:
+        kernels = metafunc.config.stash[DISTROS]
+        metafunc.parametrize("distro_kernel", [
+            pytest.param(k, id=k.label, marks=pytest.mark.xdist_group(k.label))
+            for k in kernels], scope="session")
     if "module_spec" in metafunc.fixturenames:
         specs = metafunc.config.stash[MODULES]
         metafunc.parametrize("module_spec", specs, ids=[s.name for s in specs],

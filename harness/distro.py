@@ -1,0 +1,231 @@
+"""Distro kernels (--distro, --distro-deb): a distribution's own kernel image, headers and
+kbuild packages, unpacked into the cache -- never installed -- to run the Ubuntu SRU plan's
+check: build an out-of-tree module against the headers package and look for .BTF.
+
+The headers packages use absolute paths (the flavour's Makefile is `include
+/usr/src/linux-headers-<ver>-common/Makefile`; /lib/modules/<ver>/build is an absolute
+link). kbtf rewrites the absolute `/usr/src/` paths of the flavour's Makefile to the
+unpacked tree and builds with `make -C <unpacked headers>`; the relative `scripts` and
+`tools` links into linux-kbuild work as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import cacheentry, kconfig, proc, provision
+from harness.arches import GCC, Arch, Toolchain, get_arch
+from harness.errors import ConfigError
+
+UNPACK_TIMEOUT = 300  # dpkg-deb -x of a ~70 MB image package
+
+
+@dataclass(frozen=True)
+class DebianKernel:
+    """Where Debian ships a kernel flavour: the suite and the meta packages naming it."""
+
+    suite: str
+    image_meta: str
+    headers_meta: str
+
+
+# --distro debian:NAME (amd64, the generic flavour).
+DEBIAN_DISTROS: Mapping[str, DebianKernel] = {
+    "bookworm": DebianKernel("bookworm", "linux-image-amd64", "linux-headers-amd64"),
+    "bookworm-security": DebianKernel("bookworm-security", "linux-image-6.12-amd64",
+                                      "linux-headers-6.12-amd64"),
+    "trixie": DebianKernel("trixie", "linux-image-amd64", "linux-headers-amd64"),
+}
+
+
+@dataclass(frozen=True)
+class DistroKernel:
+    """One distro kernel, unpacked: what the SRU plan installs, in a cache dir."""
+
+    label: str  # test-id name: "debian-bookworm-6.1.0-50-amd64", "deb-6.1.0-50-amd64"
+    release: str  # uname -r: 6.1.0-50-amd64
+    root: Path  # the unpacked packages (boot/, lib/modules/, usr/src/, usr/lib/)
+    debs: tuple[Path, ...]  # the packages it came from
+
+    @property
+    def headers(self) -> Path:
+        """The flavour's headers dir: make -C here (the SRU plan's /lib/modules/<ver>/build)."""
+        return self.root / "usr" / "src" / f"linux-headers-{self.release}"
+
+    @property
+    def image(self) -> Path:
+        """The bootable kernel image."""
+        return self.root / "boot" / f"vmlinuz-{self.release}"
+
+    @property
+    def modules(self) -> Path:
+        """The image's /lib/modules/<release>."""
+        return self.root / "lib" / "modules" / self.release
+
+    @property
+    def dir(self) -> Path:
+        """What module builds run make -C in (modbuild.BuildTarget): the headers."""
+        return self.headers
+
+    @property
+    def arch(self) -> Arch:
+        """The kernel's architecture (amd64 packages only, so far)."""
+        return get_arch("x86_64")
+
+    @property
+    def toolchain(self) -> Toolchain:
+        """Debian builds its kernels with gcc (the headers' .kernelvariables name it)."""
+        return GCC
+
+    @property
+    def vmlinux(self) -> Path:
+        """The vmlinux the headers package ships for module BTF (absent in some)."""
+        return self.headers / "vmlinux"
+
+    def config(self) -> dict[str, kconfig.Option]:
+        """The headers' .config."""
+        path = self.headers / ".config"
+        return kconfig.parse(path.read_text(), str(path))
+
+
+def _depends(cache_dir: Path, suite: str, package: str) -> list[str]:
+    """The packages ``package`` depends on in ``suite`` (first alternative of each)."""
+    state = provision.apt_state(cache_dir, suite)
+    out = proc.run(["apt-cache", *provision.apt_options(state), "depends", package],
+                   timeout=provision.APT_TIMEOUT, check=False)
+    return [m[1] for m in re.finditer(r"^  \|?Depends: (\S+)$", out.stdout, re.MULTILINE)
+            if not m[1].startswith("<")]
+
+
+def debian_packages(cache_dir: Path, name: str) -> list[str]:
+    """The image, headers, headers-common and kbuild packages of Debian's ``name`` kernel
+    (meta packages resolved in its suite). Raises ConfigError naming the valid names."""
+    kernel = DEBIAN_DISTROS.get(name)
+    if kernel is None:
+        offered = ", ".join(f"debian:{n}" for n in DEBIAN_DISTROS)
+        raise ConfigError(f"unknown distro 'debian:{name}': use {offered}, or --distro-deb "
+                          "FILE for packages kbtf cannot download")
+    image = [d for d in _depends(cache_dir, kernel.suite, kernel.image_meta)
+             if d.startswith("linux-image-")][:1]
+    headers = [d for d in _depends(cache_dir, kernel.suite, kernel.headers_meta)
+               if d.startswith("linux-headers-")][:1]
+    if not image or not headers:
+        raise ConfigError(f"Debian {kernel.suite}: {kernel.image_meta} or "
+                          f"{kernel.headers_meta} names no kernel package now")
+    extra = [d for d in _depends(cache_dir, kernel.suite, headers[0])
+             if d.startswith(("linux-headers-", "linux-kbuild-"))]
+    return [image[0], headers[0], *extra]
+
+
+def debian_kernel(cache_dir: Path, name: str) -> DistroKernel:
+    """Debian's ``name`` kernel (DEBIAN_DISTROS), downloaded through kbtf's private apt
+    configuration and unpacked into the cache once. Raises ConfigError, CommandError."""
+    suite = DEBIAN_DISTROS[name].suite if name in DEBIAN_DISTROS else name
+    packages = debian_packages(cache_dir, name)
+    versions = [provision.package_version(cache_dir, suite, p) or "" for p in packages]
+    key = hashlib.sha256(repr((packages, versions)).encode()).hexdigest()[:12]
+    dest = cache_dir / "distro" / f"debian-{name}-{key}"
+
+    def fill(tmp: Path) -> None:
+        debs = provision.download(cache_dir, suite, tuple(packages), tmp / "debs",
+                                  tmp / "fetch.log")
+        _unpack(debs, tmp / "root", dest / "root", tmp / "fetch.log")
+
+    cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
+    return _describe(dest, f"debian-{name}")
+
+
+def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
+    """The kernels in local .deb files (--distro-deb), grouped by release: each image
+    package with its headers, and the -common and kbuild packages those headers depend on.
+    Unpacked into the cache once per set of files. Raises ConfigError on a file that is no
+    kernel package, or a release without both its image and headers."""
+    infos = {}
+    for deb in debs:
+        deb = deb.expanduser().resolve()
+        if not deb.is_file():
+            raise ConfigError(f"--distro-deb {deb}: no such file")
+        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends"], timeout=60)
+        m = re.search(r"^Package: (\S+)", fields, re.MULTILINE)
+        if m is None or not m[1].startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
+            raise ConfigError(f"--distro-deb {deb}: not a linux-image, linux-headers or "
+                              "linux-kbuild package")
+        depends = re.search(r"^Depends: (.*)$", fields, re.MULTILINE)
+        infos[m[1]] = (deb, depends[1] if depends else "")
+    kernels = []
+    for package, (deb, _) in sorted(infos.items()):
+        if not package.startswith("linux-image-"):
+            continue
+        release = package.removeprefix("linux-image-").removesuffix("-unsigned")
+        headers = infos.get(f"linux-headers-{release}")
+        if headers is None:
+            raise ConfigError(f"--distro-deb: {package} without linux-headers-{release}: "
+                              "pass its headers package too")
+        wanted = re.findall(r"(linux-(?:headers|kbuild)-[^\s,(|]+)", headers[1])
+        group = [deb, headers[0], *(infos[w][0] for w in wanted if w in infos)]
+        digest = hashlib.sha256()
+        for path in group:
+            digest.update(path.read_bytes())
+        dest = cache_dir / "distro" / f"deb-{release}-{digest.hexdigest()[:12]}"
+
+        def fill(tmp: Path, group: list[Path] = group, dest: Path = dest) -> None:
+            (tmp / "debs").mkdir()
+            copies = []
+            for path in group:
+                shutil.copy(path, tmp / "debs" / path.name)
+                copies.append(tmp / "debs" / path.name)
+            _unpack(copies, tmp / "root", dest / "root", tmp / "fetch.log")
+
+        cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
+        kernels.append(_describe(dest, "deb"))
+    if not kernels:
+        raise ConfigError("--distro-deb: no linux-image package among the files")
+    return kernels
+
+
+def _unpack(debs: list[Path], root: Path, final_root: Path, log: Path) -> None:
+    """dpkg-deb -x every package into ``root``, run depmod on its modules, then point the
+    headers Makefiles' absolute /usr/src/ paths at ``final_root``'s (where ``root`` will be
+    after the rename)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for deb in debs:
+        proc.run(["dpkg-deb", "-x", deb, root], logfile=log, timeout=UNPACK_TIMEOUT)
+    for release in (root / "lib" / "modules").glob("*"):
+        # Packages ship no modules.dep (depmod writes it when installing): kbtf's initramfs
+        # needs it to load modules in order.
+        proc.run(["depmod", "-b", root, release.name], logfile=log, timeout=UNPACK_TIMEOUT)
+    for makefile in (root / "usr" / "src").glob("linux-headers-*/Makefile"):
+        text = makefile.read_text()
+        makefile.write_text(re.sub(r"(?m)^include /usr/src/",
+                                   f"include {final_root}/usr/src/", text))
+    (root / ".complete").write_text("".join(f"{d.name}\n" for d in debs))
+
+
+def _describe(dest: Path, prefix: str) -> DistroKernel:
+    """The DistroKernel unpacked at ``dest``. Raises ConfigError if it holds no image."""
+    root = dest / "root"
+    images = sorted((root / "boot").glob("vmlinuz-*"))
+    if not images:
+        raise ConfigError(f"{dest}: the packages hold no /boot/vmlinuz-*")
+    release = images[0].name.removeprefix("vmlinuz-")
+    debs = tuple(sorted((dest / "debs").glob("*.deb")))
+    return DistroKernel(f"{prefix}-{release}", release, root, debs)
+
+
+def resolve(specs: list[str], deb_files: list[str], cache_dir: Path) -> list[DistroKernel]:
+    """Every distro kernel of a run: --distro SPECs ('debian:NAME') and --distro-deb files.
+    Raises ConfigError (one line naming the fix), CommandError."""
+    kernels = []
+    for spec in dict.fromkeys(specs):
+        if not spec.startswith("debian:"):
+            raise ConfigError(f"unknown distro '{spec}': use debian:NAME ("
+                              + ", ".join(DEBIAN_DISTROS) + ") or --distro-deb FILE")
+        kernels.append(debian_kernel(cache_dir, spec.removeprefix("debian:")))
+    if deb_files:
+        kernels += local_kernels(cache_dir, [Path(f) for f in deb_files])
+    return kernels

@@ -1,0 +1,152 @@
+"""Distro kernels (--distro, --distro-deb): the Ubuntu SRU plan's check for out-of-tree
+module BTF, on the distro's own packages. Each module (kbtf_hello and every --module) is
+built against the headers package exactly as its users build it (`make -C <headers>
+M=<module> modules`, the `pahole` on PATH), then loaded into the distro's own kernel, booted
+with its own modules.
+
+A headers package that ships no vmlinux makes Makefile.modfinal print "Skipping BTF
+generation ... due to unavailability of vmlinux": the module gets no .BTF. That is the bug
+the plan exists to catch, so it fails the .BTF test, naming the missing file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import guestroot, initramfs, pahole, vm
+from harness.btfexpect import expect_btf_base, read_rules
+from harness.distro import DistroKernel
+from harness.elfbtf import elf_facts, section_data
+from harness.errors import ModuleLoadFailure
+from harness.guest import GuestPool, GuestSession
+from harness.modbuild import SKIPPED_BTF, ModuleBuild, build_module
+from harness.pointrun import REPO
+from harness.usermod import ModuleSpec, load_order, module_name
+
+# insmod errors of a kernel that enforces module signatures.
+SIGNATURE_ENFORCED = ("Key was rejected by service", "Required key not available")
+
+
+@pytest.fixture(scope="session")
+def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir: Path
+                  ) -> ModuleBuild:
+    """The module built against the distro's headers, the SRU plan's way."""
+    out = run_dir / distro_kernel.label / "modules"
+    return build_module(distro_kernel, module_spec.path, out, None)
+
+
+def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
+                                        distro_module: ModuleBuild) -> None:
+    if distro_module.btf_skipped:
+        line = next(ln for ln in distro_module.log.read_text().splitlines()
+                    if SKIPPED_BTF in ln)
+        pytest.fail(f"{line.strip()}: the headers package ships no vmlinux "
+                    f"({distro_kernel.vmlinux} missing), so out-of-tree modules get no BTF "
+                    f"(log: {distro_module.log})")
+    for ko in distro_module.kos:
+        facts = elf_facts(ko)
+        assert facts.btf is not None, f"{ko.name} has no .BTF (sections: {facts.sections})"
+
+
+def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
+                                               distro_module: ModuleBuild) -> None:
+    rules = read_rules(distro_kernel.headers)
+    config_pahole = int(distro_kernel.config()["CONFIG_PAHOLE_VERSION"].value)
+    expected = expect_btf_base(rules, config_pahole, pahole.system_pahole())
+    for ko in distro_module.kos:
+        present = elf_facts(ko).btf_base is not None
+        assert present == expected.btf_base, (
+            f"{ko.name}: .BTF.base {'present' if present else 'absent'}, expected "
+            f"{'present' if expected.btf_base else 'absent'}: {expected.reason}")
+
+
+@pytest.fixture(scope="session")
+def distro_pool() -> Iterator[GuestPool]:
+    """This process's distro guests; shut down at the end of the session."""
+    pool = GuestPool()
+    try:
+        yield pool
+    finally:
+        pool.close_all()
+
+
+@pytest.fixture
+def distro_guest(distro_kernel: DistroKernel, distro_pool: GuestPool, run_dir: Path,
+                 cache_dir: Path) -> GuestSession:
+    """The distro's own kernel booted with kbtf's guest root: an initramfs loads the 9p and
+    virtio modules from the image package. The guest must show the package's release."""
+    logdir = run_dir / distro_kernel.label / "guests"
+    vmlinux_btf = section_data(distro_kernel.vmlinux, ".BTF") \
+        if distro_kernel.vmlinux.is_file() else None
+
+    def make(boot: int) -> GuestSession:
+        arch = distro_kernel.arch
+        shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
+                  vm.Share("out", logdir / f"distro-{boot}.out", writable=True))
+        spec = vm.BootSpec(
+            arch, distro_kernel.image, vm.probe_kvm(arch.qemu)[0], launcher="kbtf",
+            root=guestroot.ensure_root(arch, cache_dir), shares=shares,
+            initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent),
+            release=distro_kernel.release,
+            btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
+        return GuestSession(spec, logdir, "distro", boot)
+
+    return distro_pool.get(distro_kernel.label, make)
+
+
+@pytest.fixture
+def distro_loaded(distro_guest: GuestSession, distro_module: ModuleBuild,
+                  module_spec: ModuleSpec) -> Iterator[list[str]]:
+    """The module's .ko files inserted into the distro kernel (unsigned: it loads tainted);
+    removed after the test. A kernel that enforces signatures is a skip naming it."""
+    ordered, _ = load_order(list(distro_module.kos))
+    loaded: list[str] = []
+    try:
+        for ko in ordered:
+            name = module_name(ko)
+            distro_guest.run("rmmod", name)
+            res = distro_guest.run("insmod", distro_guest.path(ko), *module_spec.params)
+            if not res.ok:
+                why = res.stderr.strip()
+                if any(s in why for s in SIGNATURE_ENFORCED):
+                    pytest.skip(f"the distro kernel enforces module signatures: {why}")
+                raise ModuleLoadFailure(f"insmod {ko.name} into the distro kernel failed: "
+                                        f"{why}", log=distro_guest.console_log)
+            loaded.append(name)
+        yield loaded
+    finally:
+        for name in reversed(loaded):
+            if distro_guest.alive:
+                distro_guest.run("rmmod", name)
+
+
+def test_distro_kernel_loads_module_btf(distro_guest: GuestSession,
+                                        distro_loaded: list[str]) -> None:
+    for name in distro_loaded:
+        present = distro_guest.run("test", "-s", f"/sys/kernel/btf/{name}").ok
+        dmesg = distro_guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
+        assert present, (f"/sys/kernel/btf/{name} missing after insmod into "
+                         f"{distro_guest.spec.release}; dmesg: {dmesg or '(nothing)'}")
+
+
+def test_bpftrace_kfunc_on_distro_kernel(distro_guest: GuestSession,
+                                         distro_loaded: list[str]) -> None:
+    distro_guest.run("mountpoint -q /sys/kernel/tracing || "
+                     "mount -t tracefs nodev /sys/kernel/tracing")
+    listed = distro_guest.run("cat /sys/kernel/tracing/available_filter_functions").stdout
+    for name in distro_loaded:
+        funcs = sorted(ln.split()[0] for ln in listed.splitlines() if ln.endswith(f"[{name}]"))
+        if not funcs:
+            continue
+        probe = f"kfunc:{name}:{funcs[0]}"
+        program = f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
+        res = distro_guest.run("bpftrace", "-e", program, timeout=300)
+        out = (res.stdout + res.stderr).strip()
+        assert res.ok, f"bpftrace {shlex.quote(probe)} failed ({res.rc}): {out}"
+        return
+    pytest.fail(f"no traceable function in {', '.join(distro_loaded)}")
