@@ -12,18 +12,7 @@ from harness import distro, initramfs
 from harness.errors import ConfigError
 
 # depmod's lines for the modules kbtf's initramfs needs (Debian bookworm 6.1.0-50-amd64).
-MODULES_DEP_61 = """kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko
-kernel/fs/netfs/netfs.ko:
-kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko
-kernel/net/9p/9pnet.ko:
-kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
-kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
-kernel/drivers/virtio/virtio_ring.ko:
-kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
-kernel/drivers/virtio/virtio_pci_modern_dev.ko:
-kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
-kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
-"""
+MODULES_DEP_61 = (Path(__file__).parent / "data" / "modules.dep-6.1.0-50-amd64").read_text()
 
 
 def test_initramfs_loads_dependencies_first() -> None:
