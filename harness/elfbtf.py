@@ -121,20 +121,26 @@ def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:
     return types
 
 
-def module_functions(ko: Path, vmlinux: Path) -> set[str]:
-    """Names of the FUNC types in a module's own BTF (split on top of its .BTF.base, else of
-    ``vmlinux``). Raises CommandError if bpftool fails."""
+def module_btf(ko: Path, vmlinux: Path) -> tuple[list[dict[str, object]],
+                                                  list[dict[str, object]]]:
+    """(the module's own types, its base's types) from bpftool's JSON: .BTF split on top of
+    .BTF.base when the module has one, else of ``vmlinux``. ([], []) without .BTF.
+    Raises CommandError if bpftool fails."""
     btf = section_data(ko, ".BTF")
     if btf is None:
-        return set()
+        return [], []
     base = section_data(ko, ".BTF.base")
     with tempfile.TemporaryDirectory(prefix="kbtf-btf-") as tmp:
         split_file = Path(tmp) / "btf.raw"
         split_file.write_bytes(btf)
-        base_file = vmlinux
-        if base is not None:
-            base_file = Path(tmp) / "btf-base.raw"
-            base_file.write_bytes(base)
-        # bpftool dumps split BTF from its first own id: only the module's types.
-        types = btf_types(split_file, base_file)
-    return {str(t["name"]) for t in types if t["kind"] == "FUNC"}
+        if base is None:
+            # bpftool dumps split BTF from its first own id: only the module's types.
+            return btf_types(split_file, vmlinux), vmlinux_types(vmlinux)
+        base_file = Path(tmp) / "btf-base.raw"
+        base_file.write_bytes(base)
+        return btf_types(split_file, base_file), btf_types(base_file)
+
+
+def module_functions(ko: Path, vmlinux: Path) -> set[str]:
+    """Names of the FUNC types in a module's own BTF. Raises CommandError."""
+    return {str(t["name"]) for t in module_btf(ko, vmlinux)[0] if t["kind"] == "FUNC"}

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.btfdedup import duplicates
 from harness.btfexpect import ModuleBtfRules, expect_btf_base
-from harness.elfbtf import elf_facts, module_functions
+from harness.elfbtf import elf_facts, module_btf, module_functions
 from harness.errors import ModuleLoadFailure
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
@@ -62,6 +63,17 @@ def test_btf_base_as_the_rules_predict(
         assert present == expected.btf_base, (
             f"{ko.name} ({btf_mode} build): .BTF.base {'present' if present else 'absent'}, "
             f"expected {'present' if expected.btf_base else 'absent'}: {expected.reason}")
+
+
+def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild,
+                                           kernel: KernelBuild) -> None:
+    """BTF dedup never emits two identical types: a duplicate is pahole's or libbpf's
+    dedup failure (the split BTF against its base)."""
+    for ko in module_build.kos:
+        split, base = module_btf(ko, kernel.vmlinux)
+        found = duplicates(split, base)
+        assert not found, (f"{ko.name}: {sum(len(d.ids) - 1 for d in found)} duplicate types "
+                           f"in its split BTF, e.g. " + "; ".join(d.describe() for d in found[:4]))
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""Duplicate types in BTF (pure: reads bpftool's JSON). BTF dedup never means to emit two
+identical types; two types of one split BTF with the same kind, name, size and
+members/params/target (references resolved) are a dedup failure of pahole or libbpf."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# Kinds libbpf's dedup does not merge: identical ones can be legitimate.
+_NOT_DEDUPED = {"VAR", "DATASEC"}
+# Named kinds a reference stands for by (kind, name): what makes them one type is
+# checked where they are defined, and references through them may be cyclic.
+_BY_NAME = {"STRUCT", "UNION", "ENUM", "ENUM64", "FWD", "TYPEDEF", "INT", "FLOAT"}
+
+Type = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Types of one split BTF that are the same type."""
+
+    ids: tuple[int, ...]
+    kind: str
+    name: str
+    target: str  # what it refers to or holds, resolved (for the message)
+
+    def describe(self) -> str:
+        """"TYPEDEF '__u64' -> INT 'long long unsigned int' x2 (ids 10, 31)"."""
+        ids = ", ".join(str(i) for i in self.ids)
+        return f"{self.kind} '{self.name}'{self.target} x{len(self.ids)} (ids {ids})"
+
+
+def _index(types: Sequence[Type]) -> dict[int, Type]:
+    return {int(str(t["id"])): t for t in types}
+
+
+def duplicates(split: Sequence[Type], base: Sequence[Type] = ()) -> list[Duplicate]:
+    """Groups of identical types among ``split`` (ids resolved through ``split`` and
+    ``base``), largest first."""
+    by_id = {**_index(base), **_index(split)}
+    memo: dict[int, object] = {}
+
+    def ref(type_id: int, visiting: frozenset[int]) -> object:
+        if type_id == 0:
+            return ("void",)
+        t = by_id.get(type_id)
+        if t is None:
+            return ("missing", type_id)
+        name = str(t.get("name", "(anon)"))
+        if t["kind"] in _BY_NAME and name != "(anon)":
+            return (t["kind"], name)
+        if type_id in visiting:
+            return ("cycle",)
+        return canon(type_id, visiting | {type_id})
+
+    def resolve(value: object, visiting: frozenset[int]) -> object:
+        if isinstance(value, Mapping):
+            return tuple(sorted(
+                (k, ref(int(str(v)), visiting) if k.endswith("type_id") else resolve(v, visiting))
+                for k, v in value.items() if k != "id"))
+        if isinstance(value, list):
+            return tuple(resolve(v, visiting) for v in value)
+        return value
+
+    def canon(type_id: int, visiting: frozenset[int]) -> object:
+        if type_id not in memo:
+            memo[type_id] = resolve(by_id[type_id], visiting)
+        return memo[type_id]
+
+    groups: dict[object, list[int]] = {}
+    for t in split:
+        if t["kind"] in _NOT_DEDUPED:
+            continue
+        type_id = int(str(t["id"]))
+        groups.setdefault(canon(type_id, frozenset({type_id})), []).append(type_id)
+    found = []
+    for ids in groups.values():
+        if len(ids) > 1:
+            t = by_id[ids[0]]
+            target = ""
+            if "type_id" in t:
+                target_t = by_id.get(int(str(t["type_id"])))
+                target = (f" -> {target_t['kind']} '{target_t.get('name', '(anon)')}'"
+                          if target_t else " -> void")
+            found.append(Duplicate(tuple(ids), str(t["kind"]), str(t.get("name", "(anon)")),
+                                   target))
+    return sorted(found, key=lambda d: (-len(d.ids), d.ids))
