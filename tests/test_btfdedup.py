@@ -1,6 +1,7 @@
-"""The dedup check on captured data: kbtf_types.ko as pahole 1.30 built it for 6.12 (x86_64,
-with .BTF.base, debug info stripped) has no duplicate; the same module with one type record of its .BTF copied
-fails the check. bpftool (the host's) reads the sections, as in the suites."""
+"""The dedup check on captured data: kbtf_types.ko as pahole 1.30 built it for 6.12
+(x86_64, with .BTF.base, debug info stripped) has no duplicate; the same module with one
+type record of its .BTF copied fails the check. The host's bpftool reads the sections, as
+in the suites."""
 
 from __future__ import annotations
 
