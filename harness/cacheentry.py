@@ -4,6 +4,7 @@ when complete, under a file lock shared by every process (xdist workers)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -59,20 +60,25 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
 _KEEP_SUFFIXES = (".log",)
 
 
-def relocate_text(tree: Path, final: Path) -> list[Path]:
-    """Rewrite ``tree``'s path to ``final`` in every text file under ``tree`` that holds it
-    (found with grep -rlI; binaries such as vmlinux keep it in their debug info, which no
-    build reads). Logs are left as written. Returns the rewritten files.
+def relocate_text(tree: Path, final: Path, old: Path | None = None) -> list[Path]:
+    """Rewrite path ``old`` (default: ``tree`` itself) to ``final`` in every text file under
+    ``tree`` that holds it (found with grep -rlI; binaries such as vmlinux keep it in their
+    debug info, which no build reads). Modification times are kept: make must not see a
+    rewritten file as new (objtool's .cmd files hold absolute paths; a newer objtool rebuilds
+    every object in 6.1). Logs are left as written. Returns the rewritten files.
     """
-    old, new = str(tree).encode(), str(final).encode()
-    found = proc.run(["grep", "-rlIZF", "--", str(tree), str(tree)], timeout=RELOCATE_TIMEOUT,
+    old = old or tree
+    old_b, new_b = str(old).encode(), str(final).encode()
+    found = proc.run(["grep", "-rlIZF", "--", str(old), str(tree)], timeout=RELOCATE_TIMEOUT,
                      check=False)
     rewritten = []
     for name in filter(None, found.stdout.split("\0")):
         path = Path(name)
         if path.suffix in _KEEP_SUFFIXES or path.is_symlink():
             continue
-        path.write_bytes(path.read_bytes().replace(old, new))
+        st = path.stat()
+        path.write_bytes(path.read_bytes().replace(old_b, new_b))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
         rewritten.append(path)
     return rewritten
 

@@ -206,6 +206,9 @@ def _seed(seed: Path, req: KernelRequest, out: Path) -> None:
     removed so that the final link runs again and re-encodes its BTF with this pahole
     (the link rule's command line does not name pahole: kbuild would keep the old BTF)."""
     proc.run(["cp", "-a", f"{seed}/.", str(out)], timeout=COPY_TIMEOUT)
+    # Recorded absolute paths (objtool's .cmd files, 7.x's Makefile) name the copy, so that
+    # make sees the same commands and rebuilds only what the new config or pahole changes.
+    cacheentry.relocate_text(out, out, old=seed)
     meta = json.loads((seed / "kbtf-build.json").read_text())
     for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
         (out / name).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -55,3 +56,19 @@ def test_failed_fill_keeps_its_log(tmp_path: Path) -> None:
         cacheentry.populate(tmp_path / "e", lambda: False, fill, "build.log")
     assert err.value.log == tmp_path / "failed-e.log"
     assert not (tmp_path / "e").exists()
+
+
+def test_relocated_entry_names_its_final_path_and_keeps_mtimes(tmp_path: Path) -> None:
+    final = tmp_path / "x86_64-7.2.13-abc"
+
+    def fill(tmp: Path) -> None:
+        (tmp / "Makefile").write_text(f"export KBUILD_OUTPUT = {tmp}\ninclude /src/Makefile\n")
+        (tmp / "kbtf-build.log").write_text(f"$ make O={tmp}\n")
+        (tmp / "vmlinux").write_bytes(b"\x7fELF\0" + str(tmp).encode())
+        os.utime(tmp / "Makefile", ns=(1_000_000_000, 1_000_000_000))
+
+    cacheentry.populate(final, (final / "Makefile").exists, fill, relocate=True)
+    assert (final / "Makefile").read_text().splitlines()[0] == f"export KBUILD_OUTPUT = {final}"
+    assert (final / "Makefile").stat().st_mtime_ns == 1_000_000_000, "make would rebuild"
+    assert str(final) not in (final / "kbtf-build.log").read_text(), "logs say where it ran"
+    assert str(final).encode() not in (final / "vmlinux").read_bytes(), "binaries untouched"
