@@ -16,6 +16,7 @@ the module is compiled with comes from the running kernel's archive.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -26,7 +27,7 @@ from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
 
 ARCHIVE = "/sys/kernel/kheaders.tar.xz"
-SCAFFOLD_VERSION = "1"
+SCAFFOLD_VERSION = "2"
 EXTRACT_TIMEOUT = 300  # tar -xJf of a ~4 MB archive: seconds
 BUILD_TIMEOUT = 300  # one small module against the headers: seconds
 
@@ -53,14 +54,26 @@ def _fill(kernel: KernelBuild, out: Path) -> None:
         shutil.copy(makefile, out / "arch" / srcarch / makefile.name)
     shutil.copy(obj / ".config", out / ".config")
     shutil.copy(obj / "Module.symvers", out / "Module.symvers")
-    (out / "include/config").mkdir(parents=True)
-    shutil.copy(obj / "include/config/auto.conf", out / "include/config/auto.conf")
+    # The generated config files the tree's Makefile checks before an M= build (its
+    # checked-configs; 7.x adds include/generated/rustc_cfg); headers come from the archive.
+    for name in checked_configs((src / "Makefile").read_text()):
+        if not name.endswith(".h") and (obj / name).is_file():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(obj / name, out / name)
     for tool in ("tools/objtool/objtool", "tools/bpf/resolve_btfids/resolve_btfids"):
         if (obj / tool).is_file():
             (out / tool).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(obj / tool, out / tool)
     proc.run([kernel.arch.tool("objcopy"), "--only-section=.BTF", "--only-section=.BTF_ids",
               obj / "vmlinux", out / "vmlinux"], logfile=out / "kbtf-scaffold.log", timeout=120)
+
+
+def checked_configs(makefile: str) -> list[str]:
+    """The generated config files a top-level kernel Makefile requires before building
+    (``checked-configs``), or auto.conf alone for a Makefile that names none."""
+    m = re.search(r"^checked-configs\s*:=\s*\$\(addprefix \$\(objtree\)/,\s*([^)]*)\)",
+                  makefile, re.MULTILINE)
+    return m[1].split() if m else ["include/config/auto.conf"]
 
 
 def copy_out_command(dest: str) -> str:

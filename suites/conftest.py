@@ -201,10 +201,18 @@ def _run(config: pytest.Config, point: MatrixPoint) -> PointRun:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "point" in metafunc.fixturenames:
+    points = metafunc.config.stash[POINTS]
+    if "point" in metafunc.fixturenames and "btf_mode" in metafunc.fixturenames:
+        # Only the modes the point's era has: before 6.11 every module is split-only.
+        combos = [pytest.param(p, mode, id=f"{p.id}-{mode}",
+                               marks=pytest.mark.xdist_group(p.kernel_id))
+                  for p in points for mode in BTF_MODES
+                  if mode == "default" or read_rules(p.kernel.source.path).split_args]
+        metafunc.parametrize(("point", "btf_mode"), combos, scope="session")
+    elif "point" in metafunc.fixturenames:
         # One xdist group per kernel: its tests share one worker, so one guest boot.
         params = [pytest.param(p, id=p.id, marks=pytest.mark.xdist_group(p.kernel_id))
-                  for p in metafunc.config.stash[POINTS]]
+                  for p in points]
         metafunc.parametrize("point", params, scope="session")
     if "distro_kernel" in metafunc.fixturenames:
         kernels = metafunc.config.stash[DISTROS]
@@ -215,8 +223,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         specs = metafunc.config.stash[MODULES]
         metafunc.parametrize("module_spec", specs, ids=[s.name for s in specs],
                              scope="session")
-    if "btf_mode" in metafunc.fixturenames:
-        metafunc.parametrize("btf_mode", BTF_MODES, scope="session")
 
 
 # BTF modes the generic module suite builds each module in: the tree's default, and its
@@ -316,11 +322,9 @@ def types_split_for_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.Kern
 def module_build(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: MatrixPoint,
                  module_spec: ModuleSpec, btf_mode: str, btf_rules: ModuleBtfRules
                  ) -> ModuleBuild:
-    """A --module directory (or kbtf's own) built against kernel A in ``btf_mode``. A build
-    that fails is the module's or the kernel's failure: the test fails quoting the log."""
-    if btf_mode == "split" and not btf_rules.split_args:
-        pytest.skip(f"{kernel.source.label} makes only split module BTF ({btf_rules.evidence}):"
-                    " its default build is the split-only one")
+    """A --module directory (or kbtf's own) built against kernel A in ``btf_mode`` (an era
+    without a split-only way has only "default"). A build that fails is the module's or the
+    kernel's failure: the test fails quoting the log."""
     try:
         return _run(pytestconfig, point).module(kernel, module_spec.path, btf_mode)
     except MissingPrerequisite as exc:

@@ -67,3 +67,11 @@ def test_stray_headers_allows_only_auto_conf(tmp_path: Path) -> None:
     (tmp_path / "arch/x86/include").mkdir(parents=True)
     assert kheaders.stray_headers(tmp_path, "x86") == ["include/linux/sched.h",
                                                        "arch/x86/include"]
+
+
+def test_checked_configs_from_the_makefile() -> None:
+    makefile_72 = ("checked-configs := $(addprefix $(objtree)/, include/generated/autoconf.h "
+                   "include/generated/rustc_cfg include/config/auto.conf)\n")
+    assert kheaders.checked_configs(makefile_72) == [
+        "include/generated/autoconf.h", "include/generated/rustc_cfg", "include/config/auto.conf"]
+    assert kheaders.checked_configs("VERSION = 6\n") == ["include/config/auto.conf"]
