@@ -23,6 +23,7 @@ COLUMNS = (
     ("module_btf_base_types", ".BTF.base types"),
     ("module_btf_loaded", "/sys/kernel/btf/<mod>"),
     ("kheaders_module_built", "kheaders module"),
+    ("headers_vmlinux", "headers vmlinux"),
     ("bpftrace", "guest bpftrace"),
     ("boot_seconds", "boot s"),
 )

@@ -79,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[POINTS] = []  # distro mode: no kernel is built from source
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    _POINT_IDS[:] = sorted((p.id for p in config.stash[POINTS]), key=len, reverse=True)
+    ids = [p.id for p in config.stash[POINTS]] + [k.label for k in config.stash[DISTROS]]
+    _POINT_IDS[:] = sorted(ids, key=len, reverse=True)
 
 
 def module_specs(given: list[str]) -> list[ModuleSpec]:
@@ -474,6 +475,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for f in sorted((run / point.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         records.append(rec)
+    for kernel in config.stash[DISTROS]:
+        config_pahole = kernel.config().get("CONFIG_PAHOLE_VERSION")
+        records.append(results.PointRecord(kernel.label, facts={
+            "arch": kernel.arch.name, "kernel": kernel.release, "toolchain": "distro",
+            "config_pahole_version": config_pahole.value if config_pahole else "-",
+            "module_pahole": "system",
+            "headers_vmlinux": kernel.vmlinux.is_file(),
+            "packages": [d.name for d in kernel.debs],
+        }, outcomes=_OUTCOMES.get(kernel.label, {})))
     results.write_matrix(run, records)
 
 
