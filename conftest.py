@@ -45,6 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--distro-deb", action="append", default=None, metavar="FILE",
                     help="local kernel packages (linux-image, linux-headers, -common, kbuild) "
                     "for distros kbtf cannot download, grouped by release (repeatable)")
+    group.addoption("--btf-growth-limit", type=float, default=None, metavar="FACTOR",
+                    help="fail a point whose module BTF has more than FACTOR times the types "
+                    "of the pahole axis's baseline (default: growth over 2.0 is only flagged "
+                    "in summary.md and matrix.json)")
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
     group.addoption("--sabotage", default=None,

@@ -67,13 +67,15 @@ def summary_table(records: list[PointRecord]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write_matrix(run_dir: Path, records: list[PointRecord]) -> Path:
-    """Write matrix.json and summary.md; return the summary's path."""
+def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "") -> Path:
+    """Write matrix.json and summary.md (``preface``, markdown, first); return the
+    summary's path."""
     (run_dir / "matrix.json").write_text(
         json.dumps([asdict(r) for r in records], indent=2, default=str) + "\n"
     )
     summary = run_dir / "summary.md"
     reruns = "".join(f"- `{r.facts['rerun']}`\n" for r in records if "rerun" in r.facts)
-    summary.write_text("# kbtf results\n\n" + summary_table(records)
+    summary.write_text("# kbtf results\n\n" + (preface + "\n" if preface else "")
+                       + summary_table(records)
                        + ("\nRerun one point:\n\n" + reruns if reruns else ""))
     return summary

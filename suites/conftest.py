@@ -25,6 +25,7 @@ from harness.errors import HarnessError, KbtfError, ModuleLoadFailure
 from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import MODULES_DIR, ModuleBuild
+from harness.paholeaxis import axis_table
 from harness.pointrun import REPO, MissingPrerequisite, PointRun
 from harness.usermod import OWN_MODULES, ModuleSpec, parse_spec
 from suites.blame import pytest_handlecrashitem, pytest_runtest_call, pytest_runtest_makereport
@@ -333,6 +334,34 @@ def module_build(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point:
 
 
 @pytest.fixture(scope="session")
+def baseline(pytestconfig: pytest.Config, point: MatrixPoint) -> MatrixPoint:
+    """The baseline of the pahole axis for ``point``: the run's first point with the same
+    arch, kernel source, toolchain and kconfig additions (it may be ``point`` itself)."""
+    k = point.kernel
+    same = [p for p in pytestconfig.stash[POINTS]
+            if (p.kernel.arch, p.kernel.source, p.kernel.toolchain, p.kernel.user_kconfig)
+            == (k.arch, k.source, k.toolchain, k.user_kconfig)]
+    return same[0]
+
+
+@pytest.fixture(scope="session")
+def axis_builds(pytestconfig: pytest.Config, point: MatrixPoint, baseline: MatrixPoint,
+                kernel: kbuild.KernelBuild, module_spec: ModuleSpec
+                ) -> tuple[ModuleBuild, ModuleBuild, kbuild.KernelBuild]:
+    """(the module built for ``point``, for the baseline, the baseline's kernel), default
+    BTF mode. A build failure fails the test; a missing prerequisite skips it."""
+    base_run = _run(pytestconfig, baseline)
+    try:
+        base_kernel = base_run.kernel("")
+        mine = _run(pytestconfig, point).module(kernel, module_spec.path, "axis")
+        theirs = mine if baseline == point else base_run.module(base_kernel, module_spec.path,
+                                                               "axis")
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
+    return mine, theirs, base_kernel
+
+
+@pytest.fixture(scope="session")
 def guest_pool() -> Iterator[GuestPool]:
     """This process's live guests, one per kernel; all shut down at the end of the
     session (kernel trouble during the shutdown fails the last test's teardown)."""
@@ -475,6 +504,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for f in sorted((run / point.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         records.append(rec)
+    axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
     for kernel in config.stash[DISTROS]:
         config_pahole = kernel.config().get("CONFIG_PAHOLE_VERSION")
         records.append(results.PointRecord(kernel.label, facts={
@@ -484,7 +514,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "headers_vmlinux": kernel.vmlinux.is_file(),
             "packages": [d.name for d in kernel.debs],
         }, outcomes=_OUTCOMES.get(kernel.label, {})))
-    results.write_matrix(run, records)
+    preface = ""
+    if len({row["point"] for row in axis}) > 1:
+        preface = ("## pahole axis (each module against the first pahole of its arch, kernel "
+                   "and toolchain)\n\n" + axis_table(sorted(
+                       axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
+    results.write_matrix(run, records, preface)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]

@@ -5,12 +5,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import cast
 
+import pytest
+
+from harness.btfdedup import duplicates
 from harness.btfexpect import Expectation
-from harness.elfbtf import elf_facts
+from harness.elfbtf import elf_facts, module_btf
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
 from harness.modbuild import ModuleBuild
+from harness.paholeaxis import c_diff, c_dump, compare, figures
+from harness.usermod import ModuleSpec
+
+# Growth of a module's type count over the baseline's that summary.md flags.
+DEFAULT_GROWTH_LIMIT = 2.0
 
 
 def test_config_pahole_version_is_the_kernels_pahole(
@@ -44,3 +54,48 @@ def test_btf_base_present_as_facts_predict(
         f"{hello_ko.ko.name}: .BTF.base {'present' if present else 'absent'}, expected "
         f"{'present' if expected.btf_base else 'absent'}: {expected.reason}")
 
+
+
+def test_pahole_axis_against_baseline(
+    pytestconfig: pytest.Config, point: MatrixPoint, baseline: MatrixPoint,
+    kernel: KernelBuild, axis_builds: tuple[ModuleBuild, ModuleBuild, KernelBuild],
+    module_spec: ModuleSpec, facts: dict[str, object], run_dir: Path,
+) -> None:
+    """Each module's BTF against the baseline point's (the first pahole of the axis): a
+    function with BTF there but not here is a regression (FAILED); growth of the type count
+    beyond --btf-growth-limit is flagged, and fails only when the option is given. The
+    module's BTF as C and its diff against the baseline are saved under <point>/btf-c/."""
+    mine, theirs, base_kernel = axis_builds
+    limit = pytestconfig.option.btf_growth_limit
+    out = run_dir / point.id / "btf-c" / module_spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    rows = cast(list[dict[str, object]], facts.setdefault("pahole_axis", []))
+    problems = []
+    base_kos = {ko.name: ko for ko in theirs.kos}
+    for ko in mine.kos:
+        base_ko = base_kos.get(ko.name)
+        if base_ko is None:
+            problems.append(f"{ko.name} is not built under the baseline {baseline.id}")
+            continue
+        here, there = figures(ko, kernel.vmlinux), figures(base_ko, base_kernel.vmlinux)
+        cmp = compare(here, there)
+        c_here = c_dump(ko, kernel.vmlinux)
+        (out / f"{ko.stem}.h").write_text(c_here)
+        if baseline != point:
+            diff = c_diff(c_dump(base_ko, base_kernel.vmlinux), c_here,
+                          f"{baseline.id}/{ko.stem}.h", f"{point.id}/{ko.stem}.h")
+            (out / f"{ko.stem}.diff").write_text(diff)
+        over = cmp.over(limit or DEFAULT_GROWTH_LIMIT)
+        rows.append({"module": f"{module_spec.name}/{ko.name}", "point": point.id,
+                     "baseline": baseline.id, "types": here.types, "bytes": here.bytes,
+                     "base_types": here.base_types, "functions": len(here.functions),
+                     "growth": f"{cmp.growth}x" + (" (over limit)" if over else ""),
+                     "lost": ", ".join(cmp.lost_functions) or "none",
+                     "duplicates": len(duplicates(*module_btf(ko, kernel.vmlinux)))})
+        if cmp.lost_functions:
+            problems.append(f"{ko.name}: functions with BTF under {baseline.id} but not here: "
+                            f"{', '.join(cmp.lost_functions[:10])}")
+        if over and limit is not None:
+            problems.append(f"{ko.name}: {here.types} types, {cmp.growth}x the baseline's "
+                            f"{there.types} (--btf-growth-limit {limit})")
+    assert not problems, "; ".join(problems) + f" (C dumps and diffs: {out})"
