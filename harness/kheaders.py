@@ -107,9 +107,10 @@ def build(scaffold_dir: Path, headers: Path, module_src: Path, module: Path,
 
 def stray_headers(scaffold_dir: Path, srcarch: str) -> list[str]:
     """Paths in a scaffold that would shadow the archive's headers (there should be none:
-    its include/ holds only config/auto.conf, and it has no arch/<srcarch>/include)."""
+    its include/ holds only generated config files -- config/auto.conf, 7.x's
+    generated/rustc_cfg -- and no .h, and it has no arch/<srcarch>/include)."""
     stray = [str(p.relative_to(scaffold_dir)) for p in (scaffold_dir / "include").rglob("*")
-             if p.is_file() and p != scaffold_dir / "include/config/auto.conf"]
+             if p.is_file() and p.suffix == ".h"]
     if (scaffold_dir / "arch" / srcarch / "include").exists():
         stray.append(f"arch/{srcarch}/include")
     return stray

@@ -56,9 +56,11 @@ def test_extract_and_build_run_the_selftests_make(tmp_path: Path,
                       "PAHOLE=/p/pahole", "modules"]]
 
 
-def test_stray_headers_allows_only_auto_conf(tmp_path: Path) -> None:
+def test_stray_headers_allows_only_generated_configs(tmp_path: Path) -> None:
     (tmp_path / "include/config").mkdir(parents=True)
     (tmp_path / "include/config/auto.conf").write_text("CONFIG_X=y\n")
+    (tmp_path / "include/generated").mkdir(parents=True)
+    (tmp_path / "include/generated/rustc_cfg").write_text("--cfg=CONFIG_X\n")  # 7.x
     (tmp_path / "scripts/mod").mkdir(parents=True)
     (tmp_path / "scripts/mod/modpost.h").write_text("")  # a host tool's header: fine
     assert kheaders.stray_headers(tmp_path, "x86") == []
