@@ -21,9 +21,11 @@ from harness.pahole import MIN_SPLIT_BTF, Pahole
 # The rule: bump CACHE_VERSION in the same commit as any change to what a given key builds
 # that those inputs do not show -- the make command line (make_argv, Toolchain.make_vars),
 # the config steps (tinyconfig, merge_config.sh, olddefconfig), what _build writes into the
-# build dir, how a seeded build is prepared, the layout the suites read. Editing kconfigs/
-# needs no bump: the merged config is in the key.
+# build dir, the layout the suites read. Editing kconfigs/ needs no bump: the merged config
+# is in the key. A change to how a seeded build is prepared (_seed) bumps SEED_RECIPE
+# instead: seeded entries of another recipe are rebuilt, clean builds stay valid.
 CACHE_VERSION = 2
+SEED_RECIPE = 2
 KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfigs"
 BASE_FRAGMENTS = ("base.config", "btf.config")
 # Timeouts (s) of the build's steps. The compile took 7-9 min for tinyconfig and 25 min for
@@ -116,6 +118,16 @@ def cache_key(req: KernelRequest, tools: Mapping[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def is_complete(entry: Path) -> bool:
+    """Whether cache entry ``entry`` is a finished build kbtf may use: its kbtf-build.json
+    exists and, if it was seeded, with the current SEED_RECIPE."""
+    try:
+        meta = json.loads((entry / "kbtf-build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return not meta.get("seeded_from") or meta.get("seed_recipe") == SEED_RECIPE
+
+
 def entry_name(req: KernelRequest, key: str) -> str:
     """The cache dir name: x86_64-6.12.117[-llvm-19][-prime]-<key>."""
     chain = "" if req.toolchain == GCC else f"-{req.toolchain.name}"
@@ -156,7 +168,7 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
             _seed(seed, req, tmp)
         _build(req, tmp, progress, tools, seed)
 
-    cacheentry.populate(final, (final / "kbtf-build.json").exists, fill, "kbtf-build.log",
+    cacheentry.populate(final, lambda: is_complete(final), fill, "kbtf-build.log",
                         relocate=True)
     return build
 
@@ -185,10 +197,9 @@ def nearest_build(req: KernelRequest, tools: Mapping[str, str], kernels: Path) -
     base_digest = _requested_digest(replace(req, variant=""))
     digest = _requested_digest(req)
     for meta_file in sorted(kernels.glob("*/kbtf-build.json")):
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError):
+        if not is_complete(meta_file.parent):
             continue
+        meta = json.loads(meta_file.read_text())
         if (meta.get("cache_version"), meta.get("arch"), meta.get("source"), meta.get("tools")
                 ) != (CACHE_VERSION, req.arch.name, req.source.identity, dict(tools)):
             continue
@@ -214,6 +225,11 @@ def _seed(seed: Path, req: KernelRequest, out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     if meta.get("pahole", {}).get("key") != req.pahole.key:
         (out / "vmlinux").unlink(missing_ok=True)
+    # The in-kernel headers archive (IKHEADERS) holds include/generated/autoconf.h, but
+    # kernel/gen_kheaders.sh leaves autoconf.h out of what decides a rebuild (6.12: its md5;
+    # 7.x: its deps): kept, the copy's archive would show the seed's config (caught by the
+    # kheaders suite as CONFIG_PAHOLE_VERSION=130 in a 1.24 kernel).
+    (out / "kernel" / "kheaders_data.tar.xz").unlink(missing_ok=True)
 
 
 def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str, str],
@@ -274,6 +290,7 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
         "pahole_features": list(req.pahole.features),
         "reproduce": "every command, with its exact argv, follows a '$ ' in kbtf-build.log",
         "seeded_from": str(seed) if seed else None,
+        "seed_recipe": SEED_RECIPE if seed else None,
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")
 

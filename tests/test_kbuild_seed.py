@@ -81,3 +81,26 @@ def test_seed_keeps_vmlinux_for_the_same_pahole(tmp_path: Path) -> None:
     out.mkdir()
     kbuild._seed(base, replace(REQ, variant="refuse"), out)
     assert (out / "vmlinux").exists()
+
+
+def test_seed_drops_the_kheaders_archive(tmp_path: Path) -> None:
+    base = cached(tmp_path, REQ)
+    (base / "kernel/kheaders_data.tar.xz").write_bytes(b"old config")
+    out = tmp_path / "out"
+    out.mkdir()
+    kbuild._seed(base, replace(REQ, variant="prime"), out)
+    assert not (out / "kernel/kheaders_data.tar.xz").exists(), \
+        "gen_kheaders.sh would keep the seed's autoconf.h"
+
+
+def test_seeded_entry_of_an_older_recipe_is_not_complete(tmp_path: Path) -> None:
+    entry = cached(tmp_path, REQ)
+    meta = json.loads((entry / "kbtf-build.json").read_text())
+    assert kbuild.is_complete(entry)  # a clean build: any recipe
+    meta.update(seeded_from="/elsewhere", seed_recipe=kbuild.SEED_RECIPE - 1)
+    (entry / "kbtf-build.json").write_text(json.dumps(meta))
+    assert not kbuild.is_complete(entry)
+    assert kbuild.nearest_build(OTHER_PAHOLE, TOOLS, tmp_path) is None
+    meta.update(seed_recipe=kbuild.SEED_RECIPE)
+    (entry / "kbtf-build.json").write_text(json.dumps(meta))
+    assert kbuild.is_complete(entry)
