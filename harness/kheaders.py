@@ -16,6 +16,7 @@ the module is compiled with comes from the running kernel's archive.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from harness import cacheentry, proc
 from harness.arches import make_argv
+from harness.elfbtf import section_data
 from harness.kbuild import KernelBuild
 from harness.pahole import Pahole
 
@@ -33,11 +35,14 @@ BUILD_TIMEOUT = 300  # one small module against the headers: seconds
 
 
 def scaffold(kernel: KernelBuild, cache_dir: Path) -> Path:
-    """Return the kbuild scaffold for ``kernel`` (built once into ``cache_dir``/scaffolds).
+    """Return the kbuild scaffold for ``kernel`` (built once into ``cache_dir``/scaffolds),
+    named after the build's vmlinux BTF as well as its dir: a kernel entry rebuilt under
+    the same key (a newer seed recipe) gets its own scaffold.
 
     Raises CommandError if objcopy fails.
     """
-    final = cache_dir / "scaffolds" / f"{kernel.dir.name}-v{SCAFFOLD_VERSION}"
+    btf = hashlib.sha256(section_data(kernel.vmlinux, ".BTF") or b"").hexdigest()[:12]
+    final = cache_dir / "scaffolds" / f"{kernel.dir.name}-{btf}-v{SCAFFOLD_VERSION}"
     cacheentry.populate(final, final.is_dir, lambda tmp: _fill(kernel, tmp))
     return final
 
