@@ -21,7 +21,7 @@ import pytest
 from harness.btfdedup import duplicates
 from harness.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.elfbtf import elf_facts, module_btf, module_functions
-from harness.errors import ModuleLoadFailure
+from harness.errors import ModuleLoadFailure, ProductFailure
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
@@ -154,18 +154,22 @@ def _ordered(build: ModuleBuild) -> tuple[list[Path], list[str]]:
 @pytest.fixture
 def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
     """(module, function): the first function, by name, of the first module whose BTF names
-    functions ftrace can attach to (available_filter_functions)."""
+    functions ftrace can attach to (available_filter_functions). A module without such a
+    function fails the test (the module's BTF is what is missing), not the harness."""
     guest.run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing")
     listed = guest.run("cat /sys/kernel/tracing/available_filter_functions")
     assert listed.ok, f"cannot read available_filter_functions: {listed.stderr.strip()}"
     for name in module_loaded:
         attachable = {ln.split()[0] for ln in listed.stdout.splitlines()
                       if ln.endswith(f"[{name}]")}
-        funcs = sorted(_guest_functions(guest, name) & attachable)
-        if funcs:
+        dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
+        with_btf = ({t["name"] for t in json.loads(dump.stdout)["types"] if t["kind"] == "FUNC"}
+                    if dump.ok else set())
+        if funcs := sorted(with_btf & attachable):
             return name, funcs[0]
-    pytest.fail(f"no function in the BTF of {', '.join(module_loaded)} is traceable "
-                "(available_filter_functions)")
+    raise ProductFailure(f"no function of {', '.join(module_loaded)} has BTF in "
+                         "/sys/kernel/btf/<module> and is traceable (available_filter_functions)",
+                         log=guest.console_log)
 
 
 def _attach(guest: GuestSession, probe: str) -> tuple[int, str]:
