@@ -18,3 +18,16 @@ def missing_btf_error(output: str, func: str) -> str | None:
                          re.IGNORECASE | re.MULTILINE)
     m = pattern.search(output)
     return m.group(0).strip() if m else None
+
+
+def attach_program(probe: str) -> str:
+    """A bpftrace program that attaches ``probe``, counts its hits and exits after a second:
+    it exits 0 exactly when the probe attached."""
+    return f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
+
+
+def traceable(available_filter_functions: str, module: str) -> set[str]:
+    """The functions of ``module`` ftrace can attach to, from the text of
+    /sys/kernel/tracing/available_filter_functions ("name [module]" lines)."""
+    return {ln.split()[0] for ln in available_filter_functions.splitlines()
+            if ln.endswith(f"[{module}]")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import guestroot, initramfs, pahole, vm
+from harness import bpftrace, guestroot, initramfs, pahole, vm
 from harness.btfexpect import expect_btf_base, read_rules
 from harness.distro import DistroKernel
 from harness.elfbtf import elf_facts, section_data
@@ -140,12 +140,11 @@ def test_bpftrace_kfunc_on_distro_kernel(distro_guest: GuestSession,
                      "mount -t tracefs nodev /sys/kernel/tracing")
     listed = distro_guest.run("cat /sys/kernel/tracing/available_filter_functions").stdout
     for name in distro_loaded:
-        funcs = sorted(ln.split()[0] for ln in listed.splitlines() if ln.endswith(f"[{name}]"))
+        funcs = sorted(bpftrace.traceable(listed, name))
         if not funcs:
             continue
         probe = f"kfunc:{name}:{funcs[0]}"
-        program = f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
-        res = distro_guest.run("bpftrace", "-e", program, timeout=300)
+        res = distro_guest.run("bpftrace", "-e", bpftrace.attach_program(probe), timeout=300)
         out = (res.stdout + res.stderr).strip()
         assert res.ok, f"bpftrace {shlex.quote(probe)} failed ({res.rc}): {out}"
         return

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import bpftrace
 from harness.btfdedup import duplicates
 from harness.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.elfbtf import elf_facts, module_btf, module_functions
@@ -160,8 +161,7 @@ def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
     listed = guest.run("cat /sys/kernel/tracing/available_filter_functions")
     assert listed.ok, f"cannot read available_filter_functions: {listed.stderr.strip()}"
     for name in module_loaded:
-        attachable = {ln.split()[0] for ln in listed.stdout.splitlines()
-                      if ln.endswith(f"[{name}]")}
+        attachable = bpftrace.traceable(listed.stdout, name)
         dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
         with_btf = ({t["name"] for t in json.loads(dump.stdout)["types"] if t["kind"] == "FUNC"}
                     if dump.ok else set())
@@ -174,8 +174,7 @@ def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
 
 def _attach(guest: GuestSession, probe: str) -> tuple[int, str]:
     """Run a bpftrace program that attaches ``probe`` and exits after a second."""
-    program = f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
-    res = guest.run("bpftrace", "-e", program, timeout=300)
+    res = guest.run("bpftrace", "-e", bpftrace.attach_program(probe), timeout=300)
     return res.rc, (res.stdout + res.stderr).strip()
 
 

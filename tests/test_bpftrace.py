@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness.bpftrace import missing_btf_error
+from harness.bpftrace import attach_program, missing_btf_error, traceable
 
 
 def test_captured_no_btf_error_is_recognised(data: Path) -> None:
@@ -30,3 +30,9 @@ def test_other_failures_are_not_a_missing_btf() -> None:
         "",
     ):
         assert missing_btf_error(out, "kbtf_hello_poke") is None, out
+
+
+def test_traceable_functions_of_one_module() -> None:
+    listing = "do_sys_open\nkbtf_hello_poke [kbtf_hello]\ndrill_act_write [drill_mod]\n"
+    assert traceable(listing, "kbtf_hello") == {"kbtf_hello_poke"}
+    assert attach_program("kprobe:f").startswith("kprobe:f { @hits = count(); }")
