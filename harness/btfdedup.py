@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 # Kinds libbpf's dedup does not merge: identical ones can be legitimate.
 _NOT_DEDUPED = {"VAR", "DATASEC"}
-# Named kinds a reference stands for by (kind, name): what makes them one type is
-# checked where they are defined, and references through them may be cyclic.
+# Named kinds a reference stands for by (kind, name) when the name is unique: what makes
+# them one type is checked where they are defined, and references through them may be
+# cyclic.
 _BY_NAME = {"STRUCT", "UNION", "ENUM", "ENUM64", "FWD", "TYPEDEF", "INT", "FLOAT"}
 
 Type = Mapping[str, object]
@@ -40,6 +41,12 @@ def duplicates(split: Sequence[Type], base: Sequence[Type] = ()) -> list[Duplica
     ``base``), largest first."""
     by_id = {**_index(base), **_index(split)}
     memo: dict[int, object] = {}
+    # A name that several distinct types carry (two CUs' `struct console`) cannot stand for
+    # one of them: references to such types stay by id.
+    named: dict[tuple[object, str], int] = {}
+    for t in by_id.values():
+        named[(t["kind"], str(t.get("name", "(anon)")))] = named.get(
+            (t["kind"], str(t.get("name", "(anon)"))), 0) + 1
 
     def ref(type_id: int, visiting: frozenset[int]) -> object:
         if type_id == 0:
@@ -49,7 +56,7 @@ def duplicates(split: Sequence[Type], base: Sequence[Type] = ()) -> list[Duplica
             return ("missing", type_id)
         name = str(t.get("name", "(anon)"))
         if t["kind"] in _BY_NAME and name != "(anon)":
-            return (t["kind"], name)
+            return (t["kind"], name) if named[(t["kind"], name)] == 1 else ("id", type_id)
         if type_id in visiting:
             return ("cycle",)
         return canon(type_id, visiting | {type_id})

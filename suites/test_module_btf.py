@@ -21,7 +21,7 @@ import pytest
 from harness import bpftrace
 from harness.btfdedup import duplicates
 from harness.btfexpect import ModuleBtfRules, expect_btf_base
-from harness.elfbtf import elf_facts, module_btf, module_functions
+from harness.elfbtf import elf_facts, module_btf, module_functions, vmlinux_types
 from harness.errors import ModuleLoadFailure, ProductFailure
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
@@ -33,10 +33,13 @@ from harness.usermod import ModuleSpec, load_order, module_name
 NEEDS_HARDWARE = ("No such device", "No such device or address")
 
 
-def test_vmlinux_has_btf(kernel: KernelBuild) -> None:
-    facts = elf_facts(kernel.vmlinux)
-    assert facts.btf is not None, f"{kernel.vmlinux} has no .BTF section"
-    assert facts.btf.type_len > 0
+def test_vmlinux_has_btf(kernel: KernelBuild, facts: dict[str, object]) -> None:
+    elf = elf_facts(kernel.vmlinux)
+    assert elf.btf is not None, f"{kernel.vmlinux} has no .BTF section"
+    assert elf.btf.type_len > 0
+    # Informational (matrix.json): vmlinux may hold duplicates dedup cannot resolve.
+    found = duplicates(vmlinux_types(kernel.vmlinux))
+    facts["vmlinux_duplicate_types"] = sum(len(d.ids) - 1 for d in found)
 
 
 def test_sys_kernel_btf_vmlinux(guest: GuestSession) -> None:
