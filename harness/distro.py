@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import cacheentry, kconfig, proc, provision
@@ -51,6 +52,17 @@ class DistroKernel:
     release: str  # uname -r: 6.1.0-50-amd64
     root: Path  # the unpacked packages (boot/, lib/modules/, usr/src/, usr/lib/)
     debs: tuple[Path, ...]  # the packages it came from
+    spec: str = ""  # the --distro SPEC that gives it again ("": local --distro-deb files)
+
+    def rerun(self) -> str:
+        """The command line that reruns just this kernel's tests."""
+        args = ["./kbtf", "pytest", "suites/"]
+        if self.spec:
+            args += ["--distro", self.spec]
+        else:
+            for deb in self.debs:
+                args += ["--distro-deb", str(deb)]
+        return shlex.join([*args, "-k", self.label])
 
     @property
     def headers(self) -> Path:
@@ -137,7 +149,7 @@ def debian_kernel(cache_dir: Path, name: str) -> DistroKernel:
         _unpack(debs, tmp / "root", dest / "root", tmp / "fetch.log")
 
     cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
-    return _describe(dest, f"debian-{name}")
+    return replace(_describe(dest, f"debian-{name}"), spec=f"debian:{name}")
 
 
 def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:

@@ -513,6 +513,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "module_pahole": "system",
             "headers_vmlinux": kernel.vmlinux.is_file(),
             "packages": [d.name for d in kernel.debs],
+            "rerun": kernel.rerun(),
         }, outcomes=_OUTCOMES.get(kernel.label, {})))
     preface = ""
     if len({row["point"] for row in axis}) > 1:

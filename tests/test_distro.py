@@ -79,3 +79,13 @@ def test_image_without_headers_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a linux-image"):
         distro.local_kernels(tmp_path / "cache",
                              [fake_deb(tmp_path, "hello", "", {"usr/share/x": ""})])
+
+
+def test_rerun_lines(tmp_path: Path) -> None:
+    kernel = distro.DistroKernel("debian-bookworm-6.1.0-50-amd64", "6.1.0-50-amd64", tmp_path,
+                                 (tmp_path / "a.deb",), "debian:bookworm")
+    assert kernel.rerun() == ("./kbtf pytest suites/ --distro debian:bookworm "
+                              "-k debian-bookworm-6.1.0-50-amd64")
+    local = distro.DistroKernel("deb-6.1.0-50-amd64", "6.1.0-50-amd64", tmp_path,
+                                (tmp_path / "a.deb",))
+    assert f"--distro-deb {tmp_path}/a.deb" in local.rerun()
