@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import cacheentry, kconfig, proc, provision
-from harness.arches import GCC, Arch, Toolchain, get_arch
+from harness.arches import ARCHES, GCC, Arch, Toolchain, get_arch
 from harness.errors import ConfigError
 
 UNPACK_TIMEOUT = 300  # dpkg-deb -x of a ~70 MB image package
@@ -28,20 +28,23 @@ UNPACK_TIMEOUT = 300  # dpkg-deb -x of a ~70 MB image package
 
 @dataclass(frozen=True)
 class DebianKernel:
-    """Where Debian ships a kernel flavour: the suite and the meta packages naming it."""
+    """Where Debian ships a kernel flavour: the suite and the meta packages naming it
+    ({flavour}: the Debian architecture, e.g. amd64, arm64)."""
 
     suite: str
     image_meta: str
     headers_meta: str
 
 
-# --distro debian:NAME (amd64, the generic flavour).
+# --distro debian:NAME[:ARCH] (the generic flavour of ARCH, default x86_64).
 DEBIAN_DISTROS: Mapping[str, DebianKernel] = {
-    "bookworm": DebianKernel("bookworm", "linux-image-amd64", "linux-headers-amd64"),
-    "bookworm-security": DebianKernel("bookworm-security", "linux-image-6.12-amd64",
-                                      "linux-headers-6.12-amd64"),
-    "trixie": DebianKernel("trixie", "linux-image-amd64", "linux-headers-amd64"),
+    "bookworm": DebianKernel("bookworm", "linux-image-{flavour}", "linux-headers-{flavour}"),
+    "bookworm-security": DebianKernel("bookworm-security", "linux-image-6.12-{flavour}",
+                                      "linux-headers-6.12-{flavour}"),
+    "trixie": DebianKernel("trixie", "linux-image-{flavour}", "linux-headers-{flavour}"),
 }
+# Architectures whose distro kernels kbtf can boot: its initramfs loads virtio-pci and 9p.
+DISTRO_ARCHES = ("x86_64", "aarch64")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class DistroKernel:
     root: Path  # the unpacked packages (boot/, lib/modules/, usr/src/, usr/lib/)
     debs: tuple[Path, ...]  # the packages it came from
     spec: str = ""  # the --distro SPEC that gives it again ("": local --distro-deb files)
+    arch_name: str = "x86_64"  # kbtf's name of the kernel's architecture
 
     def rerun(self) -> str:
         """The command line that reruns just this kernel's tests."""
@@ -86,8 +90,8 @@ class DistroKernel:
 
     @property
     def arch(self) -> Arch:
-        """The kernel's architecture (amd64 packages only, so far)."""
-        return get_arch("x86_64")
+        """The kernel's architecture (its modules are cross-built on another host)."""
+        return get_arch(self.arch_name)
 
     @property
     def toolchain(self) -> Toolchain:
@@ -105,51 +109,67 @@ class DistroKernel:
         return kconfig.parse(path.read_text(), str(path))
 
 
-def _depends(cache_dir: Path, suite: str, package: str) -> list[str]:
+def _depends(cache_dir: Path, suite: str, package: str, debarch: str) -> list[str]:
     """The packages ``package`` depends on in ``suite`` (first alternative of each)."""
-    state = provision.apt_state(cache_dir, suite)
+    state = provision.apt_state(cache_dir, suite, debarch)
     out = proc.run(["apt-cache", *provision.apt_options(state), "depends", package],
                    timeout=provision.APT_TIMEOUT, check=False)
     return [m[1] for m in re.finditer(r"^  \|?Depends: (\S+)$", out.stdout, re.MULTILINE)
             if not m[1].startswith("<")]
 
 
-def debian_packages(cache_dir: Path, name: str) -> list[str]:
-    """The image, headers, headers-common and kbuild packages of Debian's ``name`` kernel
-    (meta packages resolved in its suite). Raises ConfigError naming the valid names."""
+def debian_packages(cache_dir: Path, name: str, arch: Arch) -> tuple[list[str], list[str]]:
+    """The image, headers and headers-common packages of Debian's ``name`` kernel for
+    ``arch`` (meta packages resolved in its suite), and the kbuild package, whose host
+    programs come from the machine's own architecture. Raises ConfigError naming the valid
+    names."""
     kernel = DEBIAN_DISTROS.get(name)
     if kernel is None:
         offered = ", ".join(f"debian:{n}" for n in DEBIAN_DISTROS)
         raise ConfigError(f"unknown distro 'debian:{name}': use {offered}, or --distro-deb "
                           "FILE for packages kbtf cannot download")
-    image = [d for d in _depends(cache_dir, kernel.suite, kernel.image_meta)
+    debarch = arch.debian_arch
+    image_meta = kernel.image_meta.format(flavour=debarch)
+    headers_meta = kernel.headers_meta.format(flavour=debarch)
+    image = [d for d in _depends(cache_dir, kernel.suite, image_meta, debarch)
              if d.startswith("linux-image-")][:1]
-    headers = [d for d in _depends(cache_dir, kernel.suite, kernel.headers_meta)
+    headers = [d for d in _depends(cache_dir, kernel.suite, headers_meta, debarch)
                if d.startswith("linux-headers-")][:1]
     if not image or not headers:
-        raise ConfigError(f"Debian {kernel.suite}: {kernel.image_meta} or "
-                          f"{kernel.headers_meta} names no kernel package now")
-    extra = [d for d in _depends(cache_dir, kernel.suite, headers[0])
-             if d.startswith(("linux-headers-", "linux-kbuild-"))]
-    return [image[0], headers[0], *extra]
+        raise ConfigError(f"Debian {kernel.suite} ({debarch}): {image_meta} or {headers_meta} "
+                          "names no kernel package now")
+    extra = _depends(cache_dir, kernel.suite, headers[0], debarch)
+    common = [d for d in extra if d.startswith("linux-headers-")]
+    kbuild = [d for d in extra if d.startswith("linux-kbuild-")]
+    return [image[0], headers[0], *common], kbuild
 
 
-def debian_kernel(cache_dir: Path, name: str) -> DistroKernel:
-    """Debian's ``name`` kernel (DEBIAN_DISTROS), downloaded through kbtf's private apt
-    configuration and unpacked into the cache once. Raises ConfigError, CommandError."""
+def debian_kernel(cache_dir: Path, name: str, arch_name: str = "x86_64") -> DistroKernel:
+    """Debian's ``name`` kernel (DEBIAN_DISTROS) for ``arch_name``, downloaded through kbtf's
+    private apt configuration and unpacked into the cache once. Raises ConfigError,
+    CommandError."""
+    if arch_name not in DISTRO_ARCHES:
+        raise ConfigError(f"distro kernels of {arch_name} are not supported: use "
+                          + " or ".join(DISTRO_ARCHES))
+    arch = get_arch(arch_name)
     suite = DEBIAN_DISTROS[name].suite if name in DEBIAN_DISTROS else name
-    packages = debian_packages(cache_dir, name)
-    versions = [provision.package_version(cache_dir, suite, p) or "" for p in packages]
-    key = hashlib.sha256(repr((packages, versions)).encode()).hexdigest()[:12]
-    dest = cache_dir / "distro" / f"debian-{name}-{key}"
+    packages, kbuild = debian_packages(cache_dir, name, arch)
+    versions = [provision.package_version(cache_dir, suite, p, arch.debian_arch) or ""
+                for p in packages]
+    key = hashlib.sha256(repr((packages, kbuild, versions)).encode()).hexdigest()[:12]
+    foreign = "" if arch.is_host() else f"-{arch.debian_arch}"
+    dest = cache_dir / "distro" / f"debian-{name}{foreign}-{key}"
 
     def fill(tmp: Path) -> None:
-        debs = provision.download(cache_dir, suite, tuple(packages), tmp / "debs",
-                                  tmp / "fetch.log")
-        _unpack(debs, tmp / "root", dest / "root", tmp / "fetch.log")
+        log = tmp / "fetch.log"
+        debs = provision.download(cache_dir, suite, tuple(packages), tmp / "debs", log,
+                                  arch.debian_arch)
+        debs += provision.download(cache_dir, suite, tuple(kbuild), tmp / "debs", log)
+        _unpack(sorted(set(debs)), tmp / "root", dest / "root", log)
 
     cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
-    return replace(_describe(dest, f"debian-{name}"), spec=f"debian:{name}")
+    spec = f"debian:{name}" + ("" if arch_name == "x86_64" else f":{arch_name}")
+    return replace(_describe(dest, f"debian-{name}"), spec=spec, arch_name=arch_name)
 
 
 def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
@@ -162,15 +182,17 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
         deb = deb.expanduser().resolve()
         if not deb.is_file():
             raise ConfigError(f"--distro-deb {deb}: no such file")
-        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends"], timeout=60)
+        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends", "Architecture"],
+                             timeout=60)
         m = re.search(r"^Package: (\S+)", fields, re.MULTILINE)
         if m is None or not m[1].startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
             raise ConfigError(f"--distro-deb {deb}: not a linux-image, linux-headers or "
                               "linux-kbuild package")
         depends = re.search(r"^Depends: (.*)$", fields, re.MULTILINE)
-        infos[m[1]] = (deb, depends[1] if depends else "")
+        arch_field = re.search(r"^Architecture: (\S+)", fields, re.MULTILINE)
+        infos[m[1]] = (deb, depends[1] if depends else "", arch_field[1] if arch_field else "")
     kernels = []
-    for package, (deb, _) in sorted(infos.items()):
+    for package, (deb, _, debarch) in sorted(infos.items()):
         if not package.startswith("linux-image-"):
             continue
         release = package.removeprefix("linux-image-").removesuffix("-unsigned")
@@ -194,7 +216,11 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
             _unpack(copies, tmp / "root", dest / "root", tmp / "fetch.log")
 
         cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
-        kernels.append(_describe(dest, "deb"))
+        arch_names = [a.name for a in ARCHES.values() if a.debian_arch == debarch]
+        if not arch_names or arch_names[0] not in DISTRO_ARCHES:
+            raise ConfigError(f"--distro-deb {deb}: kernels of architecture {debarch} are not "
+                              "supported: use " + " or ".join(DISTRO_ARCHES))
+        kernels.append(replace(_describe(dest, "deb"), arch_name=arch_names[0]))
     if not kernels:
         raise ConfigError("--distro-deb: no linux-image package among the files")
     return kernels
@@ -235,9 +261,10 @@ def resolve(specs: list[str], deb_files: list[str], cache_dir: Path) -> list[Dis
     kernels = []
     for spec in dict.fromkeys(specs):
         if not spec.startswith("debian:"):
-            raise ConfigError(f"unknown distro '{spec}': use debian:NAME ("
+            raise ConfigError(f"unknown distro '{spec}': use debian:NAME[:ARCH] ("
                               + ", ".join(DEBIAN_DISTROS) + ") or --distro-deb FILE")
-        kernels.append(debian_kernel(cache_dir, spec.removeprefix("debian:")))
+        name, _, arch_name = spec.removeprefix("debian:").partition(":")
+        kernels.append(debian_kernel(cache_dir, name, arch_name or "x86_64"))
     if deb_files:
         kernels += local_kernels(cache_dir, [Path(f) for f in deb_files])
     return kernels

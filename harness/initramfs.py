@@ -16,7 +16,6 @@ from harness.errors import ConfigError
 # What a kbtf-launched guest needs from modules: virtio over PCI, the 9p root and shares,
 # the virtio console kernel messages go to. Built-in ones (modules.builtin) are skipped.
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "virtio_console")
-BUSYBOX = Path("/bin/busybox")
 TIMEOUT = 120  # xz/zstd -d of one module, cpio of the tree
 # In-place decompression of a module copied with its suffix.
 _DECOMPRESS = {".xz": ["xz", "-d"], ".zst": ["zstd", "-q", "-d", "--rm"], ".gz": ["gzip", "-d"]}
@@ -59,21 +58,23 @@ def load_order(modules_dep: str, builtin: str, wanted: tuple[str, ...]) -> list[
     return order
 
 
-def ensure(modules_dir: Path, dest: Path) -> Path:
+def ensure(modules_dir: Path, dest: Path, busybox: Path) -> Path:
     """The initramfs (an uncompressed cpio) for the kernel whose /lib/modules/<release> is
-    ``modules_dir``, made once at ``dest``. Raises ConfigError, CommandError, ToolMissing."""
+    ``modules_dir``, with ``busybox`` (a static one of the kernel's architecture: the guest
+    root's), made once at ``dest``. Raises ConfigError, CommandError."""
     dep = (modules_dir / "modules.dep").read_text()
     builtin_file = modules_dir / "modules.builtin"
     builtin = builtin_file.read_text() if builtin_file.is_file() else ""
     order = load_order(dep, builtin, GUEST_MODULES)
-    key = hashlib.sha256(("\n".join(order) + INIT).encode()).hexdigest()[:12]
+    key = hashlib.sha256(("\n".join(order) + INIT).encode() + busybox.read_bytes()
+                         ).hexdigest()[:12]
     final = dest / f"initramfs-{key}"
 
     def fill(tmp: Path) -> None:
         tree = tmp / "tree"
         (tree / "m").mkdir(parents=True)
         (tree / "bin").mkdir()
-        shutil.copy(proc.require_tool(str(BUSYBOX)), tree / "bin" / "busybox")
+        shutil.copy(busybox, tree / "bin" / "busybox")
         for n, path in enumerate(order):
             src = modules_dir / path
             argv = _DECOMPRESS.get(src.suffix)

@@ -17,6 +17,7 @@ from harness import cacheentry, proc
 from harness.errors import ConfigError
 
 MIRROR = "http://deb.debian.org/debian"
+HOST_DEBARCH = "amd64"  # the machine's own: its apt states carry no architecture option
 # Suites served from elsewhere than MIRROR.
 MIRRORS = {"bookworm-security": "http://deb.debian.org/debian-security"}
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -46,8 +47,12 @@ DEBIAN_PAHOLES: Mapping[str, DebianPahole] = {
 
 
 def apt_options(state: Path) -> list[str]:
-    """apt-get -o options that confine apt to the private state dir ``state``."""
-    return [
+    """apt-get -o options that confine apt to the private state dir ``state`` (and to its
+    architecture, for a foreign-arch state)."""
+    arch_file = state / "arch"
+    foreign = (["-o", f"APT::Architecture={arch_file.read_text().strip()}"]
+               if arch_file.is_file() else [])
+    return [*foreign,
         "-o", f"Dir::Etc::SourceList={state / 'sources.list'}",
         "-o", "Dir::Etc::SourceParts=/dev/null",
         "-o", f"Dir::State::Lists={state / 'lists'}",
@@ -58,10 +63,14 @@ def apt_options(state: Path) -> list[str]:
     ]
 
 
-def apt_state(cache_dir: Path, suite: str) -> Path:
-    """A private apt state for ``suite`` with fresh package lists (updated once a day)."""
-    state = cache_dir / "apt" / suite
+def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH) -> Path:
+    """A private apt state for ``suite`` and Debian architecture ``debarch`` with fresh
+    package lists (updated once a day)."""
+    foreign = debarch != HOST_DEBARCH
+    state = cache_dir / "apt" / (f"{suite}-{debarch}" if foreign else suite)
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    if foreign:
+        (state / "arch").write_text(debarch + "\n")
     (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     mirror = MIRRORS.get(suite, MIRROR)
     (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {mirror} {suite} main\n")
@@ -75,22 +84,23 @@ def apt_state(cache_dir: Path, suite: str) -> Path:
 
 
 def download(cache_dir: Path, suite: str, packages: tuple[str, ...], dest: Path,
-             log: Path) -> list[Path]:
+             log: Path, debarch: str = "amd64") -> list[Path]:
     """Download ``packages`` (no dependencies) from Debian ``suite`` into ``dest``.
 
     Returns the .deb files. Raises CommandError (naming the log) if apt fails, e.g. on a
     package the suite does not have.
     """
-    state = apt_state(cache_dir, suite)
+    state = apt_state(cache_dir, suite, debarch)
     dest.mkdir(parents=True, exist_ok=True)
     proc.run(["apt-get", *apt_options(state), "download", *packages], cwd=dest, logfile=log,
              timeout=APT_TIMEOUT)
     return sorted(dest.glob("*.deb"))
 
 
-def package_version(cache_dir: Path, suite: str, package: str) -> str | None:
-    """The version of ``package`` that ``suite`` offers now, or None if it has none."""
-    state = apt_state(cache_dir, suite)
+def package_version(cache_dir: Path, suite: str, package: str,
+                    debarch: str = "amd64") -> str | None:
+    """The version of ``package`` that ``suite`` offers now (for ``debarch``), or None."""
+    state = apt_state(cache_dir, suite, debarch)
     out = proc.run(["apt-cache", *apt_options(state), "show", "--no-all-versions", package],
                    timeout=APT_TIMEOUT, check=False)
     for line in out.stdout.splitlines():

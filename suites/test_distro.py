@@ -88,10 +88,12 @@ def distro_guest(distro_kernel: DistroKernel, distro_pool: GuestPool, run_dir: P
         arch = distro_kernel.arch
         shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
                   vm.Share("out", logdir / f"distro-{boot}.out", writable=True))
+        root = guestroot.ensure_root(arch, cache_dir)
         spec = vm.BootSpec(
-            arch, distro_kernel.image, vm.probe_kvm(arch.qemu)[0], launcher="kbtf",
-            root=guestroot.ensure_root(arch, cache_dir), shares=shares,
-            initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent),
+            arch, distro_kernel.image, arch.is_host() and vm.probe_kvm(arch.qemu)[0],
+            launcher="kbtf", root=root, shares=shares,
+            initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent,
+                                    root / "bin" / "busybox"),
             release=distro_kernel.release,
             btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
         return GuestSession(spec, logdir, "distro", boot)
