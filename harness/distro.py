@@ -43,8 +43,9 @@ DEBIAN_DISTROS: Mapping[str, DebianKernel] = {
                                       "linux-headers-6.12-{flavour}"),
     "trixie": DebianKernel("trixie", "linux-image-{flavour}", "linux-headers-{flavour}"),
 }
-# Architectures whose distro kernels kbtf can boot: its initramfs loads virtio-pci and 9p.
-DISTRO_ARCHES = ("x86_64", "aarch64")
+# Architectures whose distro kernels kbtf can boot: its initramfs loads the virtio
+# transport (pci, ccw) and 9p modules.
+DISTRO_ARCHES = ("x86_64", "aarch64", "s390x")
 
 
 @dataclass(frozen=True)

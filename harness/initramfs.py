@@ -13,9 +13,13 @@ from pathlib import Path
 from harness import cacheentry, proc
 from harness.errors import ConfigError
 
-# What a kbtf-launched guest needs from modules: virtio over PCI, the 9p root and shares,
-# the virtio console kernel messages go to. Built-in ones (modules.builtin) are skipped.
-GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "virtio_console")
+
+# What a kbtf-launched guest needs from modules: its virtio transport (virtio_pci,
+# virtio_ccw), the 9p root and shares, the virtio console kernel messages go to. Built-in
+# ones (modules.builtin) are skipped.
+def guest_modules(virtio_transport: str) -> tuple[str, ...]:
+    """The module names a guest with ``virtio_transport`` ("pci", "ccw") needs."""
+    return (f"virtio_{virtio_transport}", "9pnet_virtio", "9p", "virtio_console")
 TIMEOUT = 120  # xz/zstd -d of one module, cpio of the tree
 # In-place decompression of a module copied with its suffix.
 _DECOMPRESS = {".xz": ["xz", "-d"], ".zst": ["zstd", "-q", "-d", "--rm"], ".gz": ["gzip", "-d"]}
@@ -34,8 +38,11 @@ def _name(path: str) -> str:
     return re.sub(r"\.ko(\.\w+)?$", "", Path(path).name).replace("-", "_")
 
 
-def load_order(modules_dep: str, builtin: str, wanted: tuple[str, ...]) -> list[str]:
+def load_order(modules_dep: str, builtin: str, wanted: tuple[str, ...],
+               optional: tuple[str, ...] = ()) -> list[str]:
     """modules.dep paths to insmod, dependencies first, for the ``wanted`` module names.
+    An ``optional`` one that is no module is taken as built in (s390x's virtio_ccw comes
+    with the bool S390_GUEST in 6.1 and is not in modules.builtin).
 
     Raises ConfigError for a wanted module that is neither a module nor built in.
     """
@@ -47,7 +54,7 @@ def load_order(modules_dep: str, builtin: str, wanted: tuple[str, ...]) -> list[
     built_in = {_name(ln) for ln in builtin.split()}
     order: list[str] = []
     for name in wanted:
-        if name in built_in:
+        if name in built_in or (name in optional and name not in deps):
             continue
         if name not in deps:
             raise ConfigError(f"the kernel has no module {name} and does not build it in")
@@ -58,14 +65,15 @@ def load_order(modules_dep: str, builtin: str, wanted: tuple[str, ...]) -> list[
     return order
 
 
-def ensure(modules_dir: Path, dest: Path, busybox: Path) -> Path:
+def ensure(modules_dir: Path, dest: Path, busybox: Path, virtio_transport: str) -> Path:
     """The initramfs (an uncompressed cpio) for the kernel whose /lib/modules/<release> is
     ``modules_dir``, with ``busybox`` (a static one of the kernel's architecture: the guest
     root's), made once at ``dest``. Raises ConfigError, CommandError."""
     dep = (modules_dir / "modules.dep").read_text()
     builtin_file = modules_dir / "modules.builtin"
     builtin = builtin_file.read_text() if builtin_file.is_file() else ""
-    order = load_order(dep, builtin, GUEST_MODULES)
+    wanted = guest_modules(virtio_transport)
+    order = load_order(dep, builtin, wanted, optional=wanted[:1])
     key = hashlib.sha256(("\n".join(order) + INIT).encode() + busybox.read_bytes()
                          ).hexdigest()[:12]
     final = dest / f"initramfs-{key}"

@@ -42,6 +42,10 @@ def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir:
 
 def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
                                         distro_module: ModuleBuild) -> None:
+    btf_modules = distro_kernel.config().get("CONFIG_DEBUG_INFO_BTF_MODULES")
+    if btf_modules is None or btf_modules.value != "y":
+        pytest.fail(f"{distro_kernel.release} is configured without DEBUG_INFO_BTF_MODULES "
+                    f"({distro_kernel.headers}/.config): its out-of-tree modules get no BTF")
     if distro_module.btf_skipped:
         line = next(ln for ln in distro_module.log.read_text().splitlines()
                     if SKIPPED_BTF in ln)
@@ -93,7 +97,7 @@ def distro_guest(distro_kernel: DistroKernel, distro_pool: GuestPool, run_dir: P
             arch, distro_kernel.image, arch.is_host() and vm.probe_kvm(arch.qemu)[0],
             launcher="kbtf", root=root, shares=shares,
             initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent,
-                                    root / "bin" / "busybox"),
+                                    root / "bin" / "busybox", arch.virtio_transport),
             release=distro_kernel.release,
             btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
         return GuestSession(spec, logdir, "distro", boot)

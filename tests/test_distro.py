@@ -16,7 +16,7 @@ MODULES_DEP_61 = (Path(__file__).parent / "data" / "modules.dep-6.1.0-50-amd64")
 
 
 def test_initramfs_loads_dependencies_first() -> None:
-    order = initramfs.load_order(MODULES_DEP_61, "", initramfs.GUEST_MODULES)
+    order = initramfs.load_order(MODULES_DEP_61, "", initramfs.guest_modules("pci"))
     names = [Path(p).name for p in order]
     for before, after in [("virtio_ring.ko", "virtio.ko"), ("virtio.ko", "virtio_pci.ko"),
                           ("netfs.ko", "fscache.ko"), ("fscache.ko", "9p.ko"),
@@ -27,7 +27,7 @@ def test_initramfs_loads_dependencies_first() -> None:
 
 def test_initramfs_skips_built_in_modules() -> None:
     builtin = "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/char/virtio_console.ko\n"
-    order = initramfs.load_order(MODULES_DEP_61, builtin, initramfs.GUEST_MODULES)
+    order = initramfs.load_order(MODULES_DEP_61, builtin, initramfs.guest_modules("pci"))
     assert not any(p.endswith(("virtio_pci.ko", "virtio_console.ko")) for p in order)
     with pytest.raises(ConfigError, match="no module 9p"):
         initramfs.load_order("", "", ("9p",))
