@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import struct
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,24 +83,33 @@ def section_data(path: Path, name: str) -> bytes | None:
         return section.data() if section is not None else None
 
 
-def module_type_counts(ko: Path, vmlinux: Path) -> tuple[int, int]:
-    """(types in .BTF, types in .BTF.base) of a module, counted from bpftool's JSON.
-
-    .BTF is split BTF on top of .BTF.base when the module has one, else on top of
-    ``vmlinux`` (the kernel it was built for). Raises CommandError if bpftool fails.
-    """
+@contextlib.contextmanager
+def module_btf_files(ko: Path, vmlinux: Path) -> Iterator[tuple[Path | None, Path, bool]]:
+    """(the module's .BTF as a raw file or None without one, the file it is split on, whether
+    that is the module's own .BTF.base) for bpftool --base-btf: .BTF.base read out of the
+    module (pyelftools) when it has one -- bookworm's bpftool cannot read such a module by
+    itself -- else ``vmlinux``. The files live until the block ends."""
     btf = section_data(ko, ".BTF")
-    if btf is None:
-        return 0, 0
     base = section_data(ko, ".BTF.base")
     with tempfile.TemporaryDirectory(prefix="kbtf-btf-") as tmp:
         split_file = Path(tmp) / "btf.raw"
-        split_file.write_bytes(btf)
-        if base is None:
-            return len(btf_types(split_file, vmlinux)), 0
-        base_file = Path(tmp) / "btf-base.raw"
-        base_file.write_bytes(base)
-        return len(btf_types(split_file, base_file)), len(btf_types(base_file))
+        if btf is not None:
+            split_file.write_bytes(btf)
+        base_file = vmlinux
+        if base is not None:
+            base_file = Path(tmp) / "btf-base.raw"
+            base_file.write_bytes(base)
+        yield (split_file if btf is not None else None), base_file, base is not None
+
+
+def module_type_counts(ko: Path, vmlinux: Path) -> tuple[int, int]:
+    """(types in .BTF, types in .BTF.base) of a module, counted from bpftool's JSON (split
+    on top of .BTF.base when the module has one, else of ``vmlinux``). Raises CommandError
+    if bpftool fails."""
+    with module_btf_files(ko, vmlinux) as (split, base, own_base):
+        if split is None:
+            return 0, 0
+        return len(btf_types(split, base)), len(btf_types(base)) if own_base else 0
 
 
 @functools.cache
@@ -126,19 +137,11 @@ def module_btf(ko: Path, vmlinux: Path) -> tuple[list[dict[str, object]],
     """(the module's own types, its base's types) from bpftool's JSON: .BTF split on top of
     .BTF.base when the module has one, else of ``vmlinux``. ([], []) without .BTF.
     Raises CommandError if bpftool fails."""
-    btf = section_data(ko, ".BTF")
-    if btf is None:
-        return [], []
-    base = section_data(ko, ".BTF.base")
-    with tempfile.TemporaryDirectory(prefix="kbtf-btf-") as tmp:
-        split_file = Path(tmp) / "btf.raw"
-        split_file.write_bytes(btf)
-        if base is None:
-            # bpftool dumps split BTF from its first own id: only the module's types.
-            return btf_types(split_file, vmlinux), vmlinux_types(vmlinux)
-        base_file = Path(tmp) / "btf-base.raw"
-        base_file.write_bytes(base)
-        return btf_types(split_file, base_file), btf_types(base_file)
+    with module_btf_files(ko, vmlinux) as (split, base, own_base):
+        if split is None:
+            return [], []
+        # bpftool dumps split BTF from its first own id: only the module's types.
+        return btf_types(split, base), btf_types(base) if own_base else vmlinux_types(vmlinux)
 
 
 def module_functions(ko: Path, vmlinux: Path) -> set[str]:

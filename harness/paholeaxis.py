@@ -5,12 +5,12 @@ bytes, .BTF.base types, the FUNC set; the C view of the BTF and its diff."""
 from __future__ import annotations
 
 import difflib
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import proc
-from harness.elfbtf import elf_facts, module_btf, section_data
+from harness.btfdedup import duplicates
+from harness.elfbtf import elf_facts, module_btf, module_btf_files
 
 DUMP_TIMEOUT = 300  # bpftool btf dump ... format c of one module
 
@@ -23,6 +23,7 @@ class ModuleBtfFigures:
     bytes: int  # .BTF type and string sections
     base_types: int  # .BTF.base types (0: none)
     functions: tuple[str, ...]
+    duplicates: int  # types of the split BTF that duplicate another (btfdedup)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -34,7 +35,8 @@ def figures(ko: Path, vmlinux: Path) -> ModuleBtfFigures:
     facts = elf_facts(ko)
     size = facts.btf.type_len + facts.btf.str_len if facts.btf else 0
     return ModuleBtfFigures(len(split), size, len(base) if facts.btf_base else 0,
-                            tuple(sorted(str(t["name"]) for t in split if t["kind"] == "FUNC")))
+                            tuple(sorted(str(t["name"]) for t in split if t["kind"] == "FUNC")),
+                            sum(len(d.ids) - 1 for d in duplicates(split, base)))
 
 
 @dataclass(frozen=True)
@@ -58,21 +60,12 @@ def compare(point: ModuleBtfFigures, baseline: ModuleBtfFigures) -> Comparison:
 
 def c_dump(ko: Path, vmlinux: Path) -> str:
     """The module's own BTF as C (bpftool ... format c; split on top of its .BTF.base, else
-    of ``vmlinux``). The two sections are read out first: bookworm's bpftool cannot read a
-    module with .BTF.base by itself. Raises CommandError."""
-    btf = section_data(ko, ".BTF")
-    if btf is None:
-        return ""
-    base = section_data(ko, ".BTF.base")
-    with tempfile.TemporaryDirectory(prefix="kbtf-c-") as tmp:
-        split_file = Path(tmp) / "btf.raw"
-        split_file.write_bytes(btf)
-        base_file = vmlinux
-        if base is not None:
-            base_file = Path(tmp) / "base.raw"
-            base_file.write_bytes(base)
-        argv = [proc.require_tool("bpftool"), "--base-btf", str(base_file), "btf", "dump",
-                "file", str(split_file), "format", "c"]
+    of ``vmlinux``). Raises CommandError."""
+    with module_btf_files(ko, vmlinux) as (split, base, _):
+        if split is None:
+            return ""
+        argv = [proc.require_tool("bpftool"), "--base-btf", str(base), "btf", "dump",
+                "file", str(split), "format", "c"]
         return proc.run(argv, timeout=DUMP_TIMEOUT).stdout
 
 

@@ -18,18 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import bpftrace, guestroot, initramfs, pahole, vm
+from harness import bpftrace, guestroot, initramfs, modload, pahole, vm
 from harness.btfexpect import expect_btf_base, read_rules
 from harness.distro import DistroKernel
 from harness.elfbtf import elf_facts, section_data
-from harness.errors import ModuleLoadFailure
 from harness.guest import GuestPool, GuestSession
 from harness.modbuild import SKIPPED_BTF, ModuleBuild, build_module
-from harness.pointrun import REPO
-from harness.usermod import ModuleSpec, load_order, module_name
-
-# insmod errors of a kernel that enforces module signatures.
-SIGNATURE_ENFORCED = ("Key was rejected by service", "Required key not available")
+from harness.pointrun import REPO, MissingPrerequisite
+from harness.usermod import ModuleSpec
 
 
 @pytest.fixture(scope="session")
@@ -69,18 +65,8 @@ def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
             f"{'present' if expected.btf_base else 'absent'}: {expected.reason}")
 
 
-@pytest.fixture(scope="session")
-def distro_pool() -> Iterator[GuestPool]:
-    """This process's distro guests; shut down at the end of the session."""
-    pool = GuestPool()
-    try:
-        yield pool
-    finally:
-        pool.close_all()
-
-
 @pytest.fixture
-def distro_guest(distro_kernel: DistroKernel, distro_pool: GuestPool, run_dir: Path,
+def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Path,
                  cache_dir: Path) -> GuestSession:
     """The distro's own kernel booted with kbtf's guest root: an initramfs loads the 9p and
     virtio modules from the image package. The guest must show the package's release."""
@@ -102,7 +88,7 @@ def distro_guest(distro_kernel: DistroKernel, distro_pool: GuestPool, run_dir: P
             btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
         return GuestSession(spec, logdir, "distro", boot)
 
-    return distro_pool.get(distro_kernel.label, make)
+    return guest_pool.get(distro_kernel.label, make)
 
 
 @pytest.fixture
@@ -110,25 +96,14 @@ def distro_loaded(distro_guest: GuestSession, distro_module: ModuleBuild,
                   module_spec: ModuleSpec) -> Iterator[list[str]]:
     """The module's .ko files inserted into the distro kernel (unsigned: it loads tainted);
     removed after the test. A kernel that enforces signatures is a skip naming it."""
-    ordered, _ = load_order(list(distro_module.kos))
     loaded: list[str] = []
     try:
-        for ko in ordered:
-            name = module_name(ko)
-            distro_guest.run("rmmod", name)
-            res = distro_guest.run("insmod", distro_guest.path(ko), *module_spec.params)
-            if not res.ok:
-                why = res.stderr.strip()
-                if any(s in why for s in SIGNATURE_ENFORCED):
-                    pytest.skip(f"the distro kernel enforces module signatures: {why}")
-                raise ModuleLoadFailure(f"insmod {ko.name} into the distro kernel failed: "
-                                        f"{why}", log=distro_guest.console_log)
-            loaded.append(name)
+        modload.insert(distro_guest, distro_module, module_spec.params, loaded)
         yield loaded
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
     finally:
-        for name in reversed(loaded):
-            if distro_guest.alive:
-                distro_guest.run("rmmod", name)
+        modload.remove(distro_guest, loaded)
 
 
 def test_distro_kernel_loads_module_btf(distro_guest: GuestSession,

@@ -18,19 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import bpftrace
+from harness import bpftrace, modload
 from harness.btfdedup import duplicates
 from harness.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.elfbtf import elf_facts, module_btf, module_functions, vmlinux_types
-from harness.errors import ModuleLoadFailure, ProductFailure
+from harness.errors import ProductFailure
 from harness.guest import GuestSession
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
 from harness.modbuild import ModuleBuild
+from harness.pointrun import MissingPrerequisite
 from harness.usermod import ModuleSpec, load_order, module_name
-
-# insmod errors that mean the guest lacks what the module drives, not a broken module.
-NEEDS_HARDWARE = ("No such device", "No such device or address")
 
 
 def test_vmlinux_has_btf(kernel: KernelBuild, facts: dict[str, object]) -> None:
@@ -83,39 +81,18 @@ def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild,
 @pytest.fixture
 def module_loaded(guest: GuestSession, module_build: ModuleBuild, module_spec: ModuleSpec
                   ) -> Iterator[list[str]]:
-    """The build's modules inserted into guest A in dependency order (a module of the same
-    name loaded before is removed first); removed again after the test. Yields their names.
-
-    A refused insmod fails the test (ModuleLoadFailure), except where the module needs
-    hardware or a module this kernel lacks: a skip naming why.
-    """
-    ordered, outside = load_order(list(module_build.kos))
-    names = [module_name(k) for k in ordered]
-    missing = {n: d for n, d in outside.items() if d}
-    for name in reversed(names):
-        guest.run("rmmod", name)
+    """The build's modules inserted into guest A in dependency order; removed again after
+    the test. Yields their names. A refused insmod fails the test (ModuleLoadFailure),
+    except where the module needs hardware or a module this kernel lacks: a skip naming
+    why (harness/modload.py)."""
     loaded: list[str] = []
     try:
-        for ko, name in zip(ordered, names, strict=True):
-            if missing.get(name):
-                pytest.skip(f"{name} depends on {', '.join(missing[name])}, which no given "
-                            "module provides and this kernel does not build")
-            guest.run("dmesg -C")
-            res = guest.run("insmod", guest.path(ko), *module_spec.params)
-            if not res.ok:
-                why = res.stderr.strip()
-                if any(h in why for h in NEEDS_HARDWARE):
-                    pytest.skip(f"insmod {ko.name}: {why}: it needs hardware this guest lacks "
-                                "(or parameters: --module PATH:param=value)")
-                dmesg = guest.run("dmesg | tail -5").stdout.strip()
-                raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
-                                        f"{dmesg}", log=guest.console_log)
-            loaded.append(name)
-        yield names
+        modload.insert(guest, module_build, module_spec.params, loaded)
+        yield loaded
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
     finally:
-        for name in reversed(loaded):
-            if guest.alive:
-                guest.run("rmmod", name)
+        modload.remove(guest, loaded)
 
 
 def test_module_loads(guest: GuestSession, module_loaded: list[str]) -> None:

@@ -10,9 +10,8 @@ from typing import cast
 
 import pytest
 
-from harness.btfdedup import duplicates
 from harness.btfexpect import Expectation
-from harness.elfbtf import elf_facts, module_btf
+from harness.elfbtf import elf_facts
 from harness.kbuild import KernelBuild
 from harness.matrix import MatrixPoint
 from harness.modbuild import ModuleBuild
@@ -91,7 +90,7 @@ def test_pahole_axis_against_baseline(
                      "base_types": here.base_types, "functions": len(here.functions),
                      "growth": f"{cmp.growth}x" + (" (over limit)" if over else ""),
                      "lost": ", ".join(cmp.lost_functions) or "none",
-                     "duplicates": len(duplicates(*module_btf(ko, kernel.vmlinux)))})
+                     "duplicates": here.duplicates})
         if cmp.lost_functions:
             problems.append(f"{ko.name}: functions with BTF under {baseline.id} but not here: "
                             f"{', '.join(cmp.lost_functions[:10])}")

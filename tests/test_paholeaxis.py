@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from harness.paholeaxis import ModuleBtfFigures, axis_table, c_diff, compare
 
-BASE = ModuleBtfFigures(29, 750, 9, ("kbtf_hello_open", "kbtf_hello_poke"))
+BASE = ModuleBtfFigures(29, 750, 9, ("kbtf_hello_open", "kbtf_hello_poke"), 0)
 
 
 def test_lost_function_and_growth() -> None:
-    grown = ModuleBtfFigures(340, 9000, 53, ("kbtf_hello_poke",))
+    grown = ModuleBtfFigures(340, 9000, 53, ("kbtf_hello_poke",), 13)
     cmp = compare(grown, BASE)
     assert cmp.lost_functions == ("kbtf_hello_open",)
     assert cmp.growth == round(340 / 29, 2) and cmp.over(2.0) and not cmp.over(20.0)

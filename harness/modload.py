@@ -1,0 +1,54 @@
+"""A built module directory's .ko files inserted into a live guest and removed again: the
+one insmod path of the generic and the distro suites."""
+
+from __future__ import annotations
+
+from harness.errors import ModuleLoadFailure
+from harness.guest import GuestSession
+from harness.modbuild import ModuleBuild
+from harness.pointrun import MissingPrerequisite
+from harness.usermod import load_order, module_name
+
+# insmod errors that mean a missing prerequisite, not a broken module: the skip reason.
+PREREQUISITE_ERRORS = {
+    "No such device": "it needs hardware this guest lacks (or parameters: "
+                      "--module PATH:param=value)",
+    "Key was rejected by service": "the kernel enforces module signatures",
+    "Required key not available": "the kernel enforces module signatures",
+}
+
+
+def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
+           loaded: list[str]) -> None:
+    """Insert ``build``'s .ko files in dependency order with ``params`` (a module of the same
+    name loaded before is removed first), appending each inserted name to ``loaded`` (so a
+    caller can remove what got in even when a later one fails).
+
+    Raises MissingPrerequisite (a dependency no given module provides, hardware, enforced
+    signatures), ModuleLoadFailure (any other refusal: the module's or kernel's failure).
+    """
+    ordered, outside = load_order(list(build.kos))
+    names = [module_name(k) for k in ordered]
+    remove(guest, names)
+    for ko, name in zip(ordered, names, strict=True):
+        if outside.get(name):
+            raise MissingPrerequisite(f"{name} depends on {', '.join(outside[name])}, which no "
+                                      "given module provides and the guest cannot load")
+        guest.run("dmesg -C")
+        res = guest.run("insmod", guest.path(ko), *params)
+        if not res.ok:
+            why = res.stderr.strip()
+            for error, reason in PREREQUISITE_ERRORS.items():
+                if error in why:
+                    raise MissingPrerequisite(f"insmod {ko.name}: {why}: {reason}")
+            dmesg = guest.run("dmesg | tail -5").stdout.strip()
+            raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
+                                    f"{dmesg}", log=guest.console_log)
+        loaded.append(name)
+
+
+def remove(guest: GuestSession, names: list[str]) -> None:
+    """rmmod ``names`` in reverse order, if the guest still runs (failures ignored)."""
+    for name in reversed(names):
+        if guest.alive:
+            guest.run("rmmod", name)
