@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, distro, guestroot, kbuild, results
+from harness import cacheentry, distro, guestroot, kbuild, modload, results
 from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base, read_rules
-from harness.errors import HarnessError, KbtfError, ModuleLoadFailure
+from harness.errors import HarnessError, KbtfError
 from harness.guest import GuestPool, GuestSession
 from harness.matrix import MatrixPoint, resolve_points
 from harness.modbuild import MODULES_DIR, ModuleBuild
@@ -417,12 +417,10 @@ def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBui
     """
     if guest.run("grep", "-q", "^kbtf_hello ", "/proc/modules").ok:
         return hello_ko
-    guest.run("dmesg -C")
-    res = guest.run("insmod", guest.path(hello_ko.ko))
-    if not res.ok:
-        dmesg = guest.run("dmesg | tail -5").stdout.strip()
-        raise ModuleLoadFailure(f"insmod {hello_ko.ko} failed ({res.rc}): {res.stderr.strip()}"
-                                f"; dmesg: {dmesg}", log=guest.console_log)
+    try:
+        modload.insert(guest, hello_ko, (), [])
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
     if fault_ko is not None:
         mode = SABOTAGE_FAULTS[pytestconfig.option.sabotage]
         guest.run("insmod", guest.path(fault_ko.ko), f"mode={mode}")
