@@ -10,11 +10,14 @@ def missing_btf_error(output: str, func: str) -> str | None:
     attach), or None if it failed for another reason or did not fail.
 
     Wordings: 0.17 "kfunc:F: no BTF data for F"; 0.27 'Could not parse arguments of "F":
-    BTF data for the function not found'.
+    BTF data for the function not found', or, when the module has no BTF at all (0.27 lists
+    fentry targets from BTF), "No matches for fentry M:F." -- seen after the same guest had
+    the module with BTF loaded and removed.
     """
     name = re.escape(func)
     pattern = re.compile(rf"^.*(?:no BTF (?:data |found |info )?for.*\b{name}\b|"
-                         rf"\b{name}\b.*BTF data for the function not found).*$",
+                         rf"\b{name}\b.*BTF data for the function not found|"
+                         rf"No matches for fentry (?:\w+:)?{name}\.).*$",
                          re.IGNORECASE | re.MULTILINE)
     m = pattern.search(output)
     return m.group(0).strip() if m else None

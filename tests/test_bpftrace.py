@@ -19,6 +19,15 @@ def test_bpftrace_0_27_wording_is_recognised(data: Path) -> None:
     assert missing_btf_error(out, "other_func") is None
 
 
+def test_no_fentry_match_names_the_missing_btf() -> None:
+    # bpftrace 0.27 in a guest where kbtf_hello without BTF replaced one with BTF.
+    out = ("stdin:1:1-33: ERROR: No matches for fentry kbtf_hello:kbtf_hello_poke.\n"
+           'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }\n')
+    assert missing_btf_error(out, "kbtf_hello_poke") == (
+        "stdin:1:1-33: ERROR: No matches for fentry kbtf_hello:kbtf_hello_poke.")
+    assert missing_btf_error(out, "kbtf_hello") is None
+
+
 def test_other_failures_are_not_a_missing_btf() -> None:
     for out in (
         "stdin:1:37-43: ERROR: syntax error, unexpected identifier",
@@ -27,6 +36,7 @@ def test_other_failures_are_not_a_missing_btf() -> None:
         "ERROR: kfunc:other_func: no BTF data for other_func",
         'ERROR: Could not parse arguments of "other_func": BTF data for the function not found',
         "bpftrace: error while loading shared libraries: libbpf.so.1",
+        "ERROR: No matches for fentry kbtf_hello:other_func.",
         "",
     ):
         assert missing_btf_error(out, "kbtf_hello_poke") is None, out
