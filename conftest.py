@@ -45,6 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--distro-deb", action="append", default=None, metavar="FILE",
                     help="local kernel packages (linux-image, linux-headers, -common, kbuild) "
                     "for distros kbtf cannot download, grouped by release (repeatable)")
+    group.addoption("--distro-cmdline", action="append", default=[], metavar="WORD",
+                    help="a kernel command line word for the distro kernels' guests "
+                    "(repeatable), e.g. module.sig_enforce=1 or lockdown=integrity to see a "
+                    "kernel that enforces module signatures (unsigned modules: a skip)")
     group.addoption("--btf-growth-limit", type=float, default=None, metavar="FACTOR",
                     help="fail a point whose module BTF has more than FACTOR times the types "
                     "of the pahole axis's baseline (default: growth over 2.0 is only flagged "

@@ -7,23 +7,39 @@ The headers packages use absolute paths (the flavour's Makefile is `include
 link). kbtf rewrites the absolute `/usr/src/` paths of the flavour's Makefile to the
 unpacked tree and builds with `make -C <unpacked headers>`; the relative `scripts` and
 `tools` links into linux-kbuild work as they are.
+
+Modules are built on this machine when it has the compiler the headers name and can run
+their kbuild programs. Otherwise a Debian kernel's modules are built in a build root of its
+own suite (harness/buildroot.py: trixie's gcc-14, glibc 2.38 and pahole), whose packages
+are the headers' and kbuild's own dependencies; for local packages (--distro-deb) it is a
+one-line error naming what is missing, before any build.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import cacheentry, kconfig, proc, provision
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+from harness import buildroot, cacheentry, kconfig, pahole, proc, provision
 from harness.arches import ARCHES, GCC, Arch, Toolchain, get_arch
-from harness.errors import ConfigError
+from harness.buildroot import BuildRoot
+from harness.errors import ConfigError, HarnessError
+from harness.pahole import Pahole
 
 UNPACK_TIMEOUT = 300  # dpkg-deb -x of a ~70 MB image package
+# Part of every distro entry's key: a change to _unpack's products unpacks again.
+UNPACK_RECIPE = 2  # 2: merged-/usr packages (trixie) get the lib -> usr/lib link
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class DistroKernel:
     debs: tuple[Path, ...]  # the packages it came from
     spec: str = ""  # the --distro SPEC that gives it again ("": local --distro-deb files)
     arch_name: str = "x86_64"  # kbtf's name of the kernel's architecture
+    build_root: BuildRoot | None = None  # where modules are built (None: on this machine)
 
     def rerun(self) -> str:
         """The command line that reruns just this kernel's tests."""
@@ -109,6 +126,104 @@ class DistroKernel:
         path = self.headers / ".config"
         return kconfig.parse(path.read_text(), str(path))
 
+    def compiler(self) -> str:
+        """The C compiler a module build runs: the headers' .kernelvariables' CC (Debian),
+        else the kernel Makefile's $(CROSS_COMPILE)gcc, with kbtf's make variables."""
+        variables = self.headers / ".kernelvariables"
+        argv = ["make", "-s", "--no-print-directory", "-f",
+                str(variables) if variables.is_file() else os.devnull,
+                f"ARCH={self.arch.kernel_arch}", *self.toolchain.make_vars(self.arch),
+                "--eval", "CC = $(CROSS_COMPILE)gcc", "--eval", "kbtf-cc: ; @echo $(CC)",
+                "kbtf-cc"]
+        words = proc.output(argv, timeout=60).split()
+        if not words:
+            raise HarnessError(f"{variables}: no CC")
+        return words[-1]
+
+    def module_pahole(self) -> Pahole:
+        """The pahole the module builds run: the build root's, else the one on PATH."""
+        if self.build_root is not None:
+            return self.build_root.pahole()
+        return pahole.system_pahole()
+
+
+def host_gaps(kernel: DistroKernel) -> list[str]:
+    """What this machine lacks to build modules against ``kernel``'s headers: the
+    compiler they name, a C library as new as their kbuild programs need."""
+    gaps = []
+    compiler = kernel.compiler()
+    if shutil.which(compiler) is None:
+        gaps.append(f"{compiler} (the headers' compiler) is not installed")
+    needed = glibc_needed((kernel.headers / "scripts").resolve().parent)
+    libc = os.confstr("CS_GNU_LIBC_VERSION") or "glibc 0"  # "glibc 2.36"
+    host = tuple(int(p) for p in libc.split()[-1].split("."))
+    if needed > host:
+        gaps.append(f"its kbuild programs need GLIBC_{'.'.join(map(str, needed))}, this "
+                    f"machine has {'.'.join(map(str, host))}")
+    return gaps
+
+
+def glibc_needed(tree: Path) -> tuple[int, ...]:
+    """The newest GLIBC_x.y symbol version any executable ELF file under ``tree`` needs."""
+    newest: tuple[int, ...] = ()
+    for path in tree.rglob("*"):
+        if path.is_symlink() or not path.is_file() or not path.stat().st_mode & stat.S_IXUSR:
+            continue
+        with path.open("rb") as f:
+            if f.read(4) != b"\x7fELF":
+                continue
+            try:
+                sections = list(ELFFile(f).iter_sections())
+            except ELFError:
+                continue
+            for section in sections:
+                if not isinstance(section, GNUVerNeedSection):
+                    continue
+                for _, aux in section.iter_versions():
+                    for version in aux:
+                        if version.name.startswith("GLIBC_2"):
+                            newest = max(newest, tuple(
+                                int(p) for p in version.name.removeprefix("GLIBC_").split(".")))
+    return newest
+
+
+def root_packages(kernel: DistroKernel) -> list[str]:
+    """The packages a build root for ``kernel`` needs: what its headers and kbuild packages
+    depend on (first alternatives, no linux-* packages), with the compiler of a foreign
+    architecture's headers (gcc-N) replaced by its cross compiler (gcc-N-<triplet>)."""
+    wanted = []
+    triplet = kernel.arch.cross_compile.rstrip("-").replace("_", "-")
+    for deb in kernel.debs:
+        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends"], timeout=60)
+        package = re.search(r"^Package: (\S+)", fields, re.MULTILINE)
+        depends = re.search(r"^Depends: (.*)$", fields, re.MULTILINE)
+        if package is None or depends is None or not package[1].startswith(
+                ("linux-headers-", "linux-kbuild-")):
+            continue
+        for dep in depends[1].split(","):
+            name = dep.split("|")[0].split()[0].split(":")[0]
+            if name.startswith("linux-"):
+                continue
+            if not kernel.arch.is_host() and re.fullmatch(r"gcc-\d+", name):
+                name = f"{name}-{triplet}"
+            wanted.append(name)
+    return sorted(set(wanted))
+
+
+def with_build_root(kernel: DistroKernel, cache_dir: Path, suite: str) -> DistroKernel:
+    """``kernel`` as it is if this machine can build its modules, else with a build root of
+    ``suite`` that can. Raises HarnessError if the root lacks the compiler after all."""
+    gaps = host_gaps(kernel)
+    if not gaps:
+        return kernel
+    root = buildroot.ensure(cache_dir, suite, root_packages(kernel))
+    kernel = replace(kernel, build_root=replace(root, binds=(kernel.root.parent,)))
+    compiler = kernel.compiler()
+    if not root.has_program(compiler):
+        raise HarnessError(f"the {suite} build root {root.tree} has no {compiler}, which "
+                           f"{kernel.headers} needs ({'; '.join(gaps)} here)")
+    return kernel
+
 
 def _depends(cache_dir: Path, suite: str, package: str, debarch: str) -> list[str]:
     """The packages ``package`` depends on in ``suite`` (first alternative of each)."""
@@ -155,9 +270,13 @@ def debian_kernel(cache_dir: Path, name: str, arch_name: str = "x86_64") -> Dist
     arch = get_arch(arch_name)
     suite = DEBIAN_DISTROS[name].suite if name in DEBIAN_DISTROS else name
     packages, kbuild = debian_packages(cache_dir, name, arch)
+    if any(provision.package_version(cache_dir, suite, k) is None for k in kbuild):
+        # The host architecture's lists predate the foreign ones (kept a day): new kbuild.
+        provision.apt_state(cache_dir, suite, max_age=0)
     versions = [provision.package_version(cache_dir, suite, p, arch.debian_arch) or ""
                 for p in packages]
-    key = hashlib.sha256(repr((packages, kbuild, versions)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(repr((packages, kbuild, versions, UNPACK_RECIPE)).encode()
+                         ).hexdigest()[:12]
     foreign = "" if arch.is_host() else f"-{arch.debian_arch}"
     dest = cache_dir / "distro" / f"debian-{name}{foreign}-{key}"
 
@@ -170,7 +289,8 @@ def debian_kernel(cache_dir: Path, name: str, arch_name: str = "x86_64") -> Dist
 
     cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
     spec = f"debian:{name}" + ("" if arch_name == "x86_64" else f":{arch_name}")
-    return replace(_describe(dest, f"debian-{name}"), spec=spec, arch_name=arch_name)
+    kernel = replace(_describe(dest, f"debian-{name}"), spec=spec, arch_name=arch_name)
+    return with_build_root(kernel, cache_dir, suite)
 
 
 def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
@@ -203,7 +323,7 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
                               "pass its headers package too")
         wanted = re.findall(r"(linux-(?:headers|kbuild)-[^\s,(|]+)", headers[1])
         group = [deb, headers[0], *(infos[w][0] for w in wanted if w in infos)]
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(str(UNPACK_RECIPE).encode())
         for path in group:
             digest.update(path.read_bytes())
         dest = cache_dir / "distro" / f"deb-{release}-{digest.hexdigest()[:12]}"
@@ -221,7 +341,13 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
         if not arch_names or arch_names[0] not in DISTRO_ARCHES:
             raise ConfigError(f"--distro-deb {deb}: kernels of architecture {debarch} are not "
                               "supported: use " + " or ".join(DISTRO_ARCHES))
-        kernels.append(replace(_describe(dest, "deb"), arch_name=arch_names[0]))
+        kernel = replace(_describe(dest, "deb"), arch_name=arch_names[0])
+        gaps = host_gaps(kernel)
+        if gaps:
+            raise ConfigError(f"--distro-deb {kernel.release}: {'; '.join(gaps)}: run kbtf on "
+                              "the release these packages are built for, or install what "
+                              "is missing")
+        kernels.append(kernel)
     if not kernels:
         raise ConfigError("--distro-deb: no linux-image package among the files")
     return kernels
@@ -234,6 +360,10 @@ def _unpack(debs: list[Path], root: Path, final_root: Path, log: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for deb in debs:
         proc.run(["dpkg-deb", "-x", deb, root], logfile=log, timeout=UNPACK_TIMEOUT)
+    if (root / "usr" / "lib" / "modules").is_dir() and not (root / "lib").exists():
+        # Merged /usr (trixie on): the image ships usr/lib/modules; depmod -b and kbtf look
+        # in lib/modules, as an installed system's /lib -> usr/lib link lets them.
+        (root / "lib").symlink_to("usr/lib")
     for release in (root / "lib" / "modules").glob("*"):
         # Packages ship no modules.dep (depmod writes it when installing): kbtf's initramfs
         # needs it to load modules in order.

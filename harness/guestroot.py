@@ -8,9 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness import cacheentry, proc
+from harness import cacheentry, provision
 from harness.arches import Arch
-from harness.provision import KEYRING, MIRROR
 
 # sid: its bpftrace (0.27) reads fentry arguments right on big-endian s390x; trixie's 0.23
 # reads them as 0 (bpftrace's "Fixes for s390 big endian systems", PR #5272).
@@ -60,16 +59,12 @@ def ensure_root(arch: Arch, cache_dir: Path) -> Path:
 
     Raises ToolMissing if mmdebstrap is absent, CommandError (naming the log) if it fails.
     """
-    mmdebstrap = proc.require_tool("mmdebstrap")
     final = cache_dir / "roots" / f"{arch.debian_arch}-{SUITE}-{root_key(arch)}"
 
     def fill(tmp: Path) -> None:
         tree = tmp / "tree"
-        proc.run([mmdebstrap, "--variant=extract", f"--architectures={arch.debian_arch}",
-                  f"--include={','.join(PACKAGES)}",
-                  "--aptopt=Acquire::Check-Valid-Until \"false\"",
-                  f"--keyring={KEYRING}", SUITE, tree, MIRROR],
-                 logfile=tmp / "root.log", timeout=ROOT_TIMEOUT)
+        provision.make_tree(tree, SUITE, arch.debian_arch, PACKAGES, "extract",
+                            tmp / "root.log", ROOT_TIMEOUT)
         # An extract tree lacks the merged-/usr links a normal install creates.
         for link in ("bin", "sbin", "lib"):
             if not (tree / link).exists() and (tree / "usr" / link).is_dir():

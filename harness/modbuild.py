@@ -9,6 +9,7 @@ from typing import Protocol
 
 from harness import buildlog, proc
 from harness.arches import Arch, Toolchain, make_argv
+from harness.buildroot import BuildRoot
 from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.pahole import Pahole
 
@@ -67,12 +68,14 @@ def build_module(
     pahole: Pahole | None,
     btf_mode: str = "default",
     make_args: tuple[str, ...] = (),
+    build_root: BuildRoot | None = None,
 ) -> ModuleBuild:
     """Copy module directory ``src`` (kbtf's modules/<name> or the user's, never written
     to) to ``outdir``/<btf_mode>/<name> and build it against ``kernel``.
 
     ``pahole`` is the module's pahole (make PAHOLE=...; None: the `pahole` on PATH, as a
-    distro's users build). Raises BuildFailure naming the log
+    distro's users build). With ``build_root``, make runs inside it. Raises BuildFailure
+    naming the log
     when the build fails or hangs (the kernel's rules or pahole) or makes no module,
     HarnessError when the environment stopped it, ConfigError if ``src`` is no directory.
     """
@@ -85,6 +88,8 @@ def build_module(
     argv = make_argv(kernel.arch, source=kernel.dir, module=dst,
                      pahole=pahole.path if pahole else None,
                      toolchain=kernel.toolchain, extra=make_args, targets=["modules"])
+    if build_root is not None:
+        argv = build_root.command(argv, binds=(dst,))
     try:
         proc.run(argv, logfile=log, timeout=MODULE_BUILD_TIMEOUT)
     except CommandError as exc:

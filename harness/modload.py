@@ -10,11 +10,12 @@ from harness.pointrun import MissingPrerequisite
 from harness.usermod import load_order, module_name
 
 # insmod errors that mean a missing prerequisite, not a broken module: the skip reason.
+HARDWARE = "it needs hardware this guest lacks (or parameters: --module PATH:param=value)"
+SIGNATURES = "the kernel enforces module signatures"
 PREREQUISITE_ERRORS = {
-    "No such device": "it needs hardware this guest lacks (or parameters: "
-                      "--module PATH:param=value)",
-    "Key was rejected by service": "the kernel enforces module signatures",
-    "Required key not available": "the kernel enforces module signatures",
+    "No such device": HARDWARE,
+    "Key was rejected by service": SIGNATURES,  # EKEYREJECTED: unsigned, enforced
+    "Required key not available": SIGNATURES,  # ENOKEY: signed by a key it does not trust
 }
 
 
@@ -40,6 +41,8 @@ def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
             why = res.stderr.strip()
             for error, reason in PREREQUISITE_ERRORS.items():
                 if error in why:
+                    if reason == SIGNATURES:
+                        reason += f" ({enforcement(guest)}): sign it with a key the kernel trusts"
                     raise MissingPrerequisite(f"insmod {ko.name}: {why}: {reason}")
             dmesg = guest.run("dmesg | tail -5").stdout.strip()
             raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
@@ -52,3 +55,13 @@ def remove(guest: GuestSession, names: list[str]) -> None:
     for name in reversed(names):
         if guest.alive:
             guest.run("rmmod", name)
+
+
+def enforcement(guest: GuestSession) -> str:
+    """What the guest says about signature enforcement: module.sig_enforce and the
+    lockdown mode (Secure Boot's lockdown enforces signatures too)."""
+    sig = guest.run("cat /sys/module/module/parameters/sig_enforce").stdout.strip()
+    guest.run("mountpoint -q /sys/kernel/security || "
+              "mount -t securityfs securityfs /sys/kernel/security")
+    lockdown = guest.run("cat /sys/kernel/security/lockdown").stdout.strip()
+    return f"sig_enforce={sig or 'unknown'}, lockdown: {lockdown or 'unknown'}"

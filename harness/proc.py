@@ -47,6 +47,7 @@ APT_PACKAGE: Mapping[str, str] = {
     "setpriv": "util-linux",
     "vng": "virtme-ng (pip, in the venv: run ./kbtf)",
     "mmdebstrap": "mmdebstrap",
+    "bwrap": "bubblewrap",
     "depmod": "kmod",
     **{tool: pkg for arch in ARCHES.values() for tool, pkg in arch.tool_packages().items()},
 }

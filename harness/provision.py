@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cacheentry, proc
-from harness.errors import ConfigError
+from harness.errors import CommandError, ConfigError
 
 MIRROR = "http://deb.debian.org/debian"
 HOST_DEBARCH = "amd64"  # the machine's own: its apt states carry no architecture option
@@ -23,6 +23,7 @@ MIRRORS = {"bookworm-security": "http://deb.debian.org/debian-security"}
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_TIMEOUT = 900  # apt-get update or download from the archive (seen: 17 s)
 UNPACK_TIMEOUT = 120  # dpkg-deb -x, patchelf
+UPDATE_ATTEMPTS, UPDATE_RETRY_WAIT = 3, 30  # apt-get update against a mirror mid-sync
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ def apt_options(state: Path) -> list[str]:
     ]
 
 
-def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH) -> Path:
-    """A private apt state for ``suite`` and Debian architecture ``debarch`` with fresh
-    package lists (updated once a day)."""
+def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH,
+              max_age: float = 86400) -> Path:
+    """A private apt state for ``suite`` and Debian architecture ``debarch`` with package
+    lists no older than ``max_age`` seconds (updated once a day by default)."""
     foreign = debarch != HOST_DEBARCH
     state = cache_dir / "apt" / (f"{suite}-{debarch}" if foreign else suite)
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
@@ -76,9 +78,17 @@ def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH) -> Path:
     (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {mirror} {suite} main\n")
     (state / "status").touch()
     stamp = state / "updated"
-    if not stamp.exists() or time.time() - stamp.stat().st_mtime > 86400:
-        proc.run(["apt-get", *apt_options(state), "update"], logfile=state / "apt.log",
-                 timeout=APT_TIMEOUT)
+    if not stamp.exists() or time.time() - stamp.stat().st_mtime >= max_age:
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            try:
+                proc.run(["apt-get", *apt_options(state), "update"],
+                         logfile=state / "apt.log", timeout=APT_TIMEOUT)
+                break
+            except CommandError:
+                # A mirror mid-sync serves an index of the wrong size for a while.
+                if attempt == UPDATE_ATTEMPTS:
+                    raise
+                time.sleep(UPDATE_RETRY_WAIT)
         stamp.touch()
     return state
 
@@ -107,6 +117,20 @@ def package_version(cache_dir: Path, suite: str, package: str,
         if line.startswith("Version: "):
             return line.removeprefix("Version: ").strip()
     return None
+
+
+def make_tree(tree: Path, suite: str, debarch: str, packages: tuple[str, ...], variant: str,
+              log: Path, timeout: float) -> None:
+    """A Debian ``suite`` tree of ``debarch`` at ``tree``, made by mmdebstrap with
+    ``packages`` and their dependencies: ``variant`` extract (packages unpacked, no
+    maintainer scripts: any architecture) or essential (the Essential set too, configured:
+    the host's architecture). Raises ToolMissing, CommandError naming the log."""
+    mmdebstrap = proc.require_tool("mmdebstrap")
+    proc.run([mmdebstrap, f"--variant={variant}", f"--architectures={debarch}",
+              f"--include={','.join(packages)}",
+              "--aptopt=Acquire::Check-Valid-Until \"false\"",
+              f"--keyring={KEYRING}", suite, tree, MIRRORS.get(suite, MIRROR)],
+             logfile=log, timeout=timeout)
 
 
 def debian_pahole(cache_dir: Path, version: str) -> Path:

@@ -59,6 +59,7 @@ class BootSpec:
     shares: tuple[Share, ...] = ()  # kbtf launcher: host dirs the guest mounts
     initrd: Path | None = None  # kbtf launcher: an initramfs loading the modules 9p needs
     release: str | None = None  # the uname -r the booted kernel must show (distro kernels)
+    cmdline: tuple[str, ...] = ()  # more kernel command line words (--distro-cmdline)
 
     def guest_path(self, host: Path) -> str:
         """Where the guest sees host path ``host``: itself under vng (the host's root);
@@ -72,12 +73,13 @@ class BootSpec:
         raise ValueError(f"{host} is not shared with the guest (shared: {shared})")
 
 
-def kbtf_cmdline(arch: Arch) -> str:
+def kbtf_cmdline(arch: Arch, extra: tuple[str, ...] = ()) -> str:
     """Kernel command line of a kbtf-launched guest: messages on hvc0 only (the serial
-    carries the shell), the 9p root, kbtf's init and the tty its shell runs on."""
+    carries the shell), the 9p root, kbtf's init and the tty its shell runs on, then
+    ``extra``."""
     return " ".join(("console=hvc0", "root=/dev/root", "rootfstype=9p",
                      "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
-                     "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE))
+                     "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE, *extra))
 
 
 def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
@@ -86,7 +88,8 @@ def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
     t = spec.arch.virtio_transport
     argv = [qemu, *spec.arch.qemu_machine, "-accel", "kvm" if spec.kvm else "tcg",
             "-m", spec.memory, "-smp", "1", "-display", "none", "-monitor", "none",
-            "-no-reboot", "-kernel", str(spec.image), "-append", kbtf_cmdline(spec.arch),
+            "-no-reboot", "-kernel", str(spec.image),
+            "-append", kbtf_cmdline(spec.arch, spec.cmdline),
             "-serial", "stdio",
             "-device", f"virtio-serial-{t}",
             "-chardev", f"file,id=kcon,path={console_log},append=on",
@@ -116,7 +119,7 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
     argv += ["--memory", spec.memory, "--cpus", "1"]
     if not spec.kvm:
         argv.append("--disable-kvm")
-    for arg in GUEST_CMDLINE:
+    for arg in (*GUEST_CMDLINE, *spec.cmdline):
         argv += ["--append", arg]
     for share in spec.shares:  # the host's root is visible as it is; writable dirs must be said
         if share.writable:

@@ -508,7 +508,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         records.append(results.PointRecord(kernel.label, facts={
             "arch": kernel.arch.name, "kernel": kernel.release, "toolchain": "distro",
             "config_pahole_version": config_pahole.value if config_pahole else "-",
-            "module_pahole": "system",
+            "module_pahole": (f"{kernel.build_root.suite} build root's" if kernel.build_root
+                              else "system"),
             "headers_vmlinux": kernel.vmlinux.is_file(),
             "packages": [d.name for d in kernel.debs],
             "rerun": kernel.rerun(),

@@ -1,7 +1,8 @@
 """Distro kernels (--distro, --distro-deb): the Ubuntu SRU plan's check for out-of-tree
 module BTF, on the distro's own packages. Each module (kbtf_hello and every --module) is
 built against the headers package exactly as its users build it (`make -C <headers>
-M=<module> modules`, the `pahole` on PATH), then loaded into the distro's own kernel, booted
+M=<module> modules`, the `pahole` on PATH; for a release newer than this machine, inside a
+build root of that release), then loaded into the distro's own kernel, booted
 with its own modules.
 
 A headers package that ships no vmlinux makes Makefile.modfinal print "Skipping BTF
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import bpftrace, guestroot, initramfs, modload, pahole, vm
+from harness import bpftrace, guestroot, initramfs, modload, vm
 from harness.btfexpect import expect_btf_base, read_rules
 from harness.distro import DistroKernel
 from harness.elfbtf import elf_facts, section_data
@@ -33,7 +34,8 @@ def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir:
                   ) -> ModuleBuild:
     """The module built against the distro's headers, the SRU plan's way."""
     out = run_dir / distro_kernel.label / "modules"
-    return build_module(distro_kernel, module_spec.path, out, None)
+    return build_module(distro_kernel, module_spec.path, out, None,
+                        build_root=distro_kernel.build_root)
 
 
 def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
@@ -57,7 +59,7 @@ def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
                                                distro_module: ModuleBuild) -> None:
     rules = read_rules(distro_kernel.headers)
     config_pahole = int(distro_kernel.config()["CONFIG_PAHOLE_VERSION"].value)
-    expected = expect_btf_base(rules, config_pahole, pahole.system_pahole())
+    expected = expect_btf_base(rules, config_pahole, distro_kernel.module_pahole())
     for ko in distro_module.kos:
         present = elf_facts(ko).btf_base is not None
         assert present == expected.btf_base, (
@@ -67,7 +69,7 @@ def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
 
 @pytest.fixture
 def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Path,
-                 cache_dir: Path) -> GuestSession:
+                 cache_dir: Path, pytestconfig: pytest.Config) -> GuestSession:
     """The distro's own kernel booted with kbtf's guest root: an initramfs loads the 9p and
     virtio modules from the image package. The guest must show the package's release."""
     logdir = run_dir / distro_kernel.label / "guests"
@@ -84,7 +86,7 @@ def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Pa
             launcher="kbtf", root=root, shares=shares,
             initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent,
                                     root / "bin" / "busybox", arch.virtio_transport),
-            release=distro_kernel.release,
+            release=distro_kernel.release, cmdline=tuple(pytestconfig.option.distro_cmdline),
             btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
         return GuestSession(spec, logdir, "distro", boot)
 

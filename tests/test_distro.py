@@ -1,14 +1,17 @@
 """Distro kernels: local .deb files grouped by release, the initramfs module order (from a
-modules.dep depmod wrote for Debian's 6.1.0-50-amd64), the headers Makefile rewrite."""
+modules.dep depmod wrote for Debian's 6.1.0-50-amd64), the headers Makefile rewrite, what
+the machine lacks to build against headers and the build root that has it."""
 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness import distro, initramfs
+from harness.buildroot import BuildRoot
 from harness.errors import ConfigError
 
 # depmod's lines for the modules kbtf's initramfs needs (Debian bookworm 6.1.0-50-amd64).
@@ -89,3 +92,96 @@ def test_rerun_lines(tmp_path: Path) -> None:
     local = distro.DistroKernel("deb-6.1.0-50-amd64", "6.1.0-50-amd64", tmp_path,
                                 (tmp_path / "a.deb",))
     assert f"--distro-deb {tmp_path}/a.deb" in local.rerun()
+
+
+# .kernelvariables of Debian's trixie amd64 and bookworm arm64 headers, as shipped.
+TRIXIE_VARIABLES = """override ARCH = x86
+override KERNELRELEASE = 6.12.107+deb13-amd64
+CCACHE = ccache
+CC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-14
+DEB_BUILD_ARCH ?= $(shell dpkg --print-architecture)
+override CROSS_COMPILE = x86_64-linux-gnu-
+DEBIAN_KERNEL_NO_CC_VERSION_CHECK = y
+"""
+BOOKWORM_ARM64_VARIABLES = """override ARCH = arm64
+override KERNELRELEASE = 6.1.0-50-arm64
+CCACHE = ccache
+CC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-12
+ifneq ($(DEB_BUILD_ARCH),$(DEB_HOST_ARCH))
+override CROSS_COMPILE = $(DEB_HOST_GNU_TYPE)-
+endif
+DEBIAN_KERNEL_NO_CC_VERSION_CHECK = y
+"""
+
+
+def headers_kernel(tmp_path: Path, variables: str | None, arch: str = "x86_64"
+                   ) -> distro.DistroKernel:
+    """A DistroKernel whose headers hold only ``variables`` as .kernelvariables."""
+    kernel = distro.DistroKernel("deb-x", "x", tmp_path / "root", (), arch_name=arch)
+    kernel.headers.mkdir(parents=True)
+    if variables is not None:
+        (kernel.headers / ".kernelvariables").write_text(variables)
+    return kernel
+
+
+def test_compiler_is_the_one_the_headers_name(tmp_path: Path) -> None:
+    assert headers_kernel(tmp_path / "a", TRIXIE_VARIABLES).compiler() == "x86_64-linux-gnu-gcc-14"
+    arm64 = headers_kernel(tmp_path / "b", BOOKWORM_ARM64_VARIABLES, "aarch64")
+    assert arm64.compiler() == "aarch64-linux-gnu-gcc-12"
+    assert headers_kernel(tmp_path / "c", None).compiler() == "gcc"
+    assert headers_kernel(tmp_path / "d", None, "s390x").compiler() == "s390x-linux-gnu-gcc"
+
+
+def test_host_gaps_name_the_compiler_and_the_c_library(tmp_path: Path) -> None:
+    kernel = headers_kernel(tmp_path, TRIXIE_VARIABLES.replace("gcc-14", "gcc-99"))
+    # A kbuild program that asks for a glibc no machine has (the version string edited in
+    # a copy of a host binary: pyelftools reads the name).
+    program = kernel.headers / "scripts" / "mod" / "modpost"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(Path("/usr/bin/true").read_bytes().replace(b"GLIBC_2.34", b"GLIBC_2.99"))
+    program.chmod(0o755)
+    gaps = distro.host_gaps(kernel)
+    assert gaps[0] == "x86_64-linux-gnu-gcc-99 (the headers' compiler) is not installed"
+    assert gaps[1].startswith("its kbuild programs need GLIBC_2.99, this machine has 2.")
+    program.write_bytes(Path("/usr/bin/true").read_bytes())
+    assert distro.glibc_needed(kernel.headers) == (2, 34)
+
+
+def test_local_packages_this_machine_cannot_build_are_one_line_errors(tmp_path: Path) -> None:
+    rel = "6.12.107+deb13-amd64"
+    debs = [
+        fake_deb(tmp_path, f"linux-image-{rel}", "", {f"boot/vmlinuz-{rel}": "kernel"}),
+        fake_deb(tmp_path, f"linux-headers-{rel}", "gcc-99", {
+            f"usr/src/linux-headers-{rel}/.kernelvariables":
+            TRIXIE_VARIABLES.replace("gcc-14", "gcc-99")}),
+    ]
+    with pytest.raises(ConfigError, match=r"^--distro-deb 6\.12\.107\+deb13-amd64: x86_64-linux"
+                       r"-gnu-gcc-99 \(the headers' compiler\) is not installed: run kbtf on "):
+        distro.local_kernels(tmp_path / "cache", debs)
+
+
+def test_build_root_packages_are_the_headers_dependencies(tmp_path: Path) -> None:
+    rel = "6.12.107+deb13-arm64"
+    debs = (
+        fake_deb(tmp_path, f"linux-headers-{rel}", "linux-base (>= 4.12~), linux-headers-"
+                 f"6.12.107+deb13-common (= 1), linux-image-{rel} (= 1) | linux-image-{rel}-"
+                 "unsigned (= 1), linux-kbuild-6.12.107+deb13, gcc-14", {}),
+        fake_deb(tmp_path, "linux-kbuild-6.12.107+deb13", "libc6 (>= 2.38), libelf1t64 (>= "
+                 "0.144), libssl3t64 (>= 3.0.0), zlib1g (>= 1:1.2.3.4), pahole", {}),
+        fake_deb(tmp_path, f"linux-image-{rel}", "kmod, initramfs-tools", {}),
+    )
+    kernel = distro.DistroKernel("x", rel, tmp_path, debs, arch_name="x86_64")
+    assert distro.root_packages(kernel) == ["gcc-14", "libc6", "libelf1t64", "libssl3t64",
+                                            "pahole", "zlib1g"]
+    foreign = distro.root_packages(replace(kernel, arch_name="aarch64"))
+    assert "gcc-14-aarch64-linux-gnu" in foreign and "gcc-14" not in foreign
+
+
+def test_build_root_command_binds_host_dirs_at_their_paths(tmp_path: Path) -> None:
+    root = BuildRoot(tmp_path / "tree", "trixie", binds=(tmp_path / "distro",))
+    argv = root.command(["make", "-C", "x"], binds=(tmp_path / "module",))
+    for path in (tmp_path / "distro", tmp_path / "module"):
+        i = argv.index(str(path))
+        assert argv[i - 1:i + 2] == ["--bind", str(path), str(path)]
+    assert argv[1:3] == ["--bind", str(tmp_path / "tree")]
+    assert argv[-6:] == ["--remount-ro", "/", "--", "make", "-C", "x"]

@@ -1,0 +1,82 @@
+"""Build roots: another Debian release's compiler, make and pahole, for headers packages
+this machine cannot build against (trixie's need gcc-14 and kbuild programs linked against
+glibc 2.38; bookworm has gcc-12 and 2.36).
+
+A root is made once per suite and package set by mmdebstrap (essential variant: the
+maintainer scripts run, so `awk` and friends exist) into the cache, built in a temp dir and
+renamed. Commands run inside it with bubblewrap; the host dirs a build reads and writes
+(the unpacked packages, the module copy) are bound at their own paths, so every absolute
+path in the headers tree and the logs means the same inside and out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import cacheentry, pahole, proc, provision
+from harness.pahole import Pahole
+
+# What kbuild runs beyond the Essential set and the headers' own dependencies.
+BASE_PACKAGES = ("make", "mawk")
+ROOT_TIMEOUT = 1800  # mmdebstrap, download and configure (17 s measured for trixie)
+QUERY_TIMEOUT = 60  # a --version inside the root
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class BuildRoot:
+    """A Debian tree to build in, and the host dirs every command inside it sees."""
+
+    tree: Path
+    suite: str
+    binds: tuple[Path, ...] = ()
+
+    def command(self, argv: Sequence[str | Path], binds: Sequence[Path] = ()) -> list[str]:
+        """``argv`` run inside the root (bwrap), with ``binds`` and the root's own binds at
+        their host paths; the process dies with its parent. Raises ToolMissing."""
+        bwrap = proc.require_tool("bwrap")
+        args = [bwrap, "--bind", str(self.tree), "/", "--dev", "/dev", "--proc", "/proc",
+                "--tmpfs", "/tmp", "--unshare-pid", "--die-with-parent",
+                "--setenv", "PATH", PATH]
+        for path in (*self.binds, *binds):
+            args += ["--bind", str(path), str(path)]  # bwrap makes the mount point
+        return [*args, "--remount-ro", "/", "--", *(str(a) for a in argv)]
+
+    def has_program(self, name: str) -> bool:
+        """Whether ``name`` is on the root's PATH."""
+        res = proc.run(self.command(["sh", "-c", f'command -v "{name}"']),
+                       timeout=QUERY_TIMEOUT, check=False)
+        return res.returncode == 0
+
+    def pahole(self) -> Pahole:
+        """The root's pahole (the one its module builds run). Raises ConfigError if it has
+        none that answers."""
+        out = proc.run(self.command(["pahole", "--version"]), timeout=QUERY_TIMEOUT,
+                       check=False)
+        version = pahole.parse_version(out.stdout)
+        features: tuple[str, ...] = ()
+        if pahole.version_code(version) >= 126:
+            features = pahole.parse_features(proc.output(
+                self.command(["pahole", "--supported_btf_features"]), timeout=QUERY_TIMEOUT))
+        return Pahole(self.tree / "usr" / "bin" / "pahole", version, features)
+
+
+def ensure(cache_dir: Path, suite: str, packages: Sequence[str]) -> BuildRoot:
+    """The build root of ``suite`` holding ``packages`` (and BASE_PACKAGES), made once into
+    ``cache_dir``/buildroots. Raises ToolMissing, CommandError naming mmdebstrap's log."""
+    wanted = tuple(sorted({*BASE_PACKAGES, *packages}))
+    key = hashlib.sha256(json.dumps({"suite": suite, "packages": wanted, "version": 1})
+                         .encode()).hexdigest()[:16]
+    final = cache_dir / "buildroots" / f"{suite}-{key}"
+
+    def fill(tmp: Path) -> None:
+        provision.make_tree(tmp / "tree", suite, provision.HOST_DEBARCH, wanted, "essential",
+                            tmp / "root.log", ROOT_TIMEOUT)
+        (tmp / "packages").write_text("\n".join(wanted) + "\n")
+
+    cacheentry.populate(final, (final / "packages").exists, fill, "root.log")
+    return BuildRoot(final / "tree", suite)
