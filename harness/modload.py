@@ -9,13 +9,16 @@ from harness.modbuild import ModuleBuild
 from harness.pointrun import MissingPrerequisite
 from harness.usermod import load_order, module_name
 
-# insmod errors that mean a missing prerequisite, not a broken module: the skip reason.
+# insmod errors (or the dmesg lines after them) that mean a missing prerequisite, not a
+# broken module: the skip reason.
 HARDWARE = "it needs hardware this guest lacks (or parameters: --module PATH:param=value)"
 SIGNATURES = "the kernel enforces module signatures"
 PREREQUISITE_ERRORS = {
     "No such device": HARDWARE,
     "Key was rejected by service": SIGNATURES,  # EKEYREJECTED: unsigned, enforced
     "Required key not available": SIGNATURES,  # ENOKEY: signed by a key it does not trust
+    # EPERM, and this in dmesg: lockdown (Secure Boot, lockdown=integrity) refuses it
+    "unsigned module loading is restricted": SIGNATURES,
 }
 
 
@@ -39,12 +42,12 @@ def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
         res = guest.run("insmod", guest.path(ko), *params)
         if not res.ok:
             why = res.stderr.strip()
+            dmesg = guest.run("dmesg | tail -5").stdout.strip()
             for error, reason in PREREQUISITE_ERRORS.items():
-                if error in why:
+                if error in why or error in dmesg:
                     if reason == SIGNATURES:
                         reason += f" ({enforcement(guest)}): sign it with a key the kernel trusts"
                     raise MissingPrerequisite(f"insmod {ko.name}: {why}: {reason}")
-            dmesg = guest.run("dmesg | tail -5").stdout.strip()
             raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
                                     f"{dmesg}", log=guest.console_log)
         loaded.append(name)

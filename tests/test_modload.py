@@ -1,0 +1,77 @@
+"""The one insmod path against a fake guest: a kernel that enforces signatures is a missing
+prerequisite naming what the guest says (sig_enforce, lockdown), any other refusal the
+module's or kernel's failure. The messages are those of Debian's 6.12.117+deb12-amd64
+booted with module.sig_enforce=1 and with lockdown=integrity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import modload
+from harness.console import CommandResult
+from harness.errors import ModuleLoadFailure
+from harness.modbuild import ModuleBuild
+from harness.pointrun import MissingPrerequisite
+
+REJECTED = "insmod: ERROR: could not insert module {ko}: Key was rejected by service"
+
+
+class FakeGuest:
+    """Answers insmod with ``insmod_error`` and the enforcement files with ``facts``."""
+
+    console_log = Path("console.log")
+    alive = True
+
+    def __init__(self, insmod_error: str, facts: dict[str, str], dmesg: str = "") -> None:
+        self.insmod_error, self.facts, self.dmesg = insmod_error, facts, dmesg
+
+    def path(self, host: Path) -> str:
+        return str(host)
+
+    def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
+        full = " ".join([command, *args])
+        if command == "insmod":
+            return CommandResult(full, 1, "", self.insmod_error.format(ko=args[0]))
+        if full.startswith("dmesg |"):
+            return CommandResult(full, 0, self.dmesg, "")
+        for path, value in self.facts.items():
+            if full == f"cat {path}":
+                return CommandResult(full, 0, value + "\n", "")
+        return CommandResult(full, 0, "", "")
+
+
+def build(tmp_path: Path) -> ModuleBuild:
+    """A build holding a real module (its .modinfo gives the load order)."""
+    ko = Path(__file__).parent / "data" / "kbtf_types-distilled.ko"
+    return ModuleBuild("kbtf_types", "default", (ko,), tmp_path / "build.log", False)
+
+
+def test_enforced_signatures_are_a_missing_prerequisite(tmp_path: Path) -> None:
+    guest = FakeGuest(REJECTED, {
+        "/sys/module/module/parameters/sig_enforce": "Y",
+        "/sys/kernel/security/lockdown": "[none] integrity confidentiality"})
+    with pytest.raises(MissingPrerequisite, match=(
+            r"Key was rejected by service: the kernel enforces module signatures "
+            r"\(sig_enforce=Y, lockdown: \[none\] integrity confidentiality\): sign it")):
+        modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
+
+
+def test_lockdown_is_signature_enforcement_too(tmp_path: Path) -> None:
+    # What Debian's 6.12.117+deb12-amd64 said booted with lockdown=integrity.
+    guest = FakeGuest("insmod: ERROR: could not insert module {ko}: Operation not permitted", {
+        "/sys/module/module/parameters/sig_enforce": "N",
+        "/sys/kernel/security/lockdown": "none [integrity] confidentiality"},
+        dmesg="[    8.247659] Lockdown: insmod: unsigned module loading is restricted; see "
+              "man kernel_lockdown.7\n")
+    with pytest.raises(MissingPrerequisite, match=(
+            r"Operation not permitted: the kernel enforces module signatures "
+            r"\(sig_enforce=N, lockdown: none \[integrity\] confidentiality\)")):
+        modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
+
+
+def test_other_refusals_are_the_module_failing(tmp_path: Path) -> None:
+    guest = FakeGuest("insmod: ERROR: could not insert module {ko}: Invalid parameters", {})
+    with pytest.raises(ModuleLoadFailure, match="Invalid parameters"):
+        modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
