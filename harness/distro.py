@@ -252,6 +252,10 @@ def debian_packages(cache_dir: Path, name: str, arch: Arch) -> tuple[list[str], 
     headers = [d for d in _depends(cache_dir, kernel.suite, headers_meta, debarch)
                if d.startswith("linux-headers-")][:1]
     if not image or not headers:
+        archs = provision.suite_architectures(cache_dir, kernel.suite, debarch)
+        if archs and debarch not in archs:
+            raise ConfigError(f"Debian {kernel.suite} has no {debarch} packages (its Release "
+                              f"file offers {' '.join(archs)}): use another distro or arch")
         raise ConfigError(f"Debian {kernel.suite} ({debarch}): {image_meta} or {headers_meta} "
                           "names no kernel package now")
     extra = _depends(cache_dir, kernel.suite, headers[0], debarch)

@@ -93,6 +93,16 @@ def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH,
     return state
 
 
+def suite_architectures(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH) -> list[str]:
+    """The architectures ``suite``'s Release file says it offers (empty if unread)."""
+    state = apt_state(cache_dir, suite, debarch)
+    for release in sorted((state / "lists").glob("*_InRelease")):
+        for line in release.read_text(errors="replace").splitlines():
+            if line.startswith("Architectures: "):
+                return line.removeprefix("Architectures: ").split()
+    return []
+
+
 def download(cache_dir: Path, suite: str, packages: tuple[str, ...], dest: Path,
              log: Path, debarch: str = "amd64") -> list[Path]:
     """Download ``packages`` (no dependencies) from Debian ``suite`` into ``dest``.

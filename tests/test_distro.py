@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import distro, initramfs
+from harness import distro, initramfs, provision
 from harness.buildroot import BuildRoot
 from harness.errors import ConfigError
 
@@ -185,3 +185,15 @@ def test_build_root_command_binds_host_dirs_at_their_paths(tmp_path: Path) -> No
         assert argv[i - 1:i + 2] == ["--bind", str(path), str(path)]
     assert argv[1:3] == ["--bind", str(tmp_path / "tree")]
     assert argv[-6:] == ["--remount-ro", "/", "--", "make", "-C", "x"]
+
+
+def test_suite_architectures_come_from_its_release_file(tmp_path: Path) -> None:
+    # bookworm-security's InRelease of 2026-11-21 offers no s390x.
+    lists = tmp_path / "apt" / "bookworm-security-s390x" / "lists"
+    lists.mkdir(parents=True)
+    (lists.parent / "updated").touch()  # fresh: no apt-get update
+    (lists / "deb.debian.org_debian-security_dists_bookworm-security_InRelease").write_text(
+        "Origin: Debian\nDate: Sat, 21 Nov 2026 00:53:02 UTC\n"
+        "Architectures: amd64 arm64 armhf i386 ppc64el\n")
+    assert provision.suite_architectures(tmp_path, "bookworm-security", "s390x") == [
+        "amd64", "arm64", "armhf", "i386", "ppc64el"]
