@@ -108,3 +108,11 @@ def built_modules(build_dir: Path) -> tuple[Path, ...]:
     kos = [build_dir / Path(n).with_suffix(".ko") for n in names]
     kos = [k for k in kos if k.is_file()] or sorted(build_dir.rglob("*.ko"))
     return tuple(kos)
+
+
+def strip_section(build: ModuleBuild, arch: Arch, section: str) -> None:
+    """Remove ``section`` from every .ko of ``build`` (objcopy; --sabotage strip-*).
+    Raises CommandError naming the build log."""
+    for ko in build.kos:
+        proc.run([arch.tool("objcopy"), "--remove-section", section, ko], logfile=build.log,
+                 timeout=60)

@@ -19,7 +19,7 @@ from harness.elfbtf import elf_facts, module_type_counts
 from harness.errors import BuildFailure, HarnessError, KbtfError
 from harness.guest import GuestPool, GuestSession, boot_name, boot_spec
 from harness.matrix import MatrixPoint
-from harness.modbuild import ModuleBuild, build_module
+from harness.modbuild import ModuleBuild, build_module, strip_section
 
 REPO = Path(__file__).resolve().parent.parent
 # --sabotage modes that strip a section from every built module.
@@ -106,10 +106,9 @@ class PointRun:
         # Per worker: xdist may run this point's tests on several workers at once.
         outdir = self.run_dir / self.point.id / "modules" / self.worker
         built = build_module(kernel, src, outdir, self.point.module_pahole, btf_mode, make_args)
+        if (section := STRIP.get(self.sabotage or "")) is not None:
+            strip_section(built, kernel.arch, section)
         for ko in built.kos:
-            if (section := STRIP.get(self.sabotage or "")) is not None:
-                proc.run([kernel.arch.tool("objcopy"), "--remove-section", section, ko],
-                         logfile=built.log, timeout=60)
             facts = elf_facts(ko)
             btf_types, btf_base_types = module_type_counts(ko, kernel.vmlinux)
             record = {

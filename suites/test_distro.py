@@ -24,18 +24,22 @@ from harness.btfexpect import expect_btf_base, read_rules
 from harness.distro import DistroKernel
 from harness.elfbtf import elf_facts, section_data
 from harness.guest import GuestPool, GuestSession
-from harness.modbuild import SKIPPED_BTF, ModuleBuild, build_module
-from harness.pointrun import REPO, MissingPrerequisite
+from harness.modbuild import SKIPPED_BTF, ModuleBuild, build_module, strip_section
+from harness.pointrun import REPO, STRIP, MissingPrerequisite
 from harness.usermod import ModuleSpec
 
 
 @pytest.fixture(scope="session")
-def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir: Path
-                  ) -> ModuleBuild:
-    """The module built against the distro's headers, the SRU plan's way."""
+def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir: Path,
+                  pytestconfig: pytest.Config) -> ModuleBuild:
+    """The module built against the distro's headers, the SRU plan's way (--sabotage
+    strip-* removes a BTF section afterwards)."""
     out = run_dir / distro_kernel.label / "modules"
-    return build_module(distro_kernel, module_spec.path, out, None,
-                        build_root=distro_kernel.build_root)
+    built = build_module(distro_kernel, module_spec.path, out, None,
+                         build_root=distro_kernel.build_root)
+    if (section := STRIP.get(pytestconfig.option.sabotage or "")) is not None:
+        strip_section(built, distro_kernel.arch, section)
+    return built
 
 
 def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
