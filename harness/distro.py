@@ -128,7 +128,8 @@ class DistroKernel:
 
     def compiler(self) -> str:
         """The C compiler a module build runs: the headers' .kernelvariables' CC (Debian),
-        else the kernel Makefile's $(CROSS_COMPILE)gcc, with kbtf's make variables."""
+        else the kernel Makefile's $(CROSS_COMPILE)gcc, with kbtf's make variables.
+        Raises CommandError if make cannot read them, HarnessError if they name none."""
         variables = self.headers / ".kernelvariables"
         argv = ["make", "-s", "--no-print-directory", "-f",
                 str(variables) if variables.is_file() else os.devnull,
@@ -149,7 +150,8 @@ class DistroKernel:
 
 def host_gaps(kernel: DistroKernel) -> list[str]:
     """What this machine lacks to build modules against ``kernel``'s headers: the
-    compiler they name, a C library as new as their kbuild programs need."""
+    compiler they name, a C library as new as their kbuild programs need (the ELF version
+    needs of the linux-kbuild tree the headers' scripts link to). Raises as compiler()."""
     gaps = []
     compiler = kernel.compiler()
     if shutil.which(compiler) is None:
