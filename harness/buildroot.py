@@ -23,7 +23,7 @@ from harness.pahole import Pahole
 # What kbuild runs beyond the Essential set and the headers' own dependencies.
 BASE_PACKAGES = ("make", "mawk")
 ROOT_TIMEOUT = 1800  # mmdebstrap, download and configure (17 s measured for trixie)
-QUERY_TIMEOUT = 60  # a --version inside the root
+QUERY_TIMEOUT = 60  # a `command -v` inside the root
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -48,21 +48,16 @@ class BuildRoot:
 
     def has_program(self, name: str) -> bool:
         """Whether ``name`` is on the root's PATH."""
-        res = proc.run(self.command(["sh", "-c", f'command -v "{name}"']),
+        res = proc.run(self.command(["sh", "-c", 'command -v "$1"', "sh", name]),
                        timeout=QUERY_TIMEOUT, check=False)
         return res.returncode == 0
 
     def pahole(self) -> Pahole:
         """The root's pahole (the one its module builds run). Raises ConfigError if it has
         none that answers."""
-        out = proc.run(self.command(["pahole", "--version"]), timeout=QUERY_TIMEOUT,
-                       check=False)
-        version = pahole.parse_version(out.stdout)
-        features: tuple[str, ...] = ()
-        if pahole.version_code(version) >= 126:
-            features = pahole.parse_features(proc.output(
-                self.command(["pahole", "--supported_btf_features"]), timeout=QUERY_TIMEOUT))
-        return Pahole(self.tree / "usr" / "bin" / "pahole", version, features)
+        path = self.tree / "usr" / "bin" / "pahole"
+        version, features = pahole.query(self.command(["pahole"]), str(path))
+        return Pahole(path, version, features)
 
 
 def ensure(cache_dir: Path, suite: str, packages: Sequence[str]) -> BuildRoot:

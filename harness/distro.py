@@ -167,26 +167,26 @@ def host_gaps(kernel: DistroKernel) -> list[str]:
 
 def glibc_needed(tree: Path) -> tuple[int, ...]:
     """The newest GLIBC_x.y symbol version any executable ELF file under ``tree`` needs."""
-    newest: tuple[int, ...] = ()
-    for path in tree.rglob("*"):
-        if path.is_symlink() or not path.is_file() or not path.stat().st_mode & stat.S_IXUSR:
-            continue
-        with path.open("rb") as f:
-            if f.read(4) != b"\x7fELF":
-                continue
-            try:
-                sections = list(ELFFile(f).iter_sections())
-            except ELFError:
-                continue
-            for section in sections:
-                if not isinstance(section, GNUVerNeedSection):
-                    continue
-                for _, aux in section.iter_versions():
-                    for version in aux:
-                        if version.name.startswith("GLIBC_2"):
-                            newest = max(newest, tuple(
-                                int(p) for p in version.name.removeprefix("GLIBC_").split(".")))
-    return newest
+    versions = (tuple(int(p) for p in name.removeprefix("GLIBC_").split("."))
+                for path in tree.rglob("*") for name in _version_needs(path)
+                if name.startswith("GLIBC_2"))
+    return max(versions, default=())
+
+
+def _version_needs(path: Path) -> list[str]:
+    """The symbol versions (GLIBC_2.34, ...) executable ELF file ``path`` needs; none for
+    anything else."""
+    if path.is_symlink() or not path.is_file() or not path.stat().st_mode & stat.S_IXUSR:
+        return []
+    with path.open("rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return []
+        try:
+            sections = [s for s in ELFFile(f).iter_sections()
+                        if isinstance(s, GNUVerNeedSection)]
+            return [v.name for s in sections for _, aux in s.iter_versions() for v in aux]
+        except ELFError:
+            return []
 
 
 def root_packages(kernel: DistroKernel) -> list[str]:
@@ -196,13 +196,10 @@ def root_packages(kernel: DistroKernel) -> list[str]:
     wanted = []
     triplet = kernel.arch.cross_compile.rstrip("-").replace("_", "-")
     for deb in kernel.debs:
-        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends"], timeout=60)
-        package = re.search(r"^Package: (\S+)", fields, re.MULTILINE)
-        depends = re.search(r"^Depends: (.*)$", fields, re.MULTILINE)
-        if package is None or depends is None or not package[1].startswith(
-                ("linux-headers-", "linux-kbuild-")):
+        control = _control(deb)
+        if not control.get("Package", "").startswith(("linux-headers-", "linux-kbuild-")):
             continue
-        for dep in depends[1].split(","):
+        for dep in filter(None, control.get("Depends", "").split(",")):
             name = dep.split("|")[0].split()[0].split(":")[0]
             if name.startswith("linux-"):
                 continue
@@ -309,15 +306,12 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
         deb = deb.expanduser().resolve()
         if not deb.is_file():
             raise ConfigError(f"--distro-deb {deb}: no such file")
-        fields = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends", "Architecture"],
-                             timeout=60)
-        m = re.search(r"^Package: (\S+)", fields, re.MULTILINE)
-        if m is None or not m[1].startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
+        control = _control(deb)
+        package = control.get("Package", "")
+        if not package.startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
             raise ConfigError(f"--distro-deb {deb}: not a linux-image, linux-headers or "
                               "linux-kbuild package")
-        depends = re.search(r"^Depends: (.*)$", fields, re.MULTILINE)
-        arch_field = re.search(r"^Architecture: (\S+)", fields, re.MULTILINE)
-        infos[m[1]] = (deb, depends[1] if depends else "", arch_field[1] if arch_field else "")
+        infos[package] = (deb, control.get("Depends", ""), control.get("Architecture", ""))
     kernels = []
     for package, (deb, _, debarch) in sorted(infos.items()):
         if not package.startswith("linux-image-"):
@@ -357,6 +351,14 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
     if not kernels:
         raise ConfigError("--distro-deb: no linux-image package among the files")
     return kernels
+
+
+def _control(deb: Path) -> dict[str, str]:
+    """The Package, Depends and Architecture fields of ``deb``'s control file (those it
+    has). Raises CommandError if dpkg-deb cannot read it."""
+    out = proc.output(["dpkg-deb", "-f", deb, "Package", "Depends", "Architecture"],
+                      timeout=60)
+    return {m[1]: m[2].strip() for m in re.finditer(r"^(\S+): (.*)$", out, re.MULTILINE)}
 
 
 def _unpack(debs: list[Path], root: Path, final_root: Path, log: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,25 +87,35 @@ def probe(path: Path) -> Pahole:
 
     Raises ConfigError if ``path`` is not a runnable pahole.
     """
+    version, features = query([str(path)], str(path))
+    return Pahole(path, version, features, digest=content_digest(path))
+
+
+def query(command: Sequence[str], name: str) -> tuple[str, tuple[str, ...]]:
+    """Version and supported BTF features of the pahole that ``command`` runs (its argv
+    without arguments: a path, or a wrapper ending in one); ``name`` names it in errors.
+
+    Raises ConfigError if it is not a runnable pahole.
+    """
     try:
-        out = proc.run([path, "--version"], timeout=PROBE_TIMEOUT, check=False)
+        out = proc.run([*command, "--version"], timeout=PROBE_TIMEOUT, check=False)
         if out.returncode != 0:
-            raise ConfigError(f"pahole {path} --version failed: {out.stderr.strip()[:200]}")
+            raise ConfigError(f"pahole {name} --version failed: {out.stderr.strip()[:200]}")
         try:
             version = parse_version(out.stdout)
         except ConfigError as exc:
-            raise ConfigError(f"pahole {path}: {exc}") from None
+            raise ConfigError(f"pahole {name}: {exc}") from None
         features: tuple[str, ...] = ()
         if version_code(version) >= 126:
-            feat = proc.run([path, "--supported_btf_features"], timeout=PROBE_TIMEOUT,
+            feat = proc.run([*command, "--supported_btf_features"], timeout=PROBE_TIMEOUT,
                             check=False)
             if feat.returncode == 0:
                 features = parse_features(feat.stdout)
     except OSError as exc:
-        raise ConfigError(f"pahole {path} is not runnable: {exc.strerror}") from None
+        raise ConfigError(f"pahole {name} is not runnable: {exc.strerror}") from None
     except CommandTimeout as exc:
-        raise ConfigError(f"pahole {path} hung answering a query: {exc}") from None
-    return Pahole(path, version, features, digest=content_digest(path))
+        raise ConfigError(f"pahole {name} hung answering a query: {exc}") from None
+    return version, features
 
 
 # Where the dynamic loader looks after RUNPATH (Debian, multiarch).

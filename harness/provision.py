@@ -104,7 +104,7 @@ def suite_architectures(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH
 
 
 def download(cache_dir: Path, suite: str, packages: tuple[str, ...], dest: Path,
-             log: Path, debarch: str = "amd64") -> list[Path]:
+             log: Path, debarch: str = HOST_DEBARCH) -> list[Path]:
     """Download ``packages`` (no dependencies) from Debian ``suite`` into ``dest``.
 
     Returns the .deb files. Raises CommandError (naming the log) if apt fails, e.g. on a
@@ -118,7 +118,7 @@ def download(cache_dir: Path, suite: str, packages: tuple[str, ...], dest: Path,
 
 
 def package_version(cache_dir: Path, suite: str, package: str,
-                    debarch: str = "amd64") -> str | None:
+                    debarch: str = HOST_DEBARCH) -> str | None:
     """The version of ``package`` that ``suite`` offers now (for ``debarch``), or None."""
     state = apt_state(cache_dir, suite, debarch)
     out = proc.run(["apt-cache", *apt_options(state), "show", "--no-all-versions", package],
