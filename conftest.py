@@ -14,6 +14,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how guests boot: kbtf (QEMU with a Debian root of the guest's arch "
                     "and kbtf's init; the default) or vng (virtme-ng over the host's root; "
                     "host arch only)")
+    group.addoption("--accel", default="auto", choices=["auto", "kvm", "tcg"],
+                    help="how host-arch guests run: auto (KVM if a probe shows it runs a guest, "
+                    "and a KVM boot that prints nothing is retried under TCG; the default), "
+                    "kvm (an error if the probe fails) or tcg. Foreign arches are always TCG")
     group.addoption("--kernel", action="append", default=None, metavar="SPEC",
                     help="the kernel source, a matrix axis (repeatable): 'debian:6.1', "
                     "'debian:6.12', 'debian:7.2' (Debian's linux-source-X, fetched into the "

@@ -2,7 +2,7 @@
 trip in a live session, per arch and launcher.
 
 Usage: ./kbtf python -m bench.guest_bench [--arch x86_64] [--launcher kbtf|vng] [--boots 5]
-       [--runs 50]
+       [--runs 50] [--accel auto|kvm|tcg]
 Boots the point's cached kernel A (run the main job once first to build it).
 """
 
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import kbuild, vm
+from harness import accel, kbuild, vm
 from harness.guest import GuestSession, boot_spec
 from harness.matrix import resolve_points
 
@@ -25,16 +25,19 @@ def main() -> None:
     parser.add_argument("--launcher", default=None, choices=vm.LAUNCHERS)
     parser.add_argument("--boots", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--accel", default="auto", choices=accel.ACCELS)
     args = parser.parse_args()
     cache = kbuild.default_cache_dir()
     point = resolve_points([args.arch] if args.arch else None, None, [], [], cache, None,
                            args.launcher)[0]
     build = kbuild.ensure_kernel(point.kernel, cache, print)
     with tempfile.TemporaryDirectory() as tmp:
+        host_qemu = point.kernel.arch.qemu if point.kernel.arch.is_host() else None
+        kvm, why = accel.run_verdict(args.accel, host_qemu, Path(tmp))
         spec = boot_spec(build, point.launcher, cache,
                          (vm.Share("run", Path(tmp)), vm.Share("repo", Path(tmp)),
-                          vm.Share("out", Path(tmp) / "out", writable=True)))
-        print(f"point {point.id}, launcher {point.launcher}, kvm: {spec.kvm}")
+                          vm.Share("out", Path(tmp) / "out", writable=True)), kvm)
+        print(f"point {point.id}, launcher {point.launcher}, kvm: {spec.kvm} ({why})")
         boots, walls = [], []
         for n in range(1, args.boots + 1):
             start = time.monotonic()

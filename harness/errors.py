@@ -49,6 +49,10 @@ class BootError(HarnessError):
     """The guest did not reach its first command (QEMU did not start, no shell in time)."""
 
 
+class SilentStart(BootError):
+    """The guest printed nothing (kernel console or serial) by the first-output deadline."""
+
+
 class GuestLost(HarnessError):
     """QEMU went away under the harness with no kernel trouble on the console."""
 

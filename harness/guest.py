@@ -19,10 +19,17 @@ from typing import IO, NoReturn, TypeVar, cast
 
 import pexpect
 
-from harness import console, guestroot, proc, vm
+from harness import accel, console, guestroot, proc, vm
 from harness.console import CommandResult
 from harness.elfbtf import section_data
-from harness.errors import BootError, GuestLost, GuestTimeout, HarnessError, KernelTrouble
+from harness.errors import (
+    BootError,
+    GuestLost,
+    GuestTimeout,
+    HarnessError,
+    KernelTrouble,
+    SilentStart,
+)
 from harness.kbuild import KernelBuild
 
 log = logging.getLogger("kbtf")
@@ -63,11 +70,17 @@ class GuestSession:
         self.spec = spec
         self.name = boot_name(name, boot)
         self.boot = boot
+        self._logdir, self._base = logdir, name
         self.console_log = logdir / f"{self.name}.console.log"  # kernel messages (hvc0)
         self.serial_log = logdir / f"{self.name}.serial.log"  # shell transcript (ttyS0)
+        # QEMU's own messages (kbtf launcher; under vng they are in the console log).
+        self.qemu_log = logdir / f"{self.name}.qemu.log"
         self._pidfile = logdir / f"{self.name}.qemu.pid"
         self._child: pexpect.spawn[str] | None = None
         self._serial: IO[str] | None = None
+        self._serial_start = 0  # serial log offset where the guest's output begins
+        self._first_output: tuple[float, float] | None = None  # (deadline, its seconds)
+        self.accel = "kvm" if spec.kvm else "tcg"  # for the summary
         self._seen = 0  # console offset up to which trouble was already reported
         self.memo: dict[str, object] = {}  # results of work done inside this boot
         self.boot_seconds = 0.0
@@ -90,18 +103,22 @@ class GuestSession:
             share.host.mkdir(parents=True, exist_ok=True)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_text("")
+        self.qemu_log.write_text("")
         self._pidfile.unlink(missing_ok=True)
         log.info("run: %s", shlex.join(argv))
         self._serial = self.serial_log.open("w")
         self._serial.write(f"$ {shlex.join(argv)}\n")
-        console_path = str(self.console_log)
+        self._serial_start = self._serial.tell()
+        # Under vng QEMU's stderr is the kernel console; the kbtf launcher's console is a
+        # chardev file, so QEMU's own warnings go apart and never pass for guest output.
+        stderr_path = str(self.console_log if spec.launcher == "vng" else self.qemu_log)
 
         def child_setup() -> None:
             # vng (or QEMU itself, with the kbtf launcher) dies with the harness, even on
             # SIGKILL of a worker; under vng, QEMU dies with its own parent (the wrapper in
             # vm.py) and gets SIGHUP when vng's session ends.
             proc.die_with_parent()
-            fd = os.open(console_path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
             os.dup2(fd, 2)
 
         start = time.monotonic()
@@ -113,6 +130,8 @@ class GuestSession:
         self._child.logfile_read = self._serial
         _LIVE.add(self)
         deadline = start + timeout
+        first = accel.FIRST_OUTPUT_SECONDS["kvm" if spec.kvm else "tcg"] * proc.timeout_scale()
+        self._first_output = (start + first, first)
         try:
             if spec.launcher == "kbtf":
                 self._wait_for_init(deadline)
@@ -314,6 +333,7 @@ class GuestSession:
                 return
             except pexpect.TIMEOUT:
                 self.check_console("boot")
+                self._check_first_output()
                 if time.monotonic() > deadline:
                     raise BootError(f"guest {self.name}: kbtf's init never started the shell "
                                     f"(no {guestroot.SHELL_MARKER} by the boot deadline)",
@@ -342,10 +362,42 @@ class GuestSession:
             return True
         except pexpect.TIMEOUT:
             self.check_console("boot")
+            self._check_first_output()
             return False
         except pexpect.EOF:
             self._lost("boot", "QEMU exited")
         return False
+
+    def _output_seen(self) -> bool:
+        """Whether the guest wrote anything yet: kernel console bytes, or serial bytes."""
+        serial = self._serial is not None and self._serial.tell() > self._serial_start
+        return serial or self.console_log.stat().st_size > 0
+
+    def _check_first_output(self) -> None:
+        """Raise SilentStart if the guest has shown no output by its first-output deadline
+        (checked until the first output; the boot deadline covers the rest)."""
+        if self._first_output is None:
+            return
+        if self._output_seen():
+            self._first_output = None
+        elif time.monotonic() > self._first_output[0]:
+            under = "KVM" if self.spec.kvm else "TCG"
+            raise SilentStart(f"guest {self.name}: no output at all (kernel console or serial) "
+                              f"{self._first_output[1]:.0f}s after QEMU started under {under}",
+                              log=self.qemu_log if self.spec.launcher == "kbtf"
+                              else self.console_log)
+
+    def under_tcg(self, why: str) -> GuestSession:
+        """A new session for the same guest under TCG (this one's logs renamed
+        ``<name>.kvm-silent.*`` first, so they stay); ``accel`` says ``why``."""
+        for path in (self.console_log, self.serial_log, self.qemu_log):
+            if path.exists():
+                path.rename(path.with_name(path.name.replace(self.name, f"{self.name}.kvm-silent",
+                                                             1)))
+        session = GuestSession(dataclasses.replace(self.spec, kvm=False), self._logdir,
+                               self._base, self.boot)
+        session.accel = f"tcg ({why})"
+        return session
 
     def _require_alive(self, command: str) -> pexpect.spawn[str]:
         if self._child is None:
@@ -357,20 +409,25 @@ class GuestSession:
         """QEMU went away: KernelTrouble if the console says why, else GuestLost."""
         self.kill()
         self.check_console(command)
+        said = self.qemu_log.read_text(errors="replace").strip().splitlines() \
+            if self.qemu_log.exists() else []
+        if said:
+            raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, saying: "
+                            f"{said[-1]}", log=self.qemu_log)
         raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, no kernel trouble "
                         "on the console", log=self.console_log)
 
 
 def boot_spec(kernel: KernelBuild, launcher: str, cache_dir: Path,
-              shares: tuple[vm.Share, ...] = ()) -> vm.BootSpec:
+              shares: tuple[vm.Share, ...] = (), kvm: bool = False) -> vm.BootSpec:
     """How to boot ``kernel`` with ``launcher``: KVM only for the host arch and only if the
-    probe works, the guest root for the kbtf launcher (built once), the BTF to check.
+    run's verdict (``kvm``, harness/accel.py) allows it, the guest root for the kbtf
+    launcher (built once), the BTF to check.
 
     Raises ToolMissing, CommandError (the root could not be made).
     """
     arch = kernel.arch
-    kvm, why = vm.probe_kvm(arch.qemu) if arch.is_host() else (False, "foreign arch")
-    log.info("KVM: %s", why if kvm else f"not usable ({why}); using TCG")
+    kvm = kvm and arch.is_host()
     btf = section_data(kernel.vmlinux, ".BTF")
     root = guestroot.ensure_root(arch, cache_dir) if launcher == "kbtf" else None
     return vm.BootSpec(arch, kernel.image, kvm,
@@ -390,6 +447,7 @@ class GuestPool:
     def __init__(self) -> None:
         self._slots: dict[str, GuestSession] = {}
         self._losses: dict[str, int] = {}
+        self.kvm_silent = False  # a KVM boot of this process ran no guest: TCG from now on
 
     def get(self, key: str, make: Callable[[int], GuestSession]) -> GuestSession:
         """The live guest for ``key``, booting ``make(boot_number)`` if there is none.
@@ -409,8 +467,18 @@ class GuestPool:
             boot = session.boot + 1
             log.info("guest %s was lost: booting it again (boot %d)", session.name, boot)
         session = make(boot)
+        if session.spec.kvm and self.kvm_silent:
+            session = session.under_tcg(accel.KVM_SILENT)
         self._slots[key] = session
-        session.start()
+        try:
+            session.start()
+        except SilentStart as exc:
+            if not session.spec.kvm:
+                raise
+            log.warning("guest %s: %s (%s)", session.name, accel.KVM_SILENT, exc)
+            self.kvm_silent = True
+            session = self._slots[key] = session.under_tcg(accel.KVM_SILENT)
+            session.start()
         return session
 
     def passed(self, session: GuestSession) -> None:

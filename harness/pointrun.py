@@ -38,6 +38,7 @@ class PointRun:
     run_dir: Path
     cache_dir: Path
     sabotage: str | None = None  # --sabotage mode, if any
+    kvm: bool = False  # the run's KVM verdict (harness/accel.py): host-arch guests may use KVM
 
     @property
     def worker(self) -> str:
@@ -135,7 +136,7 @@ class PointRun:
         def make(boot: int) -> GuestSession:
             shares = (vm.Share("run", self.run_dir), vm.Share("repo", REPO),
                       vm.Share("out", logdir / f"{boot_name(base, boot)}.out", writable=True))
-            return GuestSession(boot_spec(kernel, self.point.launcher, self.cache_dir, shares),
-                                logdir, base, boot)
+            spec = boot_spec(kernel, self.point.launcher, self.cache_dir, shares, self.kvm)
+            return GuestSession(spec, logdir, base, boot)
 
         return pool.get(kernel.key, make)

@@ -25,6 +25,7 @@ COLUMNS = (
     ("kheaders_module_built", "kheaders module"),
     ("headers_vmlinux", "headers vmlinux"),
     ("bpftrace", "guest bpftrace"),
+    ("accel", "accel"),
     ("boot_seconds", "boot s"),
 )
 

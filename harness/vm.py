@@ -1,4 +1,4 @@
-"""How guests are started: the KVM probe and the two launchers' command lines.
+"""How guests are started: the two launchers' command lines (KVM or TCG: harness/accel.py).
 
 - ``vng``: virtme-ng over the host's own root file system (the host arch only).
 - ``kbtf``: QEMU directly, a Debian root tree of the guest's arch over 9p (read-only),
@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +48,7 @@ class BootSpec:
 
     arch: Arch
     image: Path  # kernel image
-    kvm: bool  # hardware acceleration (only when probe_kvm() said it works)
+    kvm: bool  # hardware acceleration (only when the run's KVM verdict allows it)
     memory: str = "2G"
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
     btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
@@ -134,30 +132,3 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
 def qemu_env(arch: Arch) -> dict[str, str]:
     """Environment for vng: the real QEMU the wrapper runs. Raises ToolMissing."""
     return {"KBTF_QEMU": proc.require_tool(arch.qemu), "KBTF_SETPRIV": proc.require_tool("setpriv")}
-
-
-def kvm_probe_argv(qemu: str) -> list[str]:
-    """QEMU argv that creates a paused KVM vCPU and quits (the monitor reads 'quit')."""
-    return [qemu, "-accel", "kvm", "-cpu", "host", "-M", "q35", "-nodefaults",
-            "-display", "none", "-S", "-monitor", "stdio"]
-
-
-@functools.cache
-def probe_kvm(qemu: str) -> tuple[bool, str]:
-    """Whether KVM really runs a vCPU here, and why not.
-
-    /dev/kvm can exist while nested KVM fails at vCPU reset ("failed to set MSR
-    0x10a"), so the probe starts QEMU with KVM, paused, and lets it quit.
-    """
-    if not Path("/dev/kvm").exists():
-        return False, "/dev/kvm does not exist"
-    argv = kvm_probe_argv(qemu)
-    log.info("run: %s", " ".join(argv))
-    try:
-        out = subprocess.run(argv, input="quit\n", capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return False, "KVM probe timed out"
-    if out.returncode != 0:
-        err = [ln for ln in out.stderr.splitlines() if ln.strip()]
-        return False, err[0] if err else f"KVM probe exited {out.returncode}"
-    return True, "KVM works"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cacheentry, distro, guestroot, kbuild, modload, results
+from harness import accel, cacheentry, distro, guestroot, kbuild, modload, results
 from harness.btfexpect import Expectation, ModuleBtfRules, expect_btf_base, read_rules
 from harness.errors import HarnessError, KbtfError
 from harness.guest import GuestPool, GuestSession
@@ -39,6 +39,7 @@ MODULES = pytest.StashKey[list[ModuleSpec]]()
 DISTROS = pytest.StashKey[list[distro.DistroKernel]]()
 RUN_DIR = pytest.StashKey[Path]()
 CACHE = pytest.StashKey[Path]()
+KVM = pytest.StashKey[bool]()  # host-arch guests may use KVM (the run's verdict)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -78,10 +79,23 @@ def pytest_configure(config: pytest.Config) -> None:
                 (config.option.arch, config.option.kernel, config.option.pahole,
                  config.option.module_pahole, config.option.toolchain)):
             config.stash[POINTS] = []  # distro mode: no kernel is built from source
+        config.stash[KVM] = _kvm_verdict(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     ids = [p.id for p in config.stash[POINTS]] + [k.label for k in config.stash[DISTROS]]
     _POINT_IDS[:] = sorted(ids, key=len, reverse=True)
+
+
+def _kvm_verdict(config: pytest.Config) -> bool:
+    """Whether host-arch guests may use KVM: probed once, by the controller (or the only
+    process); workers take its verdict. Raises ConfigError, ToolMissing."""
+    if _is_worker(config):
+        return bool(config.workerinput["kbtf_kvm"])  # type: ignore[attr-defined]
+    arches = [p.kernel.arch for p in config.stash[POINTS]] + [k.arch for k in config.stash[DISTROS]]
+    host = next((a.qemu for a in arches if a.is_host()), None)
+    kvm, why = accel.run_verdict(config.option.accel, host, config.stash[RUN_DIR])
+    log.info("accelerator for host-arch guests: %s (%s)", "KVM" if kvm else "TCG", why)
+    return kvm
 
 
 def module_specs(given: list[str]) -> list[ModuleSpec]:
@@ -110,6 +124,7 @@ def _end_cleanly_on_sigterm(worker: bool) -> None:
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     """xdist controller -> worker: share one run dir."""
     node.workerinput["kbtf_run_dir"] = str(node.config.stash[RUN_DIR])
+    node.workerinput["kbtf_kvm"] = node.config.stash[KVM]
 
 
 # Kernel fixture -> the kernel variant it needs ("": kernel A).
@@ -199,7 +214,8 @@ def _build_kernels(config: pytest.Config, needs: set[tuple[str, str]]) -> None:
 
 def _run(config: pytest.Config, point: MatrixPoint) -> PointRun:
     """``point``'s pipeline in this run."""
-    return PointRun(point, config.stash[RUN_DIR], config.stash[CACHE], config.option.sabotage)
+    return PointRun(point, config.stash[RUN_DIR], config.stash[CACHE], config.option.sabotage,
+                    config.stash[KVM])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -378,21 +394,40 @@ def guest(pytestconfig: pytest.Config, kernel: kbuild.KernelBuild, point: Matrix
     """The live guest running kernel A (one per kernel per worker; rebooted after a loss)."""
     session = _run(pytestconfig, point).guest(kernel, guest_pool, "guest-A")
     facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
+    _note_accel(facts, session)
     return session
+
+
+def _note_accel(facts: dict[str, object], session: GuestSession) -> None:
+    """Record the accelerator ``session`` runs under among the point's (summary.md)."""
+    seen = {a for a in str(facts.get("accel", "")).split("; ") if a}
+    facts["accel"] = "; ".join(sorted(seen | {session.accel}))
 
 
 @pytest.fixture
 def guest_prime(pytestconfig: pytest.Config, kernel_prime: kbuild.KernelBuild,
-                point: MatrixPoint, guest_pool: GuestPool) -> GuestSession:
+                point: MatrixPoint, guest_pool: GuestPool, facts: dict[str, object]
+                ) -> GuestSession:
     """The live guest running kernel A'."""
-    return _run(pytestconfig, point).guest(kernel_prime, guest_pool, "guest-A-prime")
+    session = _run(pytestconfig, point).guest(kernel_prime, guest_pool, "guest-A-prime")
+    _note_accel(facts, session)
+    return session
 
 
 @pytest.fixture
 def guest_refuse(pytestconfig: pytest.Config, kernel_refuse: kbuild.KernelBuild,
-                 point: MatrixPoint, guest_pool: GuestPool) -> GuestSession:
+                 point: MatrixPoint, guest_pool: GuestPool, facts: dict[str, object]
+                 ) -> GuestSession:
     """The live guest running kernel A_n."""
-    return _run(pytestconfig, point).guest(kernel_refuse, guest_pool, "guest-A_n")
+    session = _run(pytestconfig, point).guest(kernel_refuse, guest_pool, "guest-A_n")
+    _note_accel(facts, session)
+    return session
+
+
+@pytest.fixture(scope="session")
+def kvm_allowed(pytestconfig: pytest.Config) -> bool:
+    """The run's KVM verdict: host-arch guests may use KVM."""
+    return pytestconfig.stash[KVM]
 
 
 @pytest.fixture

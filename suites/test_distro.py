@@ -73,7 +73,8 @@ def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
 
 @pytest.fixture
 def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Path,
-                 cache_dir: Path, pytestconfig: pytest.Config) -> GuestSession:
+                 cache_dir: Path, pytestconfig: pytest.Config, kvm_allowed: bool
+                 ) -> GuestSession:
     """The distro's own kernel booted with kbtf's guest root: an initramfs loads the 9p and
     virtio modules from the image package. The guest must show the package's release."""
     logdir = run_dir / distro_kernel.label / "guests"
@@ -86,7 +87,7 @@ def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Pa
                   vm.Share("out", logdir / f"distro-{boot}.out", writable=True))
         root = guestroot.ensure_root(arch, cache_dir)
         spec = vm.BootSpec(
-            arch, distro_kernel.image, arch.is_host() and vm.probe_kvm(arch.qemu)[0],
+            arch, distro_kernel.image, arch.is_host() and kvm_allowed,
             launcher="kbtf", root=root, shares=shares,
             initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent,
                                     root / "bin" / "busybox", arch.virtio_transport),

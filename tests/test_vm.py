@@ -28,12 +28,6 @@ def test_vng_argv_kvm_has_no_disable_flag() -> None:
     assert argv[-1] == "--qemu-opts=-no-reboot"
 
 
-def test_kvm_probe_argv_creates_paused_vcpu() -> None:
-    argv = vm.kvm_probe_argv("qemu-system-x86_64")
-    assert argv[:5] == ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host"]
-    assert "-S" in argv and argv[-2:] == ["-monitor", "stdio"]
-
-
 def test_kbtf_launcher_qemu_argv_and_guest_paths(tmp_path: Path) -> None:
     run = Path("/r/run")
     shares = (vm.Share("run", run), vm.Share("repo", Path("/repo")),

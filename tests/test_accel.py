@@ -1,0 +1,128 @@
+"""KVM or TCG: the run's probe, the first-output deadline and the TCG retry, driven with a
+fake QEMU (a script) instead of a VM."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import accel, guest, vm
+from harness.arches import get_arch
+from harness.errors import ConfigError, SilentStart
+from harness.guest import GuestPool, GuestSession
+
+# A QEMU that boots nothing under KVM (it accepts the vCPU, then stays silent), and under
+# TCG plays a guest: a kernel banner into the console chardev, kbtf init's marker on the
+# serial, then a shell there.
+FAKE_QEMU = """#!/bin/bash
+case " $* " in *" -accel kvm "*) echo "warning: host doesn't support requested feature" >&2
+                                   exec sleep 600;; esac
+for a in "$@"; do case "$a" in file,id=kcon,path=*) con=${a#file,id=kcon,path=};; esac; done
+echo "Linux version 0.0-fake" >> "${con%,append=on}"
+printf 'KBTF-INIT:SHELL\\n'
+exec bash --norc --noprofile --noediting -i
+"""
+# Under KVM every variant is the probe: it writes the firmware banner, stays silent, or fails.
+PROBE_QEMUS = {
+    "prints": """for a in "$@"; do case "$a" in file,id=dbg,path=*) out=${a#file,id=dbg,path=};;
+                 esac; done; printf 'SeaBIOS (version fake)\\n' > "$out"; exec sleep 600""",
+    "silent": "exec sleep 600",
+    "fails": "echo 'qemu: error: failed to set MSR 0x10a to 0x0' >&2; exit 1",
+}
+
+
+def script(path: Path, body: str) -> str:
+    path.write_text(body if body.startswith("#!") else "#!/bin/bash\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def fast_deadlines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(accel, "FIRST_OUTPUT_SECONDS", {"kvm": 0.5, "tcg": 1.5})
+    monkeypatch.setattr(accel, "PROBE_SECONDS", 1.0)
+    monkeypatch.setattr(guest, "GUEST_WORKDIR", str(tmp_path / "guest-tmp"))
+
+
+def fake_spec(tmp_path: Path, kvm: bool, qemu_body: str = FAKE_QEMU) -> vm.BootSpec:
+    arch = dataclasses.replace(get_arch("x86_64"), qemu=script(tmp_path / "qemu", qemu_body))
+    (tmp_path / "root").mkdir(exist_ok=True)
+    return vm.BootSpec(arch, Path("/k/bzImage"), kvm, launcher="kbtf", root=tmp_path / "root")
+
+
+@pytest.mark.parametrize(("body", "usable", "why"), [
+    ("prints", True, "firmware printed under KVM"),
+    ("silent", False, "accepted a vCPU but ran no guest code"),
+    ("fails", False, "exited 1: qemu: error: failed to set MSR 0x10a"),
+])
+def test_probe_verdict_comes_from_guest_output(tmp_path: Path, fast_deadlines: None,
+                                               body: str, usable: bool, why: str) -> None:
+    device = tmp_path / "kvm"
+    device.write_text("")
+    start = time.monotonic()
+    verdict = accel.probe_kvm(script(tmp_path / "qemu", PROBE_QEMUS[body]), tmp_path, device)
+    assert verdict.usable is usable and why in verdict.why
+    assert time.monotonic() - start < 5  # the silent QEMU was killed at the probe deadline
+
+
+def test_probe_without_the_device(tmp_path: Path) -> None:
+    verdict = accel.probe_kvm("qemu-never-run", tmp_path, tmp_path / "no-kvm")
+    assert not verdict.usable and "does not exist" in verdict.why
+
+
+def test_choose() -> None:
+    works, broken = accel.KvmVerdict(True, "ok"), accel.KvmVerdict(False, "ran no guest")
+    assert accel.choose("auto", True, works) == (True, "ok")
+    assert accel.choose("auto", True, broken) == (False, "ran no guest")
+    assert accel.choose("auto", False, works)[0] is False  # foreign arches: always TCG
+    assert accel.choose("tcg", True, works) == (False, "--accel tcg")
+    with pytest.raises(ConfigError, match="--accel kvm: KVM does not run guests here "
+                                          r"\(ran no guest\); use --accel auto or --accel tcg"):
+        accel.choose("kvm", True, broken)
+
+
+def test_guest_that_prints_boots(tmp_path: Path, fast_deadlines: None) -> None:
+    session = GuestSession(fake_spec(tmp_path, kvm=False), tmp_path / "logs", "guest-A-gw0")
+    try:
+        session.start(timeout=30)
+        assert session.run("echo", "hi").stdout == "hi\n" and session.accel == "tcg"
+    finally:
+        session.kill()
+
+
+def test_silent_tcg_boot_is_a_boot_error_at_the_first_output_deadline(
+        tmp_path: Path, fast_deadlines: None) -> None:
+    session = GuestSession(fake_spec(tmp_path, kvm=False, qemu_body="exec sleep 600"),
+                           tmp_path / "logs", "guest-A-gw0")
+    start = time.monotonic()
+    with pytest.raises(SilentStart, match=r"no output at all .* 2s after QEMU started under TCG"
+                       ) as err:
+        session.start(timeout=300)
+    assert time.monotonic() - start < 10  # the first-output deadline, not the boot deadline
+    assert err.value.log == session.qemu_log and not session.alive
+
+
+def test_silent_kvm_boot_is_retried_under_tcg_once(tmp_path: Path, fast_deadlines: None) -> None:
+    pool = GuestPool()
+    logdir = tmp_path / "logs"
+    start = time.monotonic()
+    session = pool.get("A", lambda boot: GuestSession(fake_spec(tmp_path, kvm=True), logdir,
+                                                      "guest-A-gw0", boot))
+    try:
+        assert time.monotonic() - start < 15
+        assert not session.spec.kvm and session.accel == f"tcg ({accel.KVM_SILENT})"
+        assert session.run("true").ok
+        # The silent attempt's logs stay; QEMU's warning is in its own log, not the console.
+        assert "requested feature" in (logdir / "guest-A-gw0.kvm-silent.qemu.log").read_text()
+        assert (logdir / "guest-A-gw0.kvm-silent.console.log").read_text() == ""
+        assert "Linux version" in session.console_log.read_text()
+        # Later guests of this process go straight to TCG.
+        other = pool.get("A'", lambda boot: GuestSession(fake_spec(tmp_path, kvm=True), logdir,
+                                                         "guest-A-prime-gw0", boot))
+        assert not other.spec.kvm and not (logdir / "guest-A-prime-gw0.kvm-silent.qemu.log"
+                                           ).exists()
+    finally:
+        pool.close_all()
