@@ -14,19 +14,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import kbuild, kconfig
+from harness import kconfig
 from harness.arches import make_argv
-from harness.matrix import resolve_points
+from harness.build import kbuild
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.matrix import resolve_points
 
 
-def harness_build(req: kbuild.KernelRequest, tmp: Path) -> float:
+def harness_build(req: KernelRequest, tmp: Path) -> float:
     """Seconds for a cold kbuild.ensure_kernel of ``req`` into an empty cache under ``tmp``."""
     start = time.monotonic()
     kbuild.ensure_kernel(req, tmp / "cache", print)
     return time.monotonic() - start
 
 
-def plain_build(req: kbuild.KernelRequest, tmp: Path) -> float:
+def plain_build(req: KernelRequest, tmp: Path) -> float:
     """Seconds for the same config with plain make commands (output discarded)."""
     out = tmp / "plain"
     frag = tmp / "frag.config"

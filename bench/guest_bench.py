@@ -14,15 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import accel, kbuild, vm
-from harness.guest import GuestSession, boot_spec
-from harness.matrix import resolve_points
+from harness.build import kbuild
+from harness.guest import accel, vm
+from harness.guest.session import GuestSession, boot_spec
+from harness.plan.matrix import LAUNCHERS, resolve_points
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--arch", default=None)
-    parser.add_argument("--launcher", default=None, choices=vm.LAUNCHERS)
+    parser.add_argument("--launcher", default=None, choices=LAUNCHERS)
     parser.add_argument("--boots", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--accel", default="auto", choices=accel.ACCELS)

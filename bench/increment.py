@@ -20,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import kbuild, ksource
 from harness.arches import get_arch
-from harness.elfbtf import section_data
-from harness.matrix import resolve_pahole
+from harness.btf.elfbtf import section_data
+from harness.build import kbuild
+from harness.plan import ksource
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.matrix import resolve_pahole
 
 
 def btf_sha(vmlinux: Path) -> str:
@@ -31,7 +33,7 @@ def btf_sha(vmlinux: Path) -> str:
     return hashlib.sha256(section_data(vmlinux, ".BTF") or b"").hexdigest()
 
 
-def timed_build(req: kbuild.KernelRequest, cache: Path) -> tuple[kbuild.KernelBuild, float]:
+def timed_build(req: KernelRequest, cache: Path) -> tuple[kbuild.KernelBuild, float]:
     """ensure_kernel(req) into ``cache`` and the seconds it took."""
     start = time.monotonic()
     build = kbuild.ensure_kernel(req, cache, print)
@@ -49,8 +51,8 @@ def main() -> None:
     cache = kbuild.default_cache_dir()
     source = ksource.resolve(args.kernel, cache)
     arch = get_arch(args.arch)
-    base = kbuild.KernelRequest(arch, source, resolve_pahole(args.base, cache))
-    new = kbuild.KernelRequest(arch, source, resolve_pahole(args.pahole, cache))
+    base = KernelRequest(arch, source, resolve_pahole(args.base, cache))
+    new = KernelRequest(arch, source, resolve_pahole(args.pahole, cache))
     kbuild.ensure_kernel(base, cache, print)
     incremental, inc_s = timed_build(new, cache)
     meta = json.loads((incremental.dir / "kbtf-build.json").read_text())

@@ -63,7 +63,7 @@ class Arch:
 
 @dataclass(frozen=True)
 class Toolchain:
-    """The compiler family a kernel and its modules are built with (harness/toolchain.py
+    """The compiler family a kernel and its modules are built with (harness/plan/toolchain.py
     resolves a --toolchain SPEC into one)."""
 
     family: str = "gcc"  # "gcc" or "llvm"

@@ -1,4 +1,4 @@
-"""kbtf's errors, in two trees that decide who is blamed.
+"""kbtf's errors, in three kinds that decide the verdict (suites/blame.py maps them once).
 
 - ``HarnessError``: the harness or its environment failed (bad input, a missing tool, QEMU
   that will not start or vanished, a full disk, a harness command past its timeout). The
@@ -6,6 +6,8 @@
 - ``ProductFailure``: the thing under test failed (the kernel crashed or warned, a kernel or
   module build failed or hung in the kernel's build rules or in pahole). The suites report
   it as a FAILED test naming the log, even when a fixture raised it.
+- ``MissingPrerequisite``: what a test needs cannot be had here (a pahole too old for the
+  tree's flags, hardware the guest lacks, signature enforcement). A SKIP with the reason.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class GuestLost(HarnessError):
 
 class GuestTimeout(HarnessError):
     """A guest command did not finish in time; the guest was killed."""
+
+
+class MissingPrerequisite(KbtfError):
+    """What a test needs cannot be had here: the test is skipped with this reason."""
 
 
 class ProductFailure(KbtfError):

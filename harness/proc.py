@@ -85,9 +85,10 @@ def tool_path() -> str:
     return os.pathsep.join(dict.fromkeys(p for p in parts if p))
 
 
-def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGKILL when the harness process dies (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """This process gets ``sig`` when its parent dies (PR_SET_PDEATHSIG); as a preexec_fn:
+    the child dies with the harness process."""
+    ctypes.CDLL(None).prctl(1, sig)
 
 
 def timeout_scale() -> float:
@@ -158,15 +159,18 @@ def run(
         finally:
             if child.returncode is None:  # interrupted (Ctrl-C, SIGTERM): take the group down
                 _kill_group(child)
-    proc = subprocess.CompletedProcess(args, child.returncode, stdout or "", stderr or "")
-    if check and proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1:] if logfile is None else []
-        raise CommandError(
-            f"command failed with exit {proc.returncode}: {line}"
-            + (f": {detail[0]}" if detail else ""),
-            log=logfile,
-        )
-    return proc
+    done = subprocess.CompletedProcess(args, child.returncode, stdout or "", stderr or "")
+    if check and done.returncode != 0:
+        raise _failed(done, line, logfile)
+    return done
+
+
+def _failed(done: subprocess.CompletedProcess[str], line: str, logfile: Path | None
+            ) -> CommandError:
+    """The error of a failed command: its exit code and, without a log, stderr's last line."""
+    detail = done.stderr.strip().splitlines()[-1:] if logfile is None else []
+    return CommandError(f"command failed with exit {done.returncode}: {line}"
+                        + (f": {detail[0]}" if detail else ""), log=logfile)
 
 
 def stream(

@@ -1,9 +1,12 @@
-"""Who is blamed for a red test (a pytest plugin; suites/conftest.py loads its hooks).
+"""Who is blamed for a red test: the one place errors become verdicts (a pytest plugin that
+suites/conftest.py registers).
 
 - ProductFailure (the kernel crashed or warned, a kernel or module build failed or hung in
   the kernel's rules or pahole): a FAILED test, even when a fixture raised it.
 - HarnessError (QEMU did not start or vanished, a tool is missing, the disk is full, a
   harness command timed out): an ERROR, even when the test body raised it.
+- MissingPrerequisite (a pahole too old for the tree's flags, hardware the guest lacks,
+  signature enforcement): a SKIP with its reason, in a fixture or a test body alike.
 
 Both show one line and the log to read instead of a traceback through the harness. After
 each test body, the kernel consoles of the guests it used are synced and read, so a kernel
@@ -16,17 +19,30 @@ from collections.abc import Generator
 
 import pytest
 
-from harness.errors import HarnessError, KernelTrouble, ProductFailure
-from harness.guest import GuestPool, GuestSession
+from harness.errors import HarnessError, KernelTrouble, MissingPrerequisite, ProductFailure
+from harness.guest.session import GuestPool, GuestSession
+from harness.run.context import RunContext
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """A missing prerequisite found while setting up fixtures skips the test."""
+    try:
+        return (yield)
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """Check the consoles of the guests ``item`` used once its body has run."""
+    """Check the consoles of the guests ``item`` used once its body has run; a missing
+    prerequisite found by the body skips the test."""
     funcargs = getattr(item, "funcargs", {})
     guests = [v for v in funcargs.values() if isinstance(v, GuestSession)]
     try:
         result = yield
+    except MissingPrerequisite as exc:
+        pytest.skip(str(exc))
     except BaseException as body_error:
         # Kernel trouble during a failing test is its cause: report it instead.
         _check_consoles(guests, item.name, cause=body_error)
@@ -69,6 +85,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if report.when == "call":
             report.when = "setup"  # harness trouble inside a test body is still an ERROR
     return report
+
+
+class OutcomeRecorder:
+    """Gives each test's outcome label to the run (the controller, or the only process)."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            self.run.record(report.nodeid, outcome_label(report))
+
+
+def outcome_label(report: pytest.TestReport) -> str:
+    """passed / failed / error / skipped: <reason> / xfailed / xpassed, for summary.md.
+    A skip is a skip wherever it was raised (a fixture's is reported in setup)."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        return f"skipped: {reason.removeprefix('Skipped: ')}" if reason else "skipped"
+    if report.failed and report.when != "call":
+        return "error"
+    return report.outcome
 
 
 @pytest.hookimpl(optionalhook=True)

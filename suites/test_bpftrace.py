@@ -12,12 +12,34 @@ from dataclasses import replace
 import pytest
 
 from harness import proc
-from harness.bpftrace import missing_btf_error
-from harness.guest import GuestSession
-from harness.kbuild import KernelBuild
-from harness.modbuild import ModuleBuild
+from harness.btf.bpftrace import missing_btf_error
+from harness.build.kbuild import KernelBuild
+from harness.build.modbuild import MODULES_DIR, ModuleBuild
+from harness.guest import modload
+from harness.guest.session import GuestSession
+from harness.run.pointrun import PointRun
 
 CALLS = 5
+SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops"}
+
+
+@pytest.fixture
+def fault_ko(pytestconfig: pytest.Config, point_run: PointRun, kernel: KernelBuild
+             ) -> ModuleBuild | None:
+    """modules/kbtf_fault, built only for --sabotage warn-on-load / oops-on-load."""
+    if pytestconfig.option.sabotage not in SABOTAGE_FAULTS:
+        return None
+    return point_run.module(kernel, MODULES_DIR / "kbtf_fault", "default")
+
+
+@pytest.fixture
+def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBuild | None,
+                 pytestconfig: pytest.Config) -> ModuleBuild:
+    """kbtf_hello in guest A (once per boot), then kbtf_fault for --sabotage *-on-load."""
+    modload.ensure_loaded(guest, hello_ko)
+    if fault_ko is not None:
+        modload.load_fault(guest, fault_ko, SABOTAGE_FAULTS[pytestconfig.option.sabotage])
+    return hello_ko
 
 
 def _bpftrace(guest: GuestSession, program: str, trigger: str) -> tuple[int, str]:

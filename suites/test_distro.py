@@ -12,34 +12,39 @@ the plan exists to catch, so it fails the .BTF test, naming the missing file.
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from harness import bpftrace, guestroot, initramfs, modload, vm
-from harness.btfexpect import expect_btf_base, read_rules
-from harness.distro import DistroKernel
-from harness.elfbtf import elf_facts, section_data
-from harness.guest import GuestPool, GuestSession
-from harness.modbuild import SKIPPED_BTF, ModuleBuild, build_module, strip_section
-from harness.pointrun import REPO, STRIP, MissingPrerequisite
-from harness.usermod import ModuleSpec
+from harness.btf import bpftrace
+from harness.btf.btfexpect import expect_btf_base, read_rules
+from harness.btf.elfbtf import elf_facts
+from harness.build.distro import DistroKernel
+from harness.build.modbuild import SKIPPED_BTF, ModuleBuild
+from harness.guest import modload
+from harness.guest.session import GuestPool, GuestSession
+from harness.plan.usermod import ModuleSpec
+from harness.run.pointrun import DistroRun, config_pahole
+from suites.conftest import ctx
 
 
 @pytest.fixture(scope="session")
-def distro_module(distro_kernel: DistroKernel, module_spec: ModuleSpec, run_dir: Path,
-                  pytestconfig: pytest.Config) -> ModuleBuild:
-    """The module built against the distro's headers, the SRU plan's way (--sabotage
-    strip-* removes a BTF section afterwards)."""
-    out = run_dir / distro_kernel.label / "modules"
-    built = build_module(distro_kernel, module_spec.path, out, None,
-                         build_root=distro_kernel.build_root)
-    if (section := STRIP.get(pytestconfig.option.sabotage or "")) is not None:
-        strip_section(built, distro_kernel.arch, section)
-    return built
+def distro_run(pytestconfig: pytest.Config, distro_kernel: DistroKernel) -> DistroRun:
+    """A distro kernel's pipeline: module builds against its headers, its guest."""
+    return ctx(pytestconfig).distro_run(distro_kernel)
+
+
+@pytest.fixture(scope="session")
+def distro_module(distro_run: DistroRun, module_spec: ModuleSpec) -> ModuleBuild:
+    """The module built against the distro's headers, the SRU plan's way."""
+    return distro_run.module(module_spec.path)
+
+
+@pytest.fixture
+def distro_guest(distro_run: DistroRun, guest_pool: GuestPool) -> GuestSession:
+    """The distro's own kernel booted with kbtf's guest root; it shows the package's release."""
+    return distro_run.guest(guest_pool)
 
 
 def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
@@ -62,40 +67,12 @@ def test_headers_build_gives_module_btf(distro_kernel: DistroKernel,
 def test_btf_base_as_the_headers_rules_predict(distro_kernel: DistroKernel,
                                                distro_module: ModuleBuild) -> None:
     rules = read_rules(distro_kernel.headers)
-    config_pahole = int(distro_kernel.config()["CONFIG_PAHOLE_VERSION"].value)
-    expected = expect_btf_base(rules, config_pahole, distro_kernel.module_pahole())
+    expected = expect_btf_base(rules, config_pahole(distro_kernel), distro_kernel.module_pahole())
     for ko in distro_module.kos:
         present = elf_facts(ko).btf_base is not None
         assert present == expected.btf_base, (
             f"{ko.name}: .BTF.base {'present' if present else 'absent'}, expected "
             f"{'present' if expected.btf_base else 'absent'}: {expected.reason}")
-
-
-@pytest.fixture
-def distro_guest(distro_kernel: DistroKernel, guest_pool: GuestPool, run_dir: Path,
-                 cache_dir: Path, pytestconfig: pytest.Config, kvm_allowed: bool
-                 ) -> GuestSession:
-    """The distro's own kernel booted with kbtf's guest root: an initramfs loads the 9p and
-    virtio modules from the image package. The guest must show the package's release."""
-    logdir = run_dir / distro_kernel.label / "guests"
-    vmlinux_btf = section_data(distro_kernel.vmlinux, ".BTF") \
-        if distro_kernel.vmlinux.is_file() else None
-
-    def make(boot: int) -> GuestSession:
-        arch = distro_kernel.arch
-        shares = (vm.Share("run", run_dir), vm.Share("repo", REPO),
-                  vm.Share("out", logdir / f"distro-{boot}.out", writable=True))
-        root = guestroot.ensure_root(arch, cache_dir)
-        spec = vm.BootSpec(
-            arch, distro_kernel.image, arch.is_host() and kvm_allowed,
-            launcher="kbtf", root=root, shares=shares,
-            initrd=initramfs.ensure(distro_kernel.modules, distro_kernel.root.parent,
-                                    root / "bin" / "busybox", arch.virtio_transport),
-            release=distro_kernel.release, cmdline=tuple(pytestconfig.option.distro_cmdline),
-            btf_sha256=hashlib.sha256(vmlinux_btf).hexdigest() if vmlinux_btf else None)
-        return GuestSession(spec, logdir, "distro", boot)
-
-    return guest_pool.get(distro_kernel.label, make)
 
 
 @pytest.fixture
@@ -107,8 +84,6 @@ def distro_loaded(distro_guest: GuestSession, distro_module: ModuleBuild,
     try:
         modload.insert(distro_guest, distro_module, module_spec.params, loaded)
         yield loaded
-    except MissingPrerequisite as exc:
-        pytest.skip(str(exc))
     finally:
         modload.remove(distro_guest, loaded)
 

@@ -6,39 +6,27 @@ The archive is copied out of the running guest and the module built on the host 
 guest has no compiler; it is also faster than building under TCG). 6.12's archive holds only
 include/ and arch/<srcarch>/include/, so the build's non-header pieces (Makefile, scripts,
 .config, Module.symvers, a BTF-only vmlinux) come from a scaffold made from the build tree
-(harness/kheaders.py); every header comes from the archive.
+(harness/build/kheaders.py, harness/run/kheadersflow.py); every header comes from the
+archive.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from harness import kheaders
-from harness.btfexpect import ModuleBtfRules, module_pahole_unusable
-from harness.btfnames import module_struct_members
-from harness.console import CommandResult
-from harness.elfbtf import vmlinux_types
-from harness.errors import CommandError, HarnessError
-from harness.guest import GuestSession
-from harness.kbuild import KernelBuild
-from harness.matrix import MatrixPoint
-from harness.modbuild import MODULES_DIR
+from harness.btf.btfnames import module_struct_members
+from harness.btf.elfbtf import vmlinux_types
+from harness.build import kheaders
+from harness.build.kbuild import KernelBuild
+from harness.guest.console import CommandResult
+from harness.guest.session import GuestSession
+from harness.run import kheadersflow
+from harness.run.kheadersflow import MOD, Step
+from harness.run.pointrun import PointRun
 
-MOD = "kbtf_kheaders"
 LOADED = re.compile(r"kbtf_kheaders: loaded by (\S+)\[(-?\d+)\]")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the kheaders flow: whether it worked, why not, where its output is."""
-
-    ok: bool
-    error: str = ""
-    path: Path | None = None  # extracted headers, or the built module's dir
 
 
 def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
@@ -54,25 +42,10 @@ def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
     return out
 
 
-def _extract(guest: GuestSession) -> Step:
-    """Copy the running kernel's archive out of ``guest`` and extract it on the host."""
-    archive = guest.out_dir / "kheaders.tar.xz"
-    copied = guest.run(kheaders.copy_out_command(guest.path(archive)), timeout=300)
-    if not copied.ok:
-        return Step(False, f"cannot copy {kheaders.ARCHIVE} out of the guest: "
-                    f"{copied.stderr.strip()}")
-    headers = guest.out_dir.parent / f"{guest.name}.kheaders" / "headers"
-    try:
-        kheaders.extract(archive, headers)
-    except CommandError as exc:
-        return Step(False, f"cannot extract {kheaders.ARCHIVE}: {exc}")
-    return Step(True, path=headers)
-
-
 @pytest.fixture
 def extracted(guest: GuestSession) -> Step:
     """The running kernel's archive, extracted on the host (once per boot)."""
-    return guest.once_per_boot("kheaders-extracted", lambda: _extract(guest))
+    return guest.once_per_boot("kheaders-extracted", lambda: kheadersflow.extract(guest))
 
 
 def test_kheaders_archive_exists(guest: GuestSession) -> None:
@@ -98,37 +71,14 @@ def test_kheaders_autoconf_matches_running_config(guest: GuestSession, extracted
 
 @pytest.fixture
 def kheaders_build(guest: GuestSession, extracted: Step, kernel: KernelBuild,
-                   point: MatrixPoint, cache_dir: Path, facts: dict[str, object],
-                   btf_rules: ModuleBtfRules) -> Step:
+                   point_run: PointRun, facts: dict[str, object]) -> Step:
     """modules/kbtf_kheaders built on the host against the extracted archive (or why not),
-    once per boot; make's output is in <guest>.kheaders/build.log beside the guest logs."""
-    unusable = module_pahole_unusable(
-        btf_rules, int(kernel.config()["CONFIG_PAHOLE_VERSION"].value), point.module_pahole)
-    if unusable:
-        pytest.skip(unusable)
-    return guest.once_per_boot("kheaders-build", lambda: _build_against_kheaders(
-        guest, extracted, kernel, point, cache_dir, facts))
-
-
-def _build_against_kheaders(guest: GuestSession, extracted: Step, kernel: KernelBuild,
-                            point: MatrixPoint, cache_dir: Path,
-                            facts: dict[str, object]) -> Step:
-    if not extracted.ok or extracted.path is None:
-        return extracted
-    scaffold = kheaders.scaffold(kernel, cache_dir)
-    if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
-        raise HarnessError(f"scaffold {scaffold} holds headers {stray[:5]}: the build would "
-                           "not use the archive's alone")
-    module = extracted.path.parent / MOD
-    log = extracted.path.parent / "build.log"
-    try:
-        kheaders.build(scaffold, extracted.path, MODULES_DIR / MOD, module, kernel,
-                       point.module_pahole, log)
-    except CommandError as exc:
-        facts["kheaders_module_built"] = False
-        return Step(False, f"{exc}", module)
-    facts["kheaders_module_built"] = True
-    return Step(True, path=module)
+    once per boot."""
+    point_run.require_usable_module_pahole(kernel)
+    built = guest.once_per_boot("kheaders-build", lambda: kheadersflow.build_module(
+        extracted, kernel, point_run.point.module_pahole, point_run.cache_dir))
+    facts["kheaders_module_built"] = built.ok
+    return built
 
 
 def test_module_builds_against_kheaders(kheaders_build: Step) -> None:

@@ -1,31 +1,52 @@
 """pahole axis: the kernel records the pahole that configured it, and a module carries
-.BTF.base exactly when the facts say it should (see harness/btfexpect.py).
+.BTF.base exactly when the facts say it should (see harness/btf/btfexpect.py).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import cast
 
 import pytest
 
-from harness.btfexpect import Expectation
-from harness.elfbtf import elf_facts
-from harness.kbuild import KernelBuild
-from harness.matrix import MatrixPoint
-from harness.modbuild import ModuleBuild
-from harness.paholeaxis import c_diff, c_dump, compare, figures
-from harness.usermod import ModuleSpec
+from harness.btf.btfexpect import Expectation
+from harness.btf.elfbtf import elf_facts
+from harness.btf.paholeaxis import c_diff, c_dump, compare, figures
+from harness.build.kbuild import KernelBuild
+from harness.build.modbuild import ModuleBuild
+from harness.plan.matrix import MatrixPoint
+from harness.plan.usermod import ModuleSpec
+from harness.run.pointrun import PointRun, config_pahole
+from suites.conftest import ctx
 
 # Growth of a module's type count over the baseline's that summary.md flags.
 DEFAULT_GROWTH_LIMIT = 2.0
 
 
+@pytest.fixture(scope="session")
+def baseline(pytestconfig: pytest.Config, point: MatrixPoint) -> MatrixPoint:
+    """The first point of the run with the same arch, kernel source and toolchain."""
+    return ctx(pytestconfig).baseline(point)
+
+
+@pytest.fixture(scope="session")
+def axis_builds(pytestconfig: pytest.Config, point_run: PointRun, baseline: MatrixPoint,
+                kernel: KernelBuild, module_spec: ModuleSpec
+                ) -> tuple[ModuleBuild, ModuleBuild, KernelBuild]:
+    """(the module built for the point, for the baseline point, the baseline's kernel),
+    default BTF mode."""
+    base_run = ctx(pytestconfig).point_run(baseline)
+    base_kernel = base_run.kernel("")
+    mine = point_run.module(kernel, module_spec.path, "axis")
+    theirs = mine if baseline == point_run.point else base_run.module(
+        base_kernel, module_spec.path, "axis")
+    return mine, theirs, base_kernel
+
+
 def test_config_pahole_version_is_the_kernels_pahole(
     kernel: KernelBuild, point: MatrixPoint, facts: dict[str, object]
 ) -> None:
-    configured = kernel.config()["CONFIG_PAHOLE_VERSION"].value
+    configured = str(config_pahole(kernel))
     facts["config_pahole_version"] = configured
     facts["kernel_pahole_features"] = ",".join(point.kernel.pahole.features) or "(none)"
     facts["module_pahole_features"] = ",".join(point.module_pahole.features) or "(none)"
@@ -45,7 +66,7 @@ def test_btf_base_present_as_facts_predict(
                  btf_base_reason=expected.reason,
                  module_btf_bytes=ko.btf.type_len if ko.btf else 0,
                  module_btf_base_bytes=ko.btf_base.type_len if ko.btf_base else 0)
-    # Counted once, when the module was built (suites/conftest.py _module).
+    # Counted once, when the module was built (run/pointrun.py checked_module).
     counts = json.loads(hello_ko.ko.with_suffix(".elf-facts.json").read_text())
     facts["module_btf_types"] = counts["btf_types"]
     facts["module_btf_base_types"] = counts["btf_base_types"]
@@ -58,7 +79,7 @@ def test_btf_base_present_as_facts_predict(
 def test_pahole_axis_against_baseline(
     pytestconfig: pytest.Config, point: MatrixPoint, baseline: MatrixPoint,
     kernel: KernelBuild, axis_builds: tuple[ModuleBuild, ModuleBuild, KernelBuild],
-    module_spec: ModuleSpec, facts: dict[str, object], run_dir: Path,
+    module_spec: ModuleSpec, facts: dict[str, object], point_run: PointRun,
 ) -> None:
     """Each module's BTF against the baseline point's (the first pahole of the axis): a
     function with BTF there but not here is a regression (FAILED); growth of the type count
@@ -66,7 +87,7 @@ def test_pahole_axis_against_baseline(
     module's BTF as C and its diff against the baseline are saved under <point>/btf-c/."""
     mine, theirs, base_kernel = axis_builds
     limit = pytestconfig.option.btf_growth_limit
-    out = run_dir / point.id / "btf-c" / module_spec.name
+    out = point_run.run_dir / point.id / "btf-c" / module_spec.name
     out.mkdir(parents=True, exist_ok=True)
     rows = cast(list[dict[str, object]], facts.setdefault("pahole_axis", []))
     problems = []

@@ -21,13 +21,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.btfexpect import Expectation, ModuleBtfRules, no_relocation
-from harness.btfnames import module_struct_members
-from harness.elfbtf import elf_facts, vmlinux_types
+from harness.btf.btfexpect import Expectation, ModuleBtfRules, no_relocation
+from harness.btf.btfnames import module_struct_members
+from harness.btf.elfbtf import elf_facts, vmlinux_types
+from harness.build.kbuild import KernelBuild
+from harness.build.modbuild import MODULES_DIR, ModuleBuild
 from harness.errors import HarnessError
-from harness.guest import GuestSession
-from harness.kbuild import KernelBuild
-from harness.modbuild import ModuleBuild
+from harness.guest.session import GuestPool, GuestSession
+from harness.run.pointrun import PointRun, note_guest
 
 MOD = "kbtf_types"
 BTF_ERROR = re.compile(r"failed to validate module \[kbtf_types\] BTF: -?\d+")
@@ -36,6 +37,49 @@ BTF_ERROR = re.compile(r"failed to validate module \[kbtf_types\] BTF: -?\d+")
 BTF_MISMATCH = re.compile(r"Kernel module BTF mismatch detected[^\n]*|BPF: *\[\d+\] [^\n]*|"
                           r"failed to validate module \[kbtf_types\] BTF: -?\d+")
 pytestmark = pytest.mark.relocation
+TYPES = MODULES_DIR / MOD
+
+
+@pytest.fixture(scope="session")
+def kernel_prime(point_run: PointRun) -> KernelBuild:
+    """Kernel A' (plan/kernelreq.VARIANTS)."""
+    return point_run.kernel("prime")
+
+
+@pytest.fixture(scope="session")
+def kernel_refuse(point_run: PointRun) -> KernelBuild:
+    """Kernel A_n (plan/kernelreq.VARIANTS)."""
+    return point_run.kernel("refuse")
+
+
+@pytest.fixture(scope="session")
+def types_distilled(point_run: PointRun, kernel: KernelBuild) -> ModuleBuild:
+    """modules/kbtf_types built against A the default way (.BTF.base if the tree makes one)."""
+    return point_run.module(kernel, TYPES, "distilled")
+
+
+@pytest.fixture(scope="session")
+def types_split(point_run: PointRun, kernel: KernelBuild) -> ModuleBuild:
+    """modules/kbtf_types built against A, split BTF only."""
+    return point_run.module(kernel, TYPES, "split")
+
+
+@pytest.fixture(scope="session")
+def types_split_for_prime(point_run: PointRun, kernel_prime: KernelBuild) -> ModuleBuild:
+    """modules/kbtf_types built against A', split BTF only (to load into A)."""
+    return point_run.module(kernel_prime, TYPES, "split-for-prime")
+
+
+@pytest.fixture
+def guest_prime(point_run: PointRun, kernel_prime: KernelBuild, guest_pool: GuestPool,
+                facts: dict[str, object]) -> GuestSession:
+    return note_guest(facts, point_run.guest(kernel_prime, guest_pool, "guest-A-prime"))
+
+
+@pytest.fixture
+def guest_refuse(point_run: PointRun, kernel_refuse: KernelBuild, guest_pool: GuestPool,
+                 facts: dict[str, object]) -> GuestSession:
+    return note_guest(facts, point_run.guest(kernel_refuse, guest_pool, "guest-A_n"))
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import accel, guest, vm
 from harness.arches import get_arch
 from harness.errors import ConfigError, SilentStart
-from harness.guest import GuestPool, GuestSession
+from harness.guest import accel, vm
+from harness.guest import session as guest
+from harness.guest.session import GuestPool, GuestSession
+from harness.run import pointrun
 
 # A QEMU that boots nothing under KVM (it accepts the vCPU, then stays silent), and under
 # TCG plays a guest: a kernel banner into the console chardev, kbtf init's marker on the
@@ -126,3 +128,26 @@ def test_silent_kvm_boot_is_retried_under_tcg_once(tmp_path: Path, fast_deadline
                                            ).exists()
     finally:
         pool.close_all()
+
+
+def test_probe_with_a_real_kernel_needs_its_first_output(tmp_path: Path,
+                                                          fast_deadlines: None) -> None:
+    prints = GuestSession(fake_spec(tmp_path, kvm=False), tmp_path / "a", "kvm-probe")
+    assert prints.shows_output() and not prints.alive
+    start = time.monotonic()
+    silent = GuestSession(fake_spec(tmp_path, kvm=True), tmp_path / "b", "kvm-probe")
+    assert not silent.shows_output() and not silent.alive
+    assert time.monotonic() - start < 5
+
+
+def test_a_silent_kvm_boot_sends_the_run_to_tcg(tmp_path: Path) -> None:
+    run_dir = tmp_path
+    assert pointrun.run_kvm(run_dir, True)
+    session = GuestSession(fake_spec(tmp_path, kvm=True), tmp_path, "guest-A-gw0")
+    session.accel = f"tcg ({accel.KVM_SILENT})"  # what the pool's TCG retry leaves
+    pointrun.kvm_checked(session, run_dir, True)
+    assert accel.kvm_silent(run_dir) is not None and not pointrun.run_kvm(run_dir, True)
+    later = pointrun.with_accel_note(
+        GuestSession(fake_spec(tmp_path, kvm=False), tmp_path, "guest-A-prime-gw0"), run_dir, True)
+    assert later.accel == f"tcg ({accel.KVM_SILENT})"  # the summary says why
+    assert not pointrun.run_kvm(run_dir, False)

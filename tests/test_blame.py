@@ -9,7 +9,7 @@ import pytest
 HEADER = """
 import pytest
 from harness.errors import BuildFailure, GuestLost, CommandTimeout, KernelTrouble
-from harness.guest import GuestSession
+from harness.guest.session import GuestSession
 
 class FakeGuest(GuestSession):
     '''A guest whose console trouble is scripted: sync_console raises what it is given.'''

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness.bpftrace import attach_program, missing_btf_error, traceable
+from harness.btf.bpftrace import attach_program, missing_btf_error, traceable
 
 
 def test_captured_no_btf_error_is_recognised(data: Path) -> None:

@@ -10,8 +10,8 @@ import struct
 import subprocess
 from pathlib import Path
 
-from harness.btfdedup import duplicates
-from harness.elfbtf import module_btf, section_data
+from harness.btf.btfdedup import duplicates
+from harness.btf.elfbtf import module_btf, section_data
 
 KO = Path(__file__).parent / "data" / "kbtf_types-distilled.ko"
 NO_VMLINUX = Path("/nonexistent/vmlinux")  # the module has .BTF.base: vmlinux is not read

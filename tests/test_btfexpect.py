@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.btfexpect import (
+from harness.btf.btfexpect import (
     NONE,
     PAHOLE,
     RESOLVE_BTFIDS,
@@ -17,7 +17,7 @@ from harness.btfexpect import (
     no_relocation,
     parse_rules,
 )
-from harness.pahole import Pahole
+from harness.plan.pahole import Pahole
 
 MODFINAL_61 = """quiet_cmd_btf_ko = BTF [M] $@
       cmd_btf_ko = 							\\

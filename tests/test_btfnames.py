@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.btfnames import by_id, module_struct_members, struct_members, type_name
+from harness.btf.btfnames import by_id, module_struct_members, struct_members, type_name
 
 DATA = json.loads((Path(__file__).parent / "data/btf-kbtf_types.json").read_text())
 

@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import kbuild, ksource, pahole
 from harness.arches import Toolchain, get_arch
-from harness.ksource import KernelSource
+from harness.build import kbuild
+from harness.plan import ksource, pahole
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.ksource import KernelSource
 
 TOOLS = {"gcc": "gcc (Debian 12.2.0-14) 12.2.0", "ld": "GNU ld (GNU Binutils for Debian) 2.40",
          "as": "GNU assembler (GNU Binutils for Debian) 2.40", "rustc": "(none)"}
-REQ = kbuild.KernelRequest(get_arch("x86_64"),
+REQ = KernelRequest(get_arch("x86_64"),
                            KernelSource(Path("/src"), "6.12.117", "deb:x", "debian6.12.117",
                                         "debian:6.12"),
                            pahole.Pahole(Path("/p/pahole"), "1.30", (), digest="aaaa"))
 
 
-def key(req: kbuild.KernelRequest = REQ, **tools: str) -> str:
+def key(req: KernelRequest = REQ, **tools: str) -> str:
     return kbuild.cache_key(req, {**TOOLS, **tools})
 
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from harness import console
+from harness.guest import console
 
 
 def test_ansi_c_quote_single_line_and_escapes() -> None:

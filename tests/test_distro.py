@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import distro, initramfs, provision
-from harness.buildroot import BuildRoot
+from harness import provision
+from harness.build import distro, initramfs
+from harness.build.buildroot import BuildRoot
 from harness.errors import ConfigError
 
 # depmod's lines for the modules kbtf's initramfs needs (Debian bookworm 6.1.0-50-amd64).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import elfbtf
+from harness.btf import elfbtf
 
 
 def header(magic: int = 0xEB9F, tlen: int = 24, slen: int = 16) -> bytes:

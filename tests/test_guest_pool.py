@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import vm
 from harness.arches import get_arch
-from harness.console import CommandResult
 from harness.errors import BootError, HarnessError
-from harness.guest import GuestPool, GuestSession, boot_name
+from harness.guest import vm
+from harness.guest.console import CommandResult
+from harness.guest.session import GuestPool, GuestSession, boot_name
 
 
 class FakeSession(GuestSession):

@@ -7,20 +7,21 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from harness import kbuild
 from harness.arches import get_arch
-from harness.ksource import KernelSource
-from harness.pahole import Pahole
+from harness.build import kbuild
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.ksource import KernelSource
+from harness.plan.pahole import Pahole
 
 TOOLS = {"gcc": "gcc (Debian 12.2.0-14) 12.2.0", "rustc": "(none)"}
-REQ = kbuild.KernelRequest(get_arch("x86_64"),
+REQ = KernelRequest(get_arch("x86_64"),
                            KernelSource(Path("/src"), "6.12.117", "deb:x", "debian6.12.117",
                                         "debian:6.12"),
                            Pahole(Path("/p/pahole"), "1.30", (), digest="aaaa"))
 OTHER_PAHOLE = replace(REQ, pahole=Pahole(Path("/q/pahole"), "1.32", (), digest="bbbb"))
 
 
-def cached(kernels: Path, req: kbuild.KernelRequest, tools: dict[str, str] = TOOLS,
+def cached(kernels: Path, req: KernelRequest, tools: dict[str, str] = TOOLS,
            complete: bool = True) -> Path:
     """A fake finished build of ``req`` in ``kernels``, with the metadata _build writes."""
     entry = kernels / kbuild.entry_name(req, kbuild.cache_key(req, tools))

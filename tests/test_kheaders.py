@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import kheaders, proc
+from harness import proc
 from harness.arches import get_arch
-from harness.kbuild import KernelBuild
-from harness.ksource import KernelSource
-from harness.pahole import Pahole
+from harness.build import kheaders
+from harness.build.kbuild import KernelBuild
+from harness.plan.ksource import KernelSource
+from harness.plan.pahole import Pahole
 
 
 def kernel(tmp_path: Path) -> KernelBuild:

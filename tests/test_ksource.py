@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ksource
 from harness.errors import ConfigError
+from harness.plan import ksource
 
 MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\nNAME = Baby Opossum\n"
 

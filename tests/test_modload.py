@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import modload
-from harness.console import CommandResult
-from harness.errors import ModuleLoadFailure
-from harness.modbuild import ModuleBuild
-from harness.pointrun import MissingPrerequisite
+from harness.build.modbuild import ModuleBuild
+from harness.errors import MissingPrerequisite, ModuleLoadFailure
+from harness.guest import modload
+from harness.guest.console import CommandResult
 
 REJECTED = "insmod: ERROR: could not insert module {ko}: Key was rejected by service"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness import pahole
 from harness.errors import ConfigError
+from harness.plan import pahole
 
 
 @pytest.mark.parametrize(("text", "version", "code"), [

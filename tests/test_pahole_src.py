@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import CommandError, ConfigError
-from harness.matrix import resolve_pahole
+from harness.plan.matrix import resolve_pahole
 
 CMAKE = """cmake_minimum_required(VERSION 3.10)
 project(fake_pahole C)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.paholeaxis import ModuleBtfFigures, axis_table, c_diff, compare
+from harness.btf.paholeaxis import ModuleBtfFigures, axis_table, c_diff, compare
 
 BASE = ModuleBtfFigures(29, 750, 9, ("kbtf_hello_open", "kbtf_hello_poke"), 0)
 

@@ -65,8 +65,8 @@ def test_timeout_scale(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_qemu_wrapper_dies_with_its_parent(tmp_path: Path) -> None:
-    """harness/qemu-pdeathsig: what it runs gets SIGKILL when its parent dies (SIGKILL)."""
-    from harness import vm
+    """harness/guest/qemu-pdeathsig: what it runs gets SIGKILL when its parent dies (SIGKILL)."""
+    from harness.guest import vm
 
     pidfile = tmp_path / "qemu.pid"
     parent = subprocess.Popen(

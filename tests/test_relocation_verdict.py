@@ -14,9 +14,9 @@ import pytest
 TEST_FILE = """
 import pytest
 import suites.test_relocation as rel
-from harness.console import CommandResult
+from harness.guest.console import CommandResult
 from harness.errors import GuestLost, KernelTrouble
-from harness.modbuild import ModuleBuild
+from harness.build.modbuild import ModuleBuild
 from pathlib import Path
 
 class FakeGuest:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness import results
+from harness.run import results
 
 
 def test_summary_table_rows_and_failures() -> None:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from harness.arches import get_arch
-from harness.kbuild import KernelRequest
-from harness.ksource import KernelSource
-from harness.matrix import MatrixPoint
-from harness.pahole import Pahole
-from suites.conftest import needed_kernels, outcome_label
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.ksource import KernelSource
+from harness.plan.matrix import MatrixPoint
+from harness.plan.pahole import Pahole
+from suites.blame import outcome_label
+from suites.conftest import needed_kernels
 
 
 def point(version: str) -> MatrixPoint:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from harness import vm
 from harness.arches import get_arch
+from harness.guest import vm
 
 
 def spec(kvm: bool, pidfile: Path | None = None) -> vm.BootSpec:

@@ -1,8 +1,8 @@
-"""How guests are started: the two launchers' command lines (KVM or TCG: harness/accel.py).
+"""How guests are started: the two launchers' command lines (KVM or TCG: harness/guest/accel.py).
 
 - ``vng``: virtme-ng over the host's own root file system (the host arch only).
 - ``kbtf``: QEMU directly, a Debian root tree of the guest's arch over 9p (read-only),
-  kbtf's init (harness/guestroot.py), the host dirs the tests use shared read-only and one
+  kbtf's init (harness/guest/guestroot.py), the host dirs the tests use shared read-only and one
   output dir shared writable; the shell on the serial console, kernel messages on hvc0.
 """
 
@@ -25,7 +25,6 @@ GUEST_CMDLINE = ("panic=-1", "oops=panic", "loglevel=7")
 QEMU_WRAPPER = Path(__file__).resolve().parent / "qemu-pdeathsig"
 
 
-LAUNCHERS = ("vng", "kbtf")
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class BootSpec:
     memory: str = "2G"
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
     btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
-    launcher: str = "vng"  # one of LAUNCHERS
+    launcher: str = "vng"  # one of plan.matrix.LAUNCHERS
     root: Path | None = None  # kbtf launcher: the guest's root tree
     shares: tuple[Share, ...] = ()  # kbtf launcher: host dirs the guest mounts
     initrd: Path | None = None  # kbtf launcher: an initramfs loading the modules 9p needs

@@ -16,7 +16,7 @@ from harness.arches import Arch
 SUITE = "sid"
 PACKAGES = ("bash", "coreutils", "util-linux", "mount", "kmod", "busybox-static", "bpftrace",
             "bpftool", "grep", "sed", "gzip", "tar", "xz-utils")
-# Where the guest sees the host dirs shared with it (harness/vm.py mounts them).
+# Where the guest sees the host dirs shared with it (harness/guest/vm.py mounts them).
 SHARES = ("run", "repo", "out")
 ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the archive may be slow)
 

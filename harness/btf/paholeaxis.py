@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import proc
-from harness.btfdedup import duplicates
-from harness.elfbtf import elf_facts, module_btf, module_btf_files
+from harness.btf.btfdedup import duplicates
+from harness.btf.elfbtf import elf_facts, module_btf, module_btf_files
 
 DUMP_TIMEOUT = 300  # bpftool btf dump ... format c of one module
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from harness import cacheentry, proc
 from harness.arches import make_argv
-from harness.elfbtf import section_data
-from harness.kbuild import KernelBuild
-from harness.pahole import Pahole
+from harness.btf.elfbtf import section_data
+from harness.build.kbuild import KernelBuild
+from harness.plan.pahole import Pahole
 
 ARCHIVE = "/sys/kernel/kheaders.tar.xz"
 SCAFFOLD_VERSION = "2"

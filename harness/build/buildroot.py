@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cacheentry, pahole, proc, provision
-from harness.pahole import Pahole
+from harness import cacheentry, proc, provision
+from harness.plan import pahole
+from harness.plan.pahole import Pahole
 
 # What kbuild runs beyond the Essential set and the headers' own dependencies.
 BASE_PACKAGES = ("make", "mawk")

@@ -3,11 +3,10 @@ one insmod path of the generic and the distro suites."""
 
 from __future__ import annotations
 
-from harness.errors import ModuleLoadFailure
-from harness.guest import GuestSession
-from harness.modbuild import ModuleBuild
-from harness.pointrun import MissingPrerequisite
-from harness.usermod import load_order, module_name
+from harness.build.modbuild import ModuleBuild
+from harness.errors import MissingPrerequisite, ModuleLoadFailure
+from harness.guest.session import GuestSession
+from harness.plan.usermod import load_order, module_name
 
 # insmod errors (or the dmesg lines after them) that mean a missing prerequisite, not a
 # broken module: the skip reason.
@@ -51,6 +50,19 @@ def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
             raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
                                     f"{dmesg}", log=guest.console_log)
         loaded.append(name)
+
+
+def ensure_loaded(guest: GuestSession, build: ModuleBuild) -> None:
+    """``build``'s modules in ``guest``, inserted unless its first is loaded already (it
+    stays loaded for the boot). Raises like insert()."""
+    if not guest.run("grep", "-q", f"^{module_name(build.ko)} ", "/proc/modules").ok:
+        insert(guest, build, (), [])
+
+
+def load_fault(guest: GuestSession, fault: ModuleBuild, mode: str) -> None:
+    """modules/kbtf_fault inserted with ``mode`` (warn, oops): --sabotage *-on-load. What it
+    makes the kernel print is found on the console (KernelTrouble), not here."""
+    guest.run("insmod", guest.path(fault.ko), f"mode={mode}")
 
 
 def remove(guest: GuestSession, names: list[str]) -> None:

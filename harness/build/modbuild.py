@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness import buildlog, proc
+from harness import REPO, proc
 from harness.arches import Arch, Toolchain, make_argv
-from harness.buildroot import BuildRoot
+from harness.build import buildlog
+from harness.build.buildroot import BuildRoot
 from harness.errors import BuildFailure, CommandError, ConfigError
-from harness.pahole import Pahole
+from harness.plan.pahole import Pahole
 
-MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
+MODULES_DIR = REPO / "modules"
 SKIPPED_BTF = "Skipping BTF generation"
 # A module of a few files builds in ~2 s; past this the build (pahole, say) is hung.
 MODULE_BUILD_TIMEOUT = 300
@@ -31,6 +32,9 @@ class BuildTarget(Protocol):
 
     @property
     def toolchain(self) -> Toolchain: ...
+
+    @property
+    def vmlinux(self) -> Path: ...  # its BTF is the base of a module's split BTF (may be absent)
 
 
 @dataclass(frozen=True)

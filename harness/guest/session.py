@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, NoReturn, TypeVar, cast
+from typing import IO, NoReturn, Protocol, TypeVar, cast
 
 import pexpect
 
-from harness import accel, console, guestroot, proc, vm
-from harness.console import CommandResult
-from harness.elfbtf import section_data
+from harness import proc
+from harness.arches import Arch
+from harness.btf.elfbtf import section_data
 from harness.errors import (
     BootError,
     GuestLost,
@@ -30,7 +30,8 @@ from harness.errors import (
     KernelTrouble,
     SilentStart,
 )
-from harness.kbuild import KernelBuild
+from harness.guest import accel, console, guestroot, vm
+from harness.guest.console import CommandResult
 
 log = logging.getLogger("kbtf")
 
@@ -90,10 +91,47 @@ class GuestSession:
     def start(self, timeout: float = 300) -> None:
         """Boot the guest, wait for its shell and check it runs the kernel that was built.
 
-        Raises BootError naming the logs (QEMU did not start, no shell in time, another
-        kernel runs), KernelTrouble if the kernel crashed while booting.
+        Raises SilentStart (no output by the first-output deadline), BootError naming the
+        logs (QEMU did not start, no shell in time, another kernel runs), KernelTrouble if
+        the kernel crashed while booting.
         """
-        timeout *= proc.timeout_scale()
+        start = time.monotonic()
+        self._spawn()
+        deadline = start + timeout * proc.timeout_scale()
+        first = accel.FIRST_OUTPUT_SECONDS["kvm" if self.spec.kvm else "tcg"] * proc.timeout_scale()
+        self._first_output = (start + first, first)
+        try:
+            self._reach_shell(deadline, start)
+            self.run("true", timeout=60)
+            self.boot_seconds = time.monotonic() - start  # to the first command's answer
+            self._check_kernel_identity()
+        except (GuestLost, GuestTimeout) as exc:
+            self.kill()
+            raise BootError(f"guest {self.name} died during boot: {exc}",
+                            log=self.console_log) from None
+        except BaseException:
+            self.kill()
+            raise
+        log.info("guest %s: shell after %.1fs, kernel checked after %.1fs", self.name,
+                 self.boot_seconds, time.monotonic() - start)
+
+    def shows_output(self) -> bool:
+        """Start the guest only to see whether it writes anything by its first-output
+        deadline, then kill it: the run's KVM probe with a real kernel."""
+        self._spawn()
+        seconds = accel.FIRST_OUTPUT_SECONDS["kvm" if self.spec.kvm else "tcg"]
+        deadline = time.monotonic() + seconds * proc.timeout_scale()
+        try:
+            child = self._require_alive("boot")
+            while not self._output_seen() and time.monotonic() < deadline and child.isalive():
+                with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
+                    child.expect(pexpect.EOF, timeout=0.2)  # reads the serial meanwhile
+            return self._output_seen()
+        finally:
+            self.kill()
+
+    def _spawn(self) -> None:
+        """Start QEMU (or vng) for this guest, its logs fresh. Raises ToolMissing."""
         spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
         if spec.launcher == "vng":
             argv = vm.vng_argv(proc.require_tool("vng"), spec)
@@ -118,10 +156,8 @@ class GuestSession:
             # SIGKILL of a worker; under vng, QEMU dies with its own parent (the wrapper in
             # vm.py) and gets SIGHUP when vng's session ends.
             proc.die_with_parent()
-            fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
-            os.dup2(fd, 2)
+            os.dup2(os.open(stderr_path, os.O_WRONLY | os.O_APPEND), 2)
 
-        start = time.monotonic()
         env = {**os.environ, "PATH": proc.tool_path(), **vm.qemu_env(spec.arch)}
         self._child = pexpect.spawn(
             argv[0], argv[1:], encoding="utf-8", codec_errors="replace", env=env,
@@ -129,37 +165,24 @@ class GuestSession:
         )
         self._child.logfile_read = self._serial
         _LIVE.add(self)
-        deadline = start + timeout
-        first = accel.FIRST_OUTPUT_SECONDS["kvm" if spec.kvm else "tcg"] * proc.timeout_scale()
-        self._first_output = (start + first, first)
-        try:
-            if spec.launcher == "kbtf":
-                self._wait_for_init(deadline)
-                log.info("guest %s: init starts the shell after %.1fs", self.name,
-                         time.monotonic() - start)
-            self._wait_for_shell(deadline, "no shell")
-            if spec.launcher == "vng":
-                # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
-                # guest's own tty (the console adds one more \r; decode_result drops it). Wait
-                # for it before typing more: input typed during the exec can be lost. (kbtf's
-                # init starts such a bash itself.)
-                self._child.sendline("exec /bin/bash --norc --noprofile --noediting")
-                self._wait_for_shell(deadline, "bash did not start")
-            self._child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
-                                 f"mkdir -p {GUEST_WORKDIR}; cd /; "
-                                 + console.session_setup(GUEST_WORKDIR))
-            self.run("true", timeout=60)
-            self.boot_seconds = time.monotonic() - start  # to the first command's answer
-            self._check_kernel_identity()
-        except (GuestLost, GuestTimeout) as exc:
-            self.kill()
-            raise BootError(f"guest {self.name} died during boot: {exc}",
-                            log=self.console_log) from None
-        except BaseException:
-            self.kill()
-            raise
-        log.info("guest %s: shell after %.1fs, kernel checked after %.1fs", self.name,
-                 self.boot_seconds, time.monotonic() - start)
+
+    def _reach_shell(self, deadline: float, start: float) -> None:
+        """Wait for the guest's shell and set up the command session in it."""
+        child = self._require_alive("boot")
+        if self.spec.launcher == "kbtf":
+            self._wait_for_init(deadline)
+            log.info("guest %s: init starts the shell after %.1fs", self.name,
+                     time.monotonic() - start)
+        self._wait_for_shell(deadline, "no shell")
+        if self.spec.launcher == "vng":
+            # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
+            # guest's own tty (the console adds one more \r; decode_result drops it). Wait
+            # for it before typing more: input typed during the exec can be lost. (kbtf's
+            # init starts such a bash itself.)
+            child.sendline("exec /bin/bash --norc --noprofile --noediting")
+            self._wait_for_shell(deadline, "bash did not start")
+        child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
+                       f"mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
 
     def _check_kernel_identity(self) -> None:
         """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for
@@ -418,21 +441,37 @@ class GuestSession:
                         "on the console", log=self.console_log)
 
 
-def boot_spec(kernel: KernelBuild, launcher: str, cache_dir: Path,
-              shares: tuple[vm.Share, ...] = (), kvm: bool = False) -> vm.BootSpec:
-    """How to boot ``kernel`` with ``launcher``: KVM only for the host arch and only if the
-    run's verdict (``kvm``, harness/accel.py) allows it, the guest root for the kbtf
-    launcher (built once), the BTF to check.
+class Bootable(Protocol):
+    """A kernel kbtf boots: a kernel build (KernelBuild) or a distro's (DistroKernel)."""
+
+    @property
+    def arch(self) -> Arch: ...
+
+    @property
+    def image(self) -> Path: ...
+
+    @property
+    def vmlinux(self) -> Path: ...  # its .BTF is what the booted kernel must show (if present)
+
+
+def boot_spec(kernel: Bootable, launcher: str, cache_dir: Path,
+              shares: tuple[vm.Share, ...] = (), kvm: bool = False, *,
+              initrd: Path | None = None, release: str | None = None,
+              cmdline: tuple[str, ...] = ()) -> vm.BootSpec:
+    """How to boot ``kernel`` with ``launcher``, the one way every guest is booted: KVM only
+    for the host arch and only if the run's verdict (``kvm``, guest/accel.py) allows it,
+    the guest root for the kbtf launcher (built once), the vmlinux BTF (when there is a
+    vmlinux) and the ``release`` the guest must show.
 
     Raises ToolMissing, CommandError (the root could not be made).
     """
     arch = kernel.arch
-    kvm = kvm and arch.is_host()
-    btf = section_data(kernel.vmlinux, ".BTF")
+    btf = section_data(kernel.vmlinux, ".BTF") if kernel.vmlinux.is_file() else None
     root = guestroot.ensure_root(arch, cache_dir) if launcher == "kbtf" else None
-    return vm.BootSpec(arch, kernel.image, kvm,
+    return vm.BootSpec(arch, kernel.image, kvm and arch.is_host(),
                        btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
-                       launcher=launcher, root=root, shares=shares)
+                       launcher=launcher, root=root, shares=shares, initrd=initrd,
+                       release=release, cmdline=cmdline)
 
 
 class GuestPool:

@@ -7,7 +7,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+from harness import REPO
+
+RESULTS_DIR = REPO / "results"
 
 # Columns of the summary table: (fact key, heading).
 COLUMNS = (

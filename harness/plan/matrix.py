@@ -6,10 +6,11 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import btfexpect, ksource, pahole, pahole_src, provision, toolchain, vm
+from harness import provision
 from harness.arches import ARCHES, Arch, get_arch
 from harness.errors import ConfigError
-from harness.kbuild import KernelRequest
+from harness.plan import ksource, pahole, pahole_src, toolchain
+from harness.plan.kernelreq import KernelRequest
 from harness.proc import require_tool
 
 
@@ -19,7 +20,7 @@ class MatrixPoint:
 
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
-    launcher: str = "kbtf"  # how its guests boot (harness/vm.py LAUNCHERS)
+    launcher: str = "kbtf"  # how its guests boot: one of LAUNCHERS
 
     def kernel_variant(self, variant: str) -> KernelRequest:
         """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
@@ -36,6 +37,14 @@ class MatrixPoint:
         for item in k.user_kconfig:
             args += ["--kconfig-add", item]
         return shlex.join([*args, "-k", self.id])
+
+    def facts(self) -> dict[str, object]:
+        """What summary.md and matrix.json say of the point before any test ran."""
+        k = self.kernel
+        return {"arch": k.arch.name, "launcher": self.launcher,
+                "kernel_pahole": k.pahole.identity, "module_pahole": self.module_pahole.identity,
+                "kernel": k.source.label, "kernel_version": k.source.version,
+                "toolchain": k.toolchain.name}
 
     @property
     def kernel_id(self) -> str:
@@ -118,14 +127,17 @@ def launcher_for(arch: Arch, asked: str | None) -> str:
     Raises ConfigError for virtme-ng on a foreign arch (it boots the host's root).
     """
     launcher = asked or DEFAULT_LAUNCHER
-    if launcher not in vm.LAUNCHERS:
-        raise ConfigError(f"unknown launcher '{launcher}': use {' or '.join(vm.LAUNCHERS)}")
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher '{launcher}': use {' or '.join(LAUNCHERS)}")
     if launcher == "vng" and not arch.is_host():
         raise ConfigError(f"--launcher vng cannot boot {arch.name} guests (it boots the "
                           "host's root): use --launcher kbtf")
     return launcher
 
 
+# How guests boot (guest/vm.py builds each one's command line): virtme-ng over the host's
+# root, or QEMU with a Debian root of the guest's arch and kbtf's init.
+LAUNCHERS = ("vng", "kbtf")
 # The guest launcher by default: kbtf's own (boots in 7 s on x86_64 under TCG, virtme-ng in
 # 15-20 s: bench/guest_bench.py).
 DEFAULT_LAUNCHER = "kbtf"
@@ -144,7 +156,7 @@ def resolve_points(
     toolchain_specs: list[str] | None = None,
 ) -> list[MatrixPoint]:
     """Validate options and build the matrix (arch x kernel x toolchain x kernel pahole x
-    module pahole). Each kernel tree's module BTF rules must be readable.
+    module pahole).
 
     Raises ConfigError or another HarnessError (one line, names the fix) before anything is
     built.
@@ -155,8 +167,6 @@ def resolve_points(
         host_tools(arch, launchers[arch.name])
     sources = [ksource.resolve(s, cache_dir)
                for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
-    for source in sources:
-        btfexpect.read_rules(source.path)
     kernel_paholes = ([resolve_pahole(s, cache_dir) for s in pahole_specs] if pahole_specs
                       else [default_pahole(cache_dir)])
     module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]

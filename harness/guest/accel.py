@@ -3,9 +3,13 @@
 ``/dev/kvm`` existing proves nothing: on nested or half-working hosts KVM can fail at vCPU
 setup, or accept a vCPU and then run no guest code at all. So the run's verdict comes from
 a probe that must see guest output: QEMU's own firmware (SeaBIOS) booted under KVM has to
-write its banner to the debug console within ``PROBE_SECONDS``. Every boot is also held to
-a first-output deadline (harness/guest.py); a KVM boot that stays silent is retried under
-TCG once. Runs QEMU (the probe) with a timeout, killed with its parent.
+write its banner to the debug console within ``PROBE_SECONDS``. Firmware running is not
+Linux running (seen on a nested cloud VM: SeaBIOS printed under KVM, the kernel nothing),
+so once the run's kernels are built the controller boots one of the host arch under KVM
+until its first output (run/context.py); a silent one is written down for the run
+(``SILENT_FILE``). Every boot is also held to a first-output deadline
+(harness/guest/session.py); a KVM boot that stays silent is retried under TCG once. Runs
+QEMU (the probe) with a timeout, killed with its parent.
 """
 
 from __future__ import annotations
@@ -34,6 +38,22 @@ PROBE_SECONDS = 5.0
 FIRST_OUTPUT_SECONDS = {"kvm": 10.0, "tcg": 60.0}
 # Said in the log and the summary when a KVM boot was silent and TCG took over.
 KVM_SILENT = "KVM accepted a vCPU but ran no guest: using TCG"
+# Written into the run dir when a KVM boot of the run's own kernel stayed silent: every
+# process of the run boots under TCG from then on.
+SILENT_FILE = "kvm-silent.txt"
+
+
+def kvm_silent(run_dir: Path) -> str | None:
+    """Why KVM ran no guest in this run (None: no KVM boot was silent)."""
+    path = run_dir / SILENT_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
+def mark_kvm_silent(run_dir: Path, why: str) -> None:
+    """Record for the whole run that a KVM boot stayed silent, and why."""
+    tmp = run_dir / f".{SILENT_FILE}.{os.getpid()}"
+    tmp.write_text(why + "\n")
+    tmp.rename(run_dir / SILENT_FILE)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.pahole import Pahole
+from harness.kconfig import Option
+from harness.plan.pahole import Pahole
 
 _PAHOLE_GATE = re.compile(
     r"module-pahole-flags-\$\(call\s+test-ge,\s*\$\(pahole-ver\),\s*(\d+)\)\s*\+?=\s*"
@@ -111,6 +113,19 @@ def read_rules(tree: Path) -> ModuleBtfRules:
         return parse_rules(files)
     except UnreadableRules as exc:
         raise UnreadableRules(f"{tree}: {exc}") from None
+
+
+def config_pahole_version(config: Mapping[str, Option], where: Path) -> int:
+    """CONFIG_PAHOLE_VERSION of a kernel's configuration (``where``: its .config).
+
+    Raises UnreadableRules when it is missing or not a number: a fact kbtf cannot read.
+    """
+    option = config.get("CONFIG_PAHOLE_VERSION")
+    if option is None or not option.value.isdigit():
+        raise UnreadableRules(f"{where} has no numeric CONFIG_PAHOLE_VERSION "
+                              f"({option.value if option else 'missing'}): kbtf cannot tell "
+                              "which pahole configured this kernel")
+    return int(option.value)
 
 
 def module_pahole_unusable(rules: ModuleBtfRules, config_pahole: int,

@@ -10,11 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import buildlog, cacheentry, kconfig, proc, toolchain
+from harness import cacheentry, kconfig, proc
 from harness.arches import GCC, Arch, Toolchain, make_argv
+from harness.build import buildlog
 from harness.errors import CommandError, ConfigError
-from harness.ksource import KernelSource
-from harness.pahole import MIN_SPLIT_BTF, Pahole
+from harness.plan import toolchain
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.ksource import KernelSource
+from harness.plan.pahole import MIN_SPLIT_BTF, Pahole
 
 # The cache key (cache_key) holds every input kbtf can read: the source's identity, the
 # merged config, the toolchain's programs (identity()), the pahole's content and this number.
@@ -26,8 +29,6 @@ from harness.pahole import MIN_SPLIT_BTF, Pahole
 # instead: seeded entries of another recipe are rebuilt, clean builds stay valid.
 CACHE_VERSION = 2
 SEED_RECIPE = 2
-KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfigs"
-BASE_FRAGMENTS = ("base.config", "btf.config")
 # Timeouts (s) of the build's steps. The compile took 7-9 min for tinyconfig and 25 min for
 # defconfig on 2 cores: a build past 2 h is hung (a pahole that never ends, say).
 CONFIGURE_TIMEOUT = 600
@@ -35,40 +36,6 @@ COMPILE_TIMEOUT = 7200
 COPY_TIMEOUT = 900
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class KernelRequest:
-    """Everything that decides what kernel gets built."""
-
-    arch: Arch
-    source: KernelSource
-    pahole: Pahole  # the kernel's pahole: sets CONFIG_PAHOLE_VERSION and Makefile.btf flags
-    user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
-    variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_n)
-    toolchain: Toolchain = GCC
-
-    def fragments(self) -> tuple[Path, ...]:
-        """Project fragments for this request, in merge order."""
-        names = [*BASE_FRAGMENTS, self.arch.kconfig]
-        return tuple(KCONFIG_DIR / n for n in names)
-
-    def variant_fragments(self) -> tuple[Path, ...]:
-        """Fragments applied over the merged ones (they may change their values)."""
-        return (KCONFIG_DIR / f"{self.variant}.config",) if self.variant else ()
-
-    def requested(self) -> dict[str, kconfig.Option]:
-        """The merged options this kernel must end up with.
-
-        Raises ConfigError on a conflict between project fragments or a bad user item.
-        """
-        missing = [p for p in self.fragments() if not p.is_file()]
-        if missing:
-            raise ConfigError(f"no kconfig fragment {missing[0]} for arch {self.arch.name}")
-        merged = kconfig.merge(kconfig.parse_file(p) for p in self.fragments())
-        overrides = [kconfig.parse_file(p) for p in self.variant_fragments()]
-        overrides += [kconfig.parse_user_item(i) for i in self.user_kconfig]
-        return kconfig.apply_overrides(merged, overrides)
 
 
 @dataclass(frozen=True)
@@ -244,32 +211,8 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
     progress(f"kbtf: building kernel {label} in {out}{how} (log: {log})")
     if seed:
         log.write_text(f"# seeded with a copy of {seed} (cp -a), then built incrementally\n")
-    try:
-        proc.run(_make(req, out, "tinyconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
-        fragment = out / "kbtf-fragment.config"
-        fragment.write_text(kconfig.render(requested))
-        merge = req.source.path / "scripts/kconfig/merge_config.sh"
-        # Run in the build dir: merge_config.sh writes ./.tmp.config.* into its working
-        # directory, and nothing may be written into the source tree.
-        proc.run([merge, "-m", "-O", out, out / ".config", fragment], logfile=log, cwd=out,
-                 env={"ARCH": req.arch.kernel_arch}, timeout=CONFIGURE_TIMEOUT)
-        proc.run(_make(req, out, "olddefconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
-    except CommandError as exc:
-        raise buildlog.classify(f"configuring kernel {label}", exc, log) from None
-    final = kconfig.parse((out / ".config").read_text(), ".config")
-    known = kconfig.kconfig_symbols(
-        p.read_text(errors="replace") for p in req.source.path.rglob("Kconfig*") if p.is_file()
-    )
-    dropped = kconfig.missing_after(requested, final, known)
-    if dropped:
-        lines = "; ".join(d.describe() for d in dropped)
-        raise ConfigError(f"olddefconfig dropped requested options: {lines}", log=log)
-    configured = final.get("CONFIG_PAHOLE_VERSION")
-    if configured is None or configured.value != str(req.pahole.code):
-        raise ConfigError(
-            f"CONFIG_PAHOLE_VERSION={configured.value if configured else 'unset'} but the "
-            f"kernel's pahole {req.pahole.path} is {req.pahole.version}: Kconfig saw another "
-            "pahole", log=log)
+    _configure(req, out, log, label, requested)
+    configured = _validate(req, out, log, requested)
     progress(f"kbtf: config ok ({len(requested)} options verified, CONFIG_PAHOLE_VERSION="
              f"{req.pahole.code}), compiling")
     _compile(req, out, log, progress)
@@ -286,13 +229,52 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
         "tools": dict(tools),
         "requested": _requested_digest(req),
         "variant": req.variant,
-        "pahole_version_config": configured.value,
+        "pahole_version_config": configured,
         "pahole_features": list(req.pahole.features),
         "reproduce": "every command, with its exact argv, follows a '$ ' in kbtf-build.log",
         "seeded_from": str(seed) if seed else None,
         "seed_recipe": SEED_RECIPE if seed else None,
     }
     (out / "kbtf-build.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _configure(req: KernelRequest, out: Path, log: Path, label: str,
+               requested: Mapping[str, kconfig.Option]) -> None:
+    """tinyconfig, the kernel's merge_config.sh with the requested options, olddefconfig.
+    Raises what buildlog.classify makes of a failing step."""
+    try:
+        proc.run(_make(req, out, "tinyconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
+        fragment = out / "kbtf-fragment.config"
+        fragment.write_text(kconfig.render(dict(requested)))
+        merge = req.source.path / "scripts/kconfig/merge_config.sh"
+        # Run in the build dir: merge_config.sh writes ./.tmp.config.* into its working
+        # directory, and nothing may be written into the source tree.
+        proc.run([merge, "-m", "-O", out, out / ".config", fragment], logfile=log, cwd=out,
+                 env={"ARCH": req.arch.kernel_arch}, timeout=CONFIGURE_TIMEOUT)
+        proc.run(_make(req, out, "olddefconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
+    except CommandError as exc:
+        raise buildlog.classify(f"configuring kernel {label}", exc, log) from None
+
+
+def _validate(req: KernelRequest, out: Path, log: Path,
+              requested: Mapping[str, kconfig.Option]) -> str:
+    """Every requested option survived olddefconfig, and CONFIG_PAHOLE_VERSION is the
+    kernel pahole's; returns that value. Raises ConfigError naming what was dropped."""
+    final = kconfig.parse((out / ".config").read_text(), ".config")
+    known = kconfig.kconfig_symbols(
+        p.read_text(errors="replace") for p in req.source.path.rglob("Kconfig*") if p.is_file()
+    )
+    dropped = kconfig.missing_after(dict(requested), final, known)
+    if dropped:
+        lines = "; ".join(d.describe() for d in dropped)
+        raise ConfigError(f"olddefconfig dropped requested options: {lines}", log=log)
+    configured = final.get("CONFIG_PAHOLE_VERSION")
+    if configured is None or configured.value != str(req.pahole.code):
+        raise ConfigError(
+            f"CONFIG_PAHOLE_VERSION={configured.value if configured else 'unset'} but the "
+            f"kernel's pahole {req.pahole.path} is {req.pahole.version}: Kconfig saw another "
+            "pahole", log=log)
+    return configured.value
 
 
 def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> None:

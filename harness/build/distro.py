@@ -10,7 +10,7 @@ unpacked tree and builds with `make -C <unpacked headers>`; the relative `script
 
 Modules are built on this machine when it has the compiler the headers name and can run
 their kbuild programs. Otherwise a Debian kernel's modules are built in a build root of its
-own suite (harness/buildroot.py: trixie's gcc-14, glibc 2.38 and pahole), whose packages
+own suite (harness/build/buildroot.py: trixie's gcc-14, glibc 2.38 and pahole), whose packages
 are the headers' and kbuild's own dependencies; for local packages (--distro-deb) it is a
 one-line error naming what is missing, before any build.
 """
@@ -31,11 +31,13 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from harness import buildroot, cacheentry, kconfig, pahole, proc, provision
+from harness import cacheentry, kconfig, proc, provision
 from harness.arches import ARCHES, GCC, Arch, Toolchain, get_arch
-from harness.buildroot import BuildRoot
+from harness.build import buildroot
+from harness.build.buildroot import BuildRoot
 from harness.errors import ConfigError, HarnessError
-from harness.pahole import Pahole
+from harness.plan import pahole
+from harness.plan.pahole import Pahole
 
 UNPACK_TIMEOUT = 300  # dpkg-deb -x of a ~70 MB image package
 # Part of every distro entry's key: a change to _unpack's products unpacks again.
@@ -301,17 +303,7 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
     package with its headers, and the -common and kbuild packages those headers depend on.
     Unpacked into the cache once per set of files. Raises ConfigError on a file that is no
     kernel package, or a release without both its image and headers."""
-    infos = {}
-    for deb in debs:
-        deb = deb.expanduser().resolve()
-        if not deb.is_file():
-            raise ConfigError(f"--distro-deb {deb}: no such file")
-        control = _control(deb)
-        package = control.get("Package", "")
-        if not package.startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
-            raise ConfigError(f"--distro-deb {deb}: not a linux-image, linux-headers or "
-                              "linux-kbuild package")
-        infos[package] = (deb, control.get("Depends", ""), control.get("Architecture", ""))
+    infos = _deb_infos(debs)
     kernels = []
     for package, (deb, _, debarch) in sorted(infos.items()):
         if not package.startswith("linux-image-"):
@@ -351,6 +343,23 @@ def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
     if not kernels:
         raise ConfigError("--distro-deb: no linux-image package among the files")
     return kernels
+
+
+def _deb_infos(debs: list[Path]) -> dict[str, tuple[Path, str, str]]:
+    """Package name -> (file, Depends, Architecture) of each --distro-deb file.
+    Raises ConfigError on a missing file or one that is no kernel package."""
+    infos = {}
+    for deb in debs:
+        deb = deb.expanduser().resolve()
+        if not deb.is_file():
+            raise ConfigError(f"--distro-deb {deb}: no such file")
+        control = _control(deb)
+        package = control.get("Package", "")
+        if not package.startswith(("linux-image-", "linux-headers-", "linux-kbuild-")):
+            raise ConfigError(f"--distro-deb {deb}: not a linux-image, linux-headers or "
+                              "linux-kbuild package")
+        infos[package] = (deb, control.get("Depends", ""), control.get("Architecture", ""))
+    return infos
 
 
 def _control(deb: Path) -> dict[str, str]:

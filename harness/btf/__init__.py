@@ -1,0 +1,1 @@
+"""BTF knowledge: ELF/BTF sections, what a tree's rules make, dedup, type names, bpftrace output."""

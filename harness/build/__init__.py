@@ -1,0 +1,1 @@
+"""Build: kernels into the cache, modules into the run dir, distro packages, build roots."""

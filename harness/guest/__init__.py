@@ -1,0 +1,1 @@
+"""Guests: KVM or TCG, launcher command lines, live sessions and their pool, roots, insmod."""

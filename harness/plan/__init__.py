@@ -1,0 +1,1 @@
+"""Plan: turn options into matrix points (arch, kernel source, toolchain, paholes, modules)."""

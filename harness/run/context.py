@@ -1,0 +1,313 @@
+"""One run in one process (the xdist controller, a worker, or the only process): its
+options, run dir, cache, points, distro kernels, modules and KVM verdict; the protocol
+between workers and the controller (which kernels the selected tests need); the outcomes
+it collects and the results it writes. suites/conftest.py maps pytest onto it.
+
+The controller resolves and probes once; workers get the run dir and the KVM verdict from
+it (``worker_input``) and resolve the same points from the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from harness import REPO, cacheentry, proc
+from harness.btf.btfexpect import read_rules
+from harness.btf.paholeaxis import axis_table
+from harness.build import distro, kbuild
+from harness.errors import KbtfError
+from harness.guest import accel, guestroot
+from harness.guest.session import GuestSession, boot_spec
+from harness.plan.kernelreq import VARIANTS
+from harness.plan.matrix import MatrixPoint, resolve_points
+from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_spec
+from harness.run import results
+from harness.run.pointrun import DistroRun, PointRun, guest_shares, worker_id
+
+log = logging.getLogger("kbtf")
+
+# BTF modes the generic module suite builds each module in: the tree's default, and its
+# era's split-only way (btfexpect.ModuleBtfRules.split_args).
+BTF_MODES = ("default", "split")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The command line of a run, typed (conftest.py defines the options)."""
+
+    arch: list[str] | None = None
+    kernel: list[str] | None = None
+    pahole: list[str] | None = None
+    module_pahole: list[str] | None = None
+    toolchain: list[str] | None = None
+    launcher: str | None = None
+    kconfig_add: list[str] = field(default_factory=list)
+    module: list[str] | None = None
+    distro: list[str] | None = None
+    distro_deb: list[str] | None = None
+    distro_cmdline: list[str] = field(default_factory=list)
+    sabotage: str | None = None
+    accel: str = "auto"
+    cache_dir: str | None = None
+    btf_growth_limit: float | None = None
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
+        """The options of a parsed command line (pytest's ``config.option``)."""
+        return cls(**{f.name: getattr(ns, f.name) for f in fields(cls)})
+
+    @property
+    def distro_only(self) -> bool:
+        """Only --distro/--distro-deb given: no kernel is built from source."""
+        return bool(self.distro or self.distro_deb) and not any(
+            (self.arch, self.kernel, self.pahole, self.module_pahole, self.toolchain))
+
+
+def module_specs(given: Iterable[str]) -> list[ModuleSpec]:
+    """The modules the generic suite checks: kbtf's own, then each --module (once each).
+    Raises ConfigError on a bad --module."""
+    specs = [parse_spec(s, REPO) for s in [*OWN_MODULES, *given]]
+    return list({s.path: s for s in specs}.values())
+
+
+def split_test_id(nodeid: str, point_ids: list[str]) -> tuple[str, str] | None:
+    """(point id, test name) of a node id: ``file::test[<point>-<more params>]`` gives the
+    point and ``test[<more params>]``; None for tests of no point. ``point_ids``: longest
+    first (one id may start another)."""
+    m = re.fullmatch(r"(?P<test>.*)\[(?P<params>[^\]]*)\](?:@.*)?", nodeid)
+    if m is None:
+        return None
+    name = m["test"].split("::")[-1]
+    for point in point_ids:
+        if m["params"] == point:
+            return point, name
+        if m["params"].startswith(point + "-"):
+            return point, f"{name}[{m['params'][len(point) + 1:]}]"
+    return None
+
+
+@dataclass
+class RunContext:
+    """The run as this process sees it (made by ``start``)."""
+
+    options: RunOptions
+    run_dir: Path
+    cache: Path
+    points: list[MatrixPoint]
+    distros: list[distro.DistroKernel]
+    modules: list[ModuleSpec]
+    kvm: bool  # host-arch guests may use KVM (guest/accel.py, decided by the controller)
+    worker: str | None = None  # xdist worker id; None: the controller or the only process
+    outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
+
+    @classmethod
+    def start(cls, options: RunOptions, worker_input: dict[str, object] | None = None
+              ) -> RunContext:
+        """Resolve the run: a new run dir and the KVM probe in the controller, the
+        controller's in a worker. Raises HarnessError (bad input, a missing tool)."""
+        cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
+        if worker_input is None:
+            run_dir = results.new_run_dir()
+            cacheentry.sweep(cache)
+        else:
+            run_dir = Path(str(worker_input["kbtf_run_dir"]))
+        _log_to(run_dir / f"kbtf-{worker_id()}.log")
+        points = resolve_points(options.arch, options.kernel, options.pahole or [],
+                                options.kconfig_add, cache, options.module_pahole,
+                                options.launcher, options.toolchain)
+        for source in {p.kernel.source.path for p in points}:
+            read_rules(source)  # a tree whose BTF rules kbtf cannot read stops the run now
+        distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
+        ctx = cls(options, run_dir, cache, [] if options.distro_only else points, distros,
+                  module_specs(options.module or []), False,
+                  None if worker_input is None else worker_id())
+        ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
+                   else ctx._kvm_verdict())
+        return ctx
+
+    def _kvm_verdict(self) -> bool:
+        """Probe KVM once for the run (only when some guest is of the host arch)."""
+        arches = [p.kernel.arch for p in self.points] + [k.arch for k in self.distros]
+        host = next((a.qemu for a in arches if a.is_host()), None)
+        kvm, why = accel.run_verdict(self.options.accel, host, self.run_dir)
+        log.info("accelerator for host-arch guests: %s (%s)", "KVM" if kvm else "TCG", why)
+        return kvm
+
+    def worker_input(self) -> dict[str, object]:
+        """What the controller hands each worker."""
+        return {"kbtf_run_dir": str(self.run_dir), "kbtf_kvm": self.kvm,
+                "kbtf_controller_pid": os.getpid()}
+
+    # -- the pipeline of each point --------------------------------------------------
+
+    def point_run(self, point: MatrixPoint) -> PointRun:
+        """``point``'s pipeline in this run."""
+        return PointRun(point, self.run_dir, self.cache, self.options.sabotage, self.kvm)
+
+    def distro_run(self, kernel: distro.DistroKernel) -> DistroRun:
+        """A distro kernel's pipeline in this run."""
+        return DistroRun(kernel, self.run_dir, self.cache, self.options.sabotage, self.kvm,
+                         tuple(self.options.distro_cmdline))
+
+    def btf_modes(self, point: MatrixPoint) -> list[str]:
+        """The BTF modes of ``point``'s era: before 6.11 every module is split-only."""
+        split = read_rules(point.kernel.source.path).split_args
+        return [m for m in BTF_MODES if m == "default" or split]
+
+    def baseline(self, point: MatrixPoint) -> MatrixPoint:
+        """The baseline of the pahole axis for ``point``: the run's first point with the same
+        arch, kernel source, toolchain and kconfig additions (it may be ``point`` itself)."""
+        k = point.kernel
+        return next(p for p in self.points
+                    if (p.kernel.arch, p.kernel.source, p.kernel.toolchain, p.kernel.user_kconfig)
+                    == (k.arch, k.source, k.toolchain, k.user_kconfig))
+
+    # -- which kernels the selected tests need: workers write, the controller builds ----
+
+    def needs_path(self, worker: str) -> Path:
+        """Where worker ``worker`` writes down the kernels its selected tests need."""
+        return self.run_dir / f"needs-{worker}.json"
+
+    def write_needs(self, needs: set[tuple[str, str]]) -> None:
+        """A worker: write down (point id, variant) of the kernels its tests need."""
+        path = self.needs_path(self.worker or "main")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(needs)))
+        tmp.rename(path)
+
+    def read_needs(self, worker: str) -> set[tuple[str, str]]:
+        """The controller: what worker ``worker`` wrote down (nothing if it wrote nothing)."""
+        path = self.needs_path(worker)
+        return {(p, v) for p, v in json.loads(path.read_text())} if path.exists() else set()
+
+    def build(self, needs: set[tuple[str, str]], progress: Callable[[str], None]) -> None:
+        """Build each needed kernel once (and the guest root of its arch first), with
+        progress (also logged). A failed build is written down for the tests that need it."""
+        def say(msg: str) -> None:
+            log.info("%s", msg)
+            progress(msg)
+
+        for point in self.points:
+            if not any(p == point.id for p, _ in needs):
+                continue
+            if point.launcher == "kbtf":
+                try:  # before the tests are distributed (else the first boot waits for it)
+                    root = guestroot.ensure_root(point.kernel.arch, self.cache)
+                    say(f"kbtf: {point.kernel.arch.name} guest root {root}")
+                except KbtfError as exc:
+                    say(f"kbtf: {point.kernel.arch.name} guest root: {exc}")
+            for variant in VARIANTS:
+                if (point.id, variant) in needs:
+                    self.point_run(point).build_kernel(variant, say)
+        if self.kvm:
+            self._probe_kvm_with_kernel(needs, say)
+
+    def _probe_kvm_with_kernel(self, needs: set[tuple[str, str]],
+                               say: Callable[[str], None]) -> None:
+        """Boot one built host-arch kernel of the run under KVM until its first output; a
+        silent one sends the whole run to TCG (written into the run dir for the workers)."""
+        for point in self.points:
+            if point.kernel.arch.is_host() and (point.id, "") in needs:
+                try:
+                    kernel = self.point_run(point).kernel("")
+                    spec = boot_spec(kernel, point.launcher, self.cache,
+                                     guest_shares(self.run_dir, self.run_dir / "kvm-probe.out"),
+                                     kvm=True)
+                except KbtfError:
+                    continue  # no kernel to probe with: each boot's own deadline decides
+                probe = GuestSession(spec, self.run_dir, "kvm-probe")
+                if probe.shows_output():
+                    say(f"kbtf: KVM runs {point.kernel_id}: host-arch guests use KVM")
+                else:
+                    accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({point.kernel_id} "
+                                          f"printed nothing under KVM: {probe.qemu_log})")
+                    say(f"kbtf: {accel.KVM_SILENT} ({point.kernel_id} printed nothing in "
+                        f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM)")
+                return
+
+    # -- facts, outcomes, results ----------------------------------------------------
+
+    def write_facts(self, point_id: str, facts: dict[str, object]) -> None:
+        """Write this process's facts of a point, for matrix.json and summary.md."""
+        out = self.run_dir / point_id / f"facts-{worker_id()}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(facts, indent=2, default=str) + "\n")
+
+    def point_ids(self) -> list[str]:
+        """Every point's and distro kernel's id, longest first (for split_test_id)."""
+        ids = [p.id for p in self.points] + [k.label for k in self.distros]
+        return sorted(ids, key=len, reverse=True)
+
+    def record(self, nodeid: str, label: str) -> None:
+        """Remember a test's outcome label under its point (none: a test of no point)."""
+        found = split_test_id(nodeid, self.point_ids())
+        if found is not None:
+            self.outcomes.setdefault(found[0], {})[found[1]] = label
+
+    def finish(self) -> None:
+        """Write matrix.json and summary.md from the points' facts and outcomes."""
+        records = [self._point_record(p) for p in self.points]
+        axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
+        records += [self._distro_record(k) for k in self.distros]
+        preface = ""
+        if len({row["point"] for row in axis}) > 1:
+            preface = ("## pahole axis (each module against the first pahole of its arch, "
+                       "kernel and toolchain)\n\n" + axis_table(sorted(
+                           axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
+        results.write_matrix(self.run_dir, records, preface)
+
+    def _point_record(self, point: MatrixPoint) -> results.PointRecord:
+        rec = results.PointRecord(point.id, facts={"rerun": point.rerun()},
+                                  outcomes=self.outcomes.get(point.id, {}))
+        for f in sorted((self.run_dir / point.id).glob("facts-*.json")):
+            rec.facts.update(json.loads(f.read_text()))
+        return rec
+
+    def _distro_record(self, kernel: distro.DistroKernel) -> results.PointRecord:
+        config_pahole = kernel.config().get("CONFIG_PAHOLE_VERSION")
+        return results.PointRecord(kernel.label, facts={
+            "arch": kernel.arch.name, "kernel": kernel.release, "toolchain": "distro",
+            "config_pahole_version": config_pahole.value if config_pahole else "-",
+            "module_pahole": (f"{kernel.build_root.suite} build root's" if kernel.build_root
+                              else "system"),
+            "headers_vmlinux": kernel.vmlinux.is_file(),
+            "packages": [d.name for d in kernel.debs],
+            "rerun": kernel.rerun(),
+        }, outcomes=self.outcomes.get(kernel.label, {}))
+
+
+def _log_to(path: Path) -> None:
+    """Send kbtf's log of this process to ``path`` (once per path)."""
+    logger = logging.getLogger("kbtf")
+    if any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def end_cleanly_on_sigterm(controller_pid: int | None) -> None:
+    """SIGTERM ends the run like Ctrl-C: fixtures torn down (guests killed), temp build
+    dirs removed, running builds killed with their process groups. A worker
+    (``controller_pid``: its controller) also gets SIGTERM when the controller dies, even
+    by SIGKILL (PR_SET_PDEATHSIG); if it already died before that was set, the worker's
+    parent is no longer the controller and it ends itself."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    with contextlib.suppress(ValueError):  # not the main thread: the default still ends it
+        signal.signal(signal.SIGTERM, interrupt)
+    if controller_pid is not None:
+        proc.die_with_parent(signal.SIGTERM)
+        if os.getppid() != controller_pid:
+            os.kill(os.getpid(), signal.SIGTERM)

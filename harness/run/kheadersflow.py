@@ -1,0 +1,65 @@
+"""The kheaders flow of a point, after the seed's selftest: the running kernel's archive
+copied out of its guest and extracted on the host, then modules/kbtf_kheaders built against
+it with the build tree's scaffold (build/kheaders.py). Each step says whether it worked and
+why not, so the suite can fail the right test (the product's fault) with the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.build import kheaders
+from harness.build.kbuild import KernelBuild
+from harness.build.modbuild import MODULES_DIR
+from harness.errors import CommandError, HarnessError
+from harness.guest.session import GuestSession
+from harness.plan.pahole import Pahole
+
+MOD = "kbtf_kheaders"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the kheaders flow: whether it worked, why not, where its output is."""
+
+    ok: bool
+    error: str = ""
+    path: Path | None = None  # extracted headers, or the built module's dir
+
+
+def extract(guest: GuestSession) -> Step:
+    """Copy the running kernel's archive out of ``guest`` and extract it on the host, beside
+    the guest's logs (``<guest>.kheaders/headers``)."""
+    archive = guest.out_dir / "kheaders.tar.xz"
+    copied = guest.run(kheaders.copy_out_command(guest.path(archive)), timeout=300)
+    if not copied.ok:
+        return Step(False, f"cannot copy {kheaders.ARCHIVE} out of the guest: "
+                    f"{copied.stderr.strip()}")
+    headers = guest.out_dir.parent / f"{guest.name}.kheaders" / "headers"
+    try:
+        kheaders.extract(archive, headers)
+    except CommandError as exc:
+        return Step(False, f"cannot extract {kheaders.ARCHIVE}: {exc}")
+    return Step(True, path=headers)
+
+
+def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir: Path) -> Step:
+    """modules/kbtf_kheaders built against the ``extracted`` headers and ``kernel``'s
+    scaffold with ``pahole``; make's output in ``<guest>.kheaders/build.log``.
+
+    Raises HarnessError if the scaffold holds headers (the build would not use the
+    archive's alone).
+    """
+    if not extracted.ok or extracted.path is None:
+        return extracted
+    scaffold = kheaders.scaffold(kernel, cache_dir)
+    if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
+        raise HarnessError(f"scaffold {scaffold} holds headers {stray[:5]}: the build would "
+                           "not use the archive's alone")
+    module = extracted.path.parent / MOD
+    log = extracted.path.parent / "build.log"
+    try:
+        kheaders.build(scaffold, extracted.path, MODULES_DIR / MOD, module, kernel, pahole, log)
+    except CommandError as exc:
+        return Step(False, f"{exc}", module)
+    return Step(True, path=module)

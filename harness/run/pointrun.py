@@ -1,0 +1,260 @@
+"""One point's pipeline in a run: its kernels, its module builds, its guests. A matrix
+point (a kernel built from source) is a PointRun, a distro's own kernel a DistroRun; both
+build modules through ``checked_module`` and boot through ``guest.session.boot_spec``.
+
+suites/conftest.py maps pytest fixtures onto them; bench/ scripts can drive the same
+objects. Failed kernel builds are written down in the run dir (the controller builds, the
+workers read), with who is to blame, so every test needing that kernel reports the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import REPO, proc
+from harness.btf.btfexpect import (
+    Expectation,
+    config_pahole_version,
+    expect_btf_base,
+    module_pahole_unusable,
+    read_rules,
+)
+from harness.btf.elfbtf import elf_facts, module_type_counts
+from harness.build import initramfs, kbuild
+from harness.build.buildroot import BuildRoot
+from harness.build.distro import DistroKernel
+from harness.build.modbuild import BuildTarget, ModuleBuild, build_module, strip_section
+from harness.errors import BuildFailure, HarnessError, KbtfError, MissingPrerequisite
+from harness.guest import accel, guestroot, vm
+from harness.guest.session import GuestPool, GuestSession, boot_name, boot_spec
+from harness.plan.matrix import MatrixPoint
+from harness.plan.pahole import Pahole
+
+# --sabotage modes that strip a section from every built module.
+STRIP = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}
+
+
+def worker_id() -> str:
+    """This process's xdist worker id ("main" without xdist)."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole | None,
+                   btf_mode: str, *, make_args: tuple[str, ...] = (),
+                   build_root: BuildRoot | None = None, sabotage: str | None = None
+                   ) -> ModuleBuild:
+    """Module directory ``src`` built for ``target`` (a kernel build or distro headers);
+    --sabotage strip-* removes a BTF section afterwards. Each .ko's ELF and BTF facts go
+    to <module>.elf-facts.json (type counts when ``target`` has a vmlinux).
+
+    Raises BuildFailure (the build failed or hung), HarnessError.
+    """
+    built = build_module(target, src, outdir, pahole, btf_mode, make_args, build_root)
+    if (section := STRIP.get(sabotage or "")) is not None:
+        strip_section(built, target.arch, section)
+    for ko in built.kos:
+        facts = elf_facts(ko)
+        counts = module_type_counts(ko, target.vmlinux) if target.vmlinux.is_file() else None
+        record = {
+            "sections": list(facts.sections), "vermagic": facts.vermagic,
+            "btf_types": counts[0] if counts else None,
+            "btf_base_types": counts[1] if counts else None,
+            "btf_bytes": facts.btf.type_len if facts.btf else 0,
+            "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
+        }
+        ko.with_suffix(".elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
+    return built
+
+
+def config_pahole(kernel: kbuild.KernelBuild | DistroKernel) -> int:
+    """CONFIG_PAHOLE_VERSION of ``kernel``. Raises UnreadableRules if it has none."""
+    return config_pahole_version(kernel.config(), kernel.dir / ".config")
+
+
+def note_guest(facts: dict[str, object], session: GuestSession) -> GuestSession:
+    """Record in a point's ``facts`` the boot time of its first guest and the accelerators
+    its guests run under (summary.md); return ``session``."""
+    facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
+    seen = {a for a in str(facts.get("accel", "")).split("; ") if a}
+    facts["accel"] = "; ".join(sorted(seen | {session.accel}))
+    return session
+
+
+def run_kvm(run_dir: Path, kvm: bool) -> bool:
+    """Whether host-arch guests may use KVM now: the run's verdict ``kvm``, unless a KVM
+    boot of this run stayed silent (guest/accel.py SILENT_FILE)."""
+    return kvm and accel.kvm_silent(run_dir) is None
+
+
+def with_accel_note(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
+    """``session``, its accelerator saying why it is TCG when the run's KVM ran no guest."""
+    if kvm and session.spec.arch.is_host() and not session.spec.kvm:
+        session.accel = f"tcg ({accel.KVM_SILENT})"
+    return session
+
+
+def kvm_checked(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
+    """``session``; if its KVM boot stayed silent (the pool retried it under TCG), the
+    rest of the run boots under TCG."""
+    if kvm and session.accel == f"tcg ({accel.KVM_SILENT})" and accel.kvm_silent(run_dir) is None:
+        accel.mark_kvm_silent(run_dir, f"{accel.KVM_SILENT} (guest {session.name})")
+    return session
+
+
+def guest_shares(run_dir: Path, out: Path) -> tuple[vm.Share, ...]:
+    """What a guest of the run sees: the run dir and the repository read-only, and its
+    own output dir ``out`` writable."""
+    return (vm.Share("run", run_dir), vm.Share("repo", REPO), vm.Share("out", out, writable=True))
+
+
+@dataclass(frozen=True)
+class PointRun:
+    """``point`` in the run writing to ``run_dir``, with kbtf's cache at ``cache_dir``."""
+
+    point: MatrixPoint
+    run_dir: Path
+    cache_dir: Path
+    sabotage: str | None = None  # --sabotage mode, if any
+    kvm: bool = False  # the run's KVM verdict (guest/accel.py): host-arch guests may use KVM
+
+    @property
+    def worker(self) -> str:
+        """This process's xdist worker id ("main" without xdist)."""
+        return worker_id()
+
+    # -- kernels -----------------------------------------------------------------------
+
+    def failure_marker(self, variant: str) -> Path:
+        """Where a failed build of kernel ``variant`` is written down for this run."""
+        return self.run_dir / self.point.kernel_id / f"kernel-{variant or 'base'}-failed.json"
+
+    def kernel(self, variant: str = "", progress: kbuild.Progress | None = None
+               ) -> kbuild.KernelBuild:
+        """Kernel ``variant`` ("": A; "prime": A'; "refuse": A_n) from the cache, built now
+        if needed; its build log and metadata copied into the run dir.
+
+        Raises the error of an earlier failed build in this run again (BuildFailure or
+        HarnessError), else ensure_kernel's errors.
+        """
+        marker = self.failure_marker(variant)
+        if marker.exists():
+            failed = json.loads(marker.read_text())
+            error = BuildFailure if failed["product"] else HarnessError
+            raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
+        build = kbuild.ensure_kernel(self.point.kernel_variant(variant), self.cache_dir,
+                                     progress or proc.log.info)
+        dest = self.run_dir / self.point.kernel_id
+        dest.mkdir(parents=True, exist_ok=True)
+        name = f"kernel{'-' + variant if variant else ''}-build"
+        if not (dest / f"{name}.log").exists():
+            shutil.copy(build.log, dest / f"{name}.log")
+            shutil.copy(build.dir / "kbtf-build.json", dest / f"{name}.json")
+        return build
+
+    def build_kernel(self, variant: str, progress: kbuild.Progress) -> None:
+        """Build kernel ``variant`` now (the controller, before tests are distributed); a
+        failure is written down for the tests that need it, not raised."""
+        try:
+            self.kernel(variant, progress)
+        except KbtfError as exc:
+            marker = self.failure_marker(variant)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({
+                "message": exc.args[0], "log": str(exc.log) if exc.log else None,
+                "product": isinstance(exc, BuildFailure)}))
+            progress(f"kbtf: {self.point.kernel_id} {variant}: {exc}")
+
+    # -- modules -----------------------------------------------------------------------
+
+    def module(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str) -> ModuleBuild:
+        """Module directory ``src`` built for ``kernel`` with the point's module pahole and the
+        kernel's toolchain; BTF mode "split..." leaves out the distilled base the way the
+        tree's era allows (btfexpect.ModuleBtfRules.split_args).
+
+        Raises MissingPrerequisite (the module pahole cannot build for this kernel),
+        BuildFailure (the build failed or hung), HarnessError.
+        """
+        rules = read_rules(kernel.source.path)
+        self.require_usable_module_pahole(kernel)
+        make_args = rules.split_args if btf_mode.startswith("split") else ()
+        # Per worker: xdist may run this point's tests on several workers at once.
+        outdir = self.run_dir / self.point.id / "modules" / self.worker
+        return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
+                              make_args=make_args, sabotage=self.sabotage)
+
+    def require_usable_module_pahole(self, kernel: kbuild.KernelBuild) -> None:
+        """Raises MissingPrerequisite when the point's module pahole cannot build modules
+        for ``kernel`` (too old for the tree's flags or its BTF floor)."""
+        unusable = module_pahole_unusable(read_rules(kernel.source.path),
+                                          config_pahole(kernel), self.point.module_pahole)
+        if unusable:
+            raise MissingPrerequisite(unusable)
+
+    def btf_base_expected(self, kernel: kbuild.KernelBuild) -> Expectation:
+        """Whether the point's default module builds for ``kernel`` should carry .BTF.base,
+        and why (the tree's rules, CONFIG_PAHOLE_VERSION, the module pahole's features)."""
+        return expect_btf_base(read_rules(kernel.source.path), config_pahole(kernel),
+                               self.point.module_pahole)
+
+    # -- guests ------------------------------------------------------------------------
+
+    def guest(self, kernel: kbuild.KernelBuild, pool: GuestPool, name: str) -> GuestSession:
+        """The live guest of this process running ``kernel``; boots it (again, if it died).
+
+        With the kbtf launcher the guest sees the run dir and the repository read-only and
+        writes only to its own output dir. Raises what GuestPool.get raises (BootError,
+        KernelTrouble at boot, HarnessError after a second loss in a row).
+        """
+        logdir = self.run_dir / self.point.kernel_id / "guests"
+        base = f"{name}-{self.worker}"
+
+        def make(boot: int) -> GuestSession:
+            shares = guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out")
+            spec = boot_spec(kernel, self.point.launcher, self.cache_dir, shares,
+                             run_kvm(self.run_dir, self.kvm))
+            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+
+        return kvm_checked(pool.get(kernel.key, make), self.run_dir, self.kvm)
+
+
+@dataclass(frozen=True)
+class DistroRun:
+    """A distro's own kernel in the run: modules built against its headers the way its
+    users build them (the `pahole` on PATH, or in a build root of its release), booted
+    with kbtf's guest root through an initramfs of the image's own modules."""
+
+    kernel: DistroKernel
+    run_dir: Path
+    cache_dir: Path
+    sabotage: str | None = None
+    kvm: bool = False
+    cmdline: tuple[str, ...] = ()  # --distro-cmdline words
+
+    def module(self, src: Path) -> ModuleBuild:
+        """Module directory ``src`` built against the headers. Raises like checked_module."""
+        out = self.run_dir / self.kernel.label / "modules" / worker_id()
+        return checked_module(self.kernel, src, out, None, "default",
+                              build_root=self.kernel.build_root, sabotage=self.sabotage)
+
+    def guest(self, pool: GuestPool) -> GuestSession:
+        """The live guest running the distro kernel; it must show the package's release.
+        Raises what GuestPool.get raises, ConfigError (the image lacks a module 9p needs)."""
+        logdir = self.run_dir / self.kernel.label / "guests"
+        base = f"distro-{worker_id()}"
+
+        def make(boot: int) -> GuestSession:
+            arch = self.kernel.arch
+            root = guestroot.ensure_root(arch, self.cache_dir)
+            initrd = initramfs.ensure(self.kernel.modules, self.kernel.root.parent,
+                                      root / "bin" / "busybox", arch.virtio_transport)
+            shares = guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out")
+            spec = boot_spec(self.kernel, "kbtf", self.cache_dir, shares,
+                             run_kvm(self.run_dir, self.kvm), initrd=initrd,
+                             release=self.kernel.release, cmdline=self.cmdline)
+            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+
+        return kvm_checked(pool.get(self.kernel.label, make), self.run_dir, self.kvm)

@@ -1,0 +1,105 @@
+"""The pipeline is visible in the tree (docs/architecture.md): harness/ in stage packages,
+each importing only from the stages before it; suites/conftest.py only maps pytest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "harness"
+# The flow, in order: a module may import its own stage and earlier ones only.
+STAGES = ("core", "plan", "btf", "build", "guest", "run")
+MAX_FUNCTION_LINES = 50
+MAX_CONFTEST_LINES = 200
+
+
+def stage_of(module: str) -> str:
+    """harness.X (core) or harness.<stage>.X -> its stage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in STAGES else "core"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    return ".".join(p for p in rel.parts if p != "__init__")
+
+
+def harness_imports(source: str) -> list[str]:
+    """The harness modules ``source`` imports (``from harness.build import kbuild`` counts
+    as harness.build.kbuild)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("harness")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+            mod = node.module or ""
+            found += [f"{mod}.{a.name}" if mod in ("harness", *(f"harness.{s}" for s in STAGES))
+                      else mod for a in node.names]
+    return found
+
+
+def backwards(source: str, module: str) -> list[str]:
+    """Imports of ``source`` (the text of ``module``) from a later stage than its own."""
+    own = STAGES.index(stage_of(module))
+    return [m for m in harness_imports(source)
+            if m != "harness.REPO" and STAGES.index(stage_of(m)) > own]
+
+
+def test_stage_of() -> None:
+    assert stage_of("harness.proc") == "core"
+    assert stage_of("harness.build.kbuild") == "build"
+    assert stage_of("harness.run") == "core"  # the package itself: its __init__ only
+
+
+def test_backwards_finds_a_later_stage() -> None:
+    text = ("from harness.build import kbuild\nfrom harness.arches import get_arch\n"
+            "import harness.run.results\nfrom harness.plan.pahole import Pahole\n")
+    assert backwards(text, "harness.plan.matrix") == ["harness.build.kbuild",
+                                                      "harness.run.results"]
+    assert backwards(text, "harness.run.context") == []
+
+
+def test_no_import_from_a_later_stage() -> None:
+    wrong = {module_name(p): bad for p in HARNESS.rglob("*.py")
+             if (bad := backwards(p.read_text(), module_name(p)))}
+    assert not wrong, f"imports from a later stage: {wrong}"
+
+
+def test_every_module_is_in_a_stage_package() -> None:
+    for path in HARNESS.rglob("*.py"):
+        rel = path.relative_to(HARNESS)
+        assert len(rel.parts) == 1 or rel.parts[0] in STAGES, f"{rel}: not in a stage package"
+
+
+def test_harness_never_imports_pytest() -> None:
+    for path in HARNESS.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not any(n.split(".")[0] in ("pytest", "_pytest") for n in names), path
+
+
+def test_no_function_over_50_lines() -> None:
+    long = []
+    for path in HARNESS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_suites_conftest_only_maps_pytest() -> None:
+    conftest = ROOT / "suites" / "conftest.py"
+    text = conftest.read_text()
+    assert len(text.splitlines()) < MAX_CONFTEST_LINES
+    tree = ast.parse(text)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"subprocess", "json", "re", "signal", "ctypes", "shutil"}
+    globals_ = [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name) and isinstance(n.value, ast.List | ast.Dict | ast.Set)
+                and t.id.upper() != t.id]
+    assert not globals_, f"module-level mutable state: {globals_}"
