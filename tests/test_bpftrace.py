@@ -46,3 +46,14 @@ def test_traceable_functions_of_one_module() -> None:
     listing = "do_sys_open\nkbtf_hello_poke [kbtf_hello]\ndrill_act_write [drill_mod]\n"
     assert traceable(listing, "kbtf_hello") == {"kbtf_hello_poke"}
     assert attach_program("kprobe:f").startswith("kprobe:f { @hits = count(); }")
+
+
+def test_map_values_and_printed_values_are_exact() -> None:
+    from harness.btf.bpftrace import map_value, printed_values
+
+    assert map_value("Attaching 1 probe...\n\n@calls: 5\n", "@calls") == 5
+    assert map_value("@calls: 50\n", "@calls") == 50  # not 5
+    assert map_value("@callsx: 5\n", "@calls") is None
+    assert printed_values("value=42\n", "value") == [42]
+    assert printed_values("value=4294967338\n", "value") == [4294967338]  # 2^32 + 42: a width bug
+    assert printed_values("xvalue=42\nvalue=42 more\n", "value") == []

@@ -74,3 +74,26 @@ def test_other_refusals_are_the_module_failing(tmp_path: Path) -> None:
     guest = FakeGuest("insmod: ERROR: could not insert module {ko}: Invalid parameters", {})
     with pytest.raises(ModuleLoadFailure, match="Invalid parameters"):
         modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("stderr", "dmesg", "reason"), [
+    ("insmod: ERROR: could not insert module m.ko: No such device", "", modload.HARDWARE),
+    # ENXIO is the module's own failure, however alike its message reads.
+    ("insmod: ERROR: could not insert module m.ko: No such device or address", "", None),
+    # Free dmesg text (a driver's message) never makes a refusal a missing prerequisite.
+    ("insmod: ERROR: could not insert module m.ko: Invalid argument",
+     "[ 3.1] m: No such device found, giving up", None),
+    ("insmod: ERROR: could not insert module m.ko: Operation not permitted",
+     "[ 8.2] Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7",
+     modload.SIGNATURES),
+    ("insmod: ERROR: could not insert module m.ko: Operation not permitted",
+     "[ 8.2] m: unsigned module loading is restricted", None),
+])
+def test_refusal_matches_the_errno_exactly(stderr: str, dmesg: str, reason: str | None) -> None:
+    assert modload.refusal(stderr, dmesg) == reason
+
+
+def test_enxio_from_init_fails_the_module(tmp_path: Path) -> None:
+    guest = FakeGuest("insmod: ERROR: could not insert module {ko}: No such device or address", {})
+    with pytest.raises(ModuleLoadFailure, match="No such device or address"):
+        modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]

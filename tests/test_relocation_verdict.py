@@ -21,8 +21,9 @@ from pathlib import Path
 
 class FakeGuest:
     name = "fake"
-    def __init__(self, loaded, members=None, read_error=None):
+    def __init__(self, loaded, members=None, read_error=None, bpftool=None):
         self.loaded, self.members, self.read_error = loaded, members, read_error
+        self.bpftool = bpftool  # (rc, stderr) of bpftool, if it fails
     def path(self, host):
         return str(host)
     def run(self, command, *args, timeout=120):
@@ -33,6 +34,8 @@ class FakeGuest:
             return CommandResult(full, 0, "failed to validate module [kbtf_types] BTF: -22\\n", "")
         if full.startswith("bpftool") and self.read_error is not None:
             raise self.read_error
+        if full.startswith("bpftool") and self.bpftool is not None:
+            return CommandResult(full, self.bpftool[0], "", self.bpftool[1])
         return CommandResult(full, 0, "", "")
 
 RIGHT = dict((m, t) for m, t in rel.MEMBERS)
@@ -56,6 +59,17 @@ def test_right_members(types_split, request, monkeypatch):
 def test_unreadable(types_split, request, monkeypatch):
     run(FakeGuest(True), types_split, request, monkeypatch, None,
         "libbpf: btf: type [65675]: referenced type [65351] is not FUNC_PROTO")
+
+def test_bpftool_missing(types_split, request):
+    guest = FakeGuest(True, bpftool=(127, "bash: line 1: bpftool: command not found"))
+    rel.test_split_module_for_smaller_base_is_not_silently_wrong(
+        guest, None, types_split, {"A": 1, "A'": 2}, {}, request)
+
+def test_bpftool_fails_otherwise(types_split, request):
+    guest = FakeGuest(True, bpftool=(255, "Error: failed to load BTF from /sys/kernel/btf/"
+                                          "kbtf_types: No such file or directory"))
+    rel.test_split_module_for_smaller_base_is_not_silently_wrong(
+        guest, None, types_split, {"A": 1, "A'": 2}, {}, request)
 
 def test_refused(types_split, request, monkeypatch):
     run(FakeGuest(False), types_split, request, monkeypatch, None)
@@ -90,7 +104,7 @@ def run_cases(pytester: pytest.Pytester, ko: Path) -> pytest.RunResult:
 
 def test_each_case_gets_its_verdict(pytester: pytest.Pytester, split_ko: Path) -> None:
     result = run_cases(pytester, split_ko)
-    result.assert_outcomes(passed=1, xfailed=2, failed=2, errors=1)
+    result.assert_outcomes(passed=1, xfailed=2, failed=3, errors=2)
     result.stdout.fnmatch_lines_random([
         "XFAIL test_cases.py::test_wrong_members*member task is 'struct list_head *'*",
         "*XPASS(strict)*no member wrong*",
@@ -98,6 +112,10 @@ def test_each_case_gets_its_verdict(pytester: pytest.Pytester, split_ko: Path) -
         "PASSED test_cases.py::test_refused*",
         "XFAIL test_cases.py::test_unreadable*rejected by libbpf*not FUNC_PROTO*",
         "ERROR test_cases.py::test_guest_lost_while_reading*",
+        "ERROR test_cases.py::test_bpftool_missing*",
+        "*HarnessError: the guest has no bpftool*",
+        "FAILED test_cases.py::test_bpftool_fails_otherwise*",
+        "*bpftool cannot read /sys/kernel/btf/kbtf_types in A': Error: failed to load BTF*",
         "FAILED test_cases.py::test_kernel_crash_while_reading*",
     ])
 
@@ -105,4 +123,4 @@ def test_each_case_gets_its_verdict(pytester: pytest.Pytester, split_ko: Path) -
 def test_a_module_with_btf_base_is_not_the_case_under_test(pytester: pytest.Pytester,
                                                            data: Path) -> None:
     result = run_cases(pytester, data / "kbtf_types-distilled.ko")
-    result.assert_outcomes(failed=6)
+    result.assert_outcomes(failed=8)

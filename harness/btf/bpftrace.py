@@ -1,4 +1,5 @@
-"""Reading bpftrace's output (pure): did a kfunc probe fail for want of BTF?"""
+"""Reading bpftrace's output (pure): map values and printed values, parsed exactly; did a
+kfunc probe fail for want of BTF?"""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ def missing_btf_error(output: str, func: str) -> str | None:
                          re.IGNORECASE | re.MULTILINE)
     m = pattern.search(output)
     return m.group(0).strip() if m else None
+
+
+def map_value(output: str, name: str) -> int | None:
+    """The value bpftrace printed for scalar map ``name`` (``@calls: 5``), or None."""
+    values = re.findall(rf"^{re.escape(name)}: (-?\d+)\s*$", output, re.MULTILINE)
+    return int(values[-1]) if values else None
+
+
+def printed_values(output: str, key: str) -> list[int]:
+    """Every integer printed as a whole ``key=N`` line, in order."""
+    return [int(v) for v in re.findall(rf"^{re.escape(key)}=(-?\d+)\s*$", output, re.MULTILINE)]
 
 
 def attach_program(probe: str) -> str:

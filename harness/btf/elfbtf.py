@@ -40,17 +40,30 @@ class ElfFacts:
     btf_base: BtfHeader | None  # .BTF.base (distilled base)
 
 
+class MalformedBtf(ValueError):
+    """A BTF blob that is not BTF: bad magic, or shorter than its header says."""
+
+
+_HEADER = struct.Struct("HBBIIIII")
+
+
 def parse_btf_header(data: bytes) -> BtfHeader:
-    """Parse the header of a BTF blob. Raises ValueError if the magic is wrong."""
-    magic, version, _flags, _hdr_len, _toff, tlen, _soff, slen = struct.unpack_from(
-        "<HBBIIIII", data
-    )
-    if magic != BTF_MAGIC:
-        magic, version, _flags, _hdr_len, _toff, tlen, _soff, slen = struct.unpack_from(
-            ">HBBIIIII", data
-        )
-    if magic != BTF_MAGIC:
-        raise ValueError(f"bad BTF magic {magic:#x}")
+    """Parse the header of a BTF blob (either byte order) and check it against the blob's
+    size. Raises MalformedBtf saying what is wrong."""
+    if len(data) < _HEADER.size:
+        raise MalformedBtf(f"truncated: {len(data)} bytes, a BTF header needs {_HEADER.size}")
+    for order in "<>":
+        magic, version, _flags, hdr_len, toff, tlen, soff, slen = struct.unpack_from(
+            order + _HEADER.format, data)
+        if magic == BTF_MAGIC:
+            break
+    else:
+        raise MalformedBtf(f"bad BTF magic {magic:#x} (want {BTF_MAGIC:#x})")
+    body = len(data) - hdr_len
+    if hdr_len < _HEADER.size or body < 0 or toff + tlen > body or soff + slen > body:
+        raise MalformedBtf(f"truncated: its header says types at {toff}+{tlen} and strings at "
+                           f"{soff}+{slen} after a {hdr_len}-byte header, the section holds "
+                           f"{len(data)} bytes")
     return BtfHeader(magic, version, tlen, slen)
 
 

@@ -3,22 +3,39 @@ one insmod path of the generic and the distro suites."""
 
 from __future__ import annotations
 
+import re
+
 from harness.build.modbuild import ModuleBuild
 from harness.errors import MissingPrerequisite, ModuleLoadFailure
 from harness.guest.session import GuestSession
 from harness.plan.usermod import load_order, module_name
 
-# insmod errors (or the dmesg lines after them) that mean a missing prerequisite, not a
-# broken module: the skip reason.
+# insmod's errno messages (strerror, the last words of kmod's "could not insert module X:
+# <message>") that mean a missing prerequisite, not a broken module: the skip reason.
+# Matched whole: ENXIO's "No such device or address" is the module failing, not ENODEV.
 HARDWARE = "it needs hardware this guest lacks (or parameters: --module PATH:param=value)"
 SIGNATURES = "the kernel enforces module signatures"
 PREREQUISITE_ERRORS = {
-    "No such device": HARDWARE,
+    "No such device": HARDWARE,  # ENODEV: the probe found no device
     "Key was rejected by service": SIGNATURES,  # EKEYREJECTED: unsigned, enforced
     "Required key not available": SIGNATURES,  # ENOKEY: signed by a key it does not trust
-    # EPERM, and this in dmesg: lockdown (Secure Boot, lockdown=integrity) refuses it
-    "unsigned module loading is restricted": SIGNATURES,
 }
+# EPERM is signature enforcement only when the kernel's lockdown LSM says so for this very
+# insmod (security/lockdown/lockdown.c: "Lockdown: <comm>: <what> is restricted; ...").
+LOCKDOWN = re.compile(r"^\S*\s*(?:\[[^]]*\] )?Lockdown: insmod: unsigned module loading is "
+                      r"restricted", re.MULTILINE)
+
+
+def refusal(insmod_stderr: str, dmesg: str) -> str | None:
+    """The skip reason of an insmod refusal that is a missing prerequisite (the errno
+    message insmod printed, or EPERM with the kernel's lockdown line), else None."""
+    errno_message = insmod_stderr.strip().splitlines()[-1].rsplit(": ", 1)[-1] \
+        if insmod_stderr.strip() else ""
+    if errno_message in PREREQUISITE_ERRORS:
+        return PREREQUISITE_ERRORS[errno_message]
+    if errno_message == "Operation not permitted" and LOCKDOWN.search(dmesg):
+        return SIGNATURES
+    return None
 
 
 def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
@@ -42,11 +59,10 @@ def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
         if not res.ok:
             why = res.stderr.strip()
             dmesg = guest.run("dmesg | tail -5").stdout.strip()
-            for error, reason in PREREQUISITE_ERRORS.items():
-                if error in why or error in dmesg:
-                    if reason == SIGNATURES:
-                        reason += f" ({enforcement(guest)}): sign it with a key the kernel trusts"
-                    raise MissingPrerequisite(f"insmod {ko.name}: {why}: {reason}")
+            if (reason := refusal(why, dmesg)) is not None:
+                if reason == SIGNATURES:
+                    reason += f" ({enforcement(guest)}): sign it with a key the kernel trusts"
+                raise MissingPrerequisite(f"insmod {ko.name}: {why}: {reason}")
             raise ModuleLoadFailure(f"insmod {ko.name} failed ({res.rc}): {why}; dmesg: "
                                     f"{dmesg}", log=guest.console_log)
         loaded.append(name)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from elftools.common.exceptions import ELFError
 
 from harness import REPO, proc
 from harness.btf.btfexpect import (
@@ -28,7 +31,14 @@ from harness.build import initramfs, kbuild
 from harness.build.buildroot import BuildRoot
 from harness.build.distro import DistroKernel
 from harness.build.modbuild import BuildTarget, ModuleBuild, build_module, strip_section
-from harness.errors import BuildFailure, HarnessError, KbtfError, MissingPrerequisite
+from harness.errors import (
+    BuildFailure,
+    CommandError,
+    CommandTimeout,
+    HarnessError,
+    KbtfError,
+    MissingPrerequisite,
+)
 from harness.guest import accel, guestroot, vm
 from harness.guest.session import GuestPool, GuestSession, boot_name, boot_spec
 from harness.plan.matrix import MatrixPoint
@@ -57,17 +67,33 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
     if (section := STRIP.get(sabotage or "")) is not None:
         strip_section(built, target.arch, section)
     for ko in built.kos:
-        facts = elf_facts(ko)
-        counts = module_type_counts(ko, target.vmlinux) if target.vmlinux.is_file() else None
-        record = {
-            "sections": list(facts.sections), "vermagic": facts.vermagic,
-            "btf_types": counts[0] if counts else None,
-            "btf_base_types": counts[1] if counts else None,
-            "btf_bytes": facts.btf.type_len if facts.btf else 0,
-            "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
-        }
+        record = module_record(ko, target.vmlinux, built.log)
         ko.with_suffix(".elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
     return built
+
+
+def module_record(ko: Path, vmlinux: Path, log: Path) -> dict[str, object]:
+    """The ELF and BTF facts of a built module (type counts when ``vmlinux`` exists).
+
+    Raises BuildFailure when its ELF or BTF cannot be read (a bad magic, a truncated
+    section, bpftool refusing the BTF): the build's product is broken, quoted.
+    """
+    try:
+        facts = elf_facts(ko)
+        counts = module_type_counts(ko, vmlinux) if vmlinux.is_file() else None
+    except (ValueError, struct.error, ELFError) as exc:
+        raise BuildFailure(f"{ko.name}: unreadable ELF or BTF: {exc}", log=log) from None
+    except CommandTimeout:
+        raise
+    except CommandError as exc:
+        raise BuildFailure(f"{ko.name}: bpftool cannot read its BTF: {exc}", log=log) from None
+    return {
+        "sections": list(facts.sections), "vermagic": facts.vermagic,
+        "btf_types": counts[0] if counts else None,
+        "btf_base_types": counts[1] if counts else None,
+        "btf_bytes": facts.btf.type_len if facts.btf else 0,
+        "btf_base_bytes": facts.btf_base.type_len if facts.btf_base else 0,
+    }
 
 
 def config_pahole(kernel: kbuild.KernelBuild | DistroKernel) -> int:
