@@ -10,12 +10,18 @@ from harness.btf import elfbtf
 
 
 def header(magic: int = 0xEB9F, tlen: int = 24, slen: int = 16) -> bytes:
-    return struct.pack("<HBBIIIII", magic, 1, 0, 24, 0, tlen, tlen, slen)
+    """A BTF blob: its header and a body of the sizes it says."""
+    return struct.pack("<HBBIIIII", magic, 1, 0, 24, 0, tlen, tlen, slen) + bytes(tlen + slen)
 
 
 def test_parse_btf_header() -> None:
     h = elfbtf.parse_btf_header(header())
     assert (h.magic, h.version, h.type_len, h.str_len) == (0xEB9F, 1, 24, 16)
+
+
+def test_body_shorter_than_the_header_says() -> None:
+    with pytest.raises(elfbtf.MalformedBtf, match="truncated: its header says types at 0"):
+        elfbtf.parse_btf_header(header()[:30])
 
 
 def test_bad_magic() -> None:
