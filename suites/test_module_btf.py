@@ -41,11 +41,6 @@ def test_vmlinux_has_btf(kernel: KernelBuild, facts: dict[str, object]) -> None:
     facts["vmlinux_duplicate_types"] = sum(len(d.ids) - 1 for d in found)
 
 
-def test_sys_kernel_btf_vmlinux(guest: GuestSession) -> None:
-    res = guest.run("test -s /sys/kernel/btf/vmlinux")
-    assert res.ok, "/sys/kernel/btf/vmlinux is missing or empty in the guest"
-
-
 def test_module_builds_with_btf(module_build: ModuleBuild) -> None:
     assert not module_build.btf_skipped, (
         f"Makefile.modfinal printed 'Skipping BTF generation': see {module_build.log}")

@@ -39,7 +39,9 @@ MODFINAL_72 = """      cmd_btf_ko = 							\\
 	fi;
 
 """
-MAKEFILE_BTF_612 = """ifneq ($(KBUILD_EXTMOD),)
+MAKEFILE_BTF_612 = """# Switch to using --btf_features for v1.26 and later.
+pahole-flags-$(call test-ge, $(pahole-ver), 126)  = -j --btf_features=encode_force,var,float
+ifneq ($(KBUILD_EXTMOD),)
 module-pahole-flags-$(call test-ge, $(pahole-ver), 126) += --btf_features=distilled_base
 endif
 """
@@ -113,11 +115,21 @@ def test_module_pahole_below_the_btf_floor_is_a_prerequisite() -> None:
     assert features is not None and "--btf_features" in features
 
 
+def test_the_btf_features_gate_is_read_from_the_tree() -> None:
+    assert parse_rules(ERA_612).btf_features_from == 126
+    # 6.1's pahole-flags.sh never passes --btf_features: any pahole >= its floor builds.
+    rules_61 = parse_rules(ERA_61)
+    assert rules_61.btf_features_from is None
+    assert module_pahole_unusable(rules_61, 130, ph("1.24")) is None
+    assert module_pahole_unusable(parse_rules(ERA_612), 125, ph("1.24")) is None  # below it
+
+
 @pytest.mark.parametrize("files,what", [
     ({}, "no cmd_btf_ko"),
     ({**ERA_72, "scripts/Makefile.btf": ""}, "gen-btf.sh"),
     ({**ERA_612, "scripts/Makefile.btf": "pahole-flags-y :=\n"}, "no distilled_base gate"),
-    ({**ERA_61, "scripts/pahole-flags.sh": "--btf_features=distilled_base"}, "does not understand"),
+    ({**ERA_61, "scripts/pahole-flags.sh": "--btf_features=distilled_base"},
+     "passes --btf_features"),
 ])
 def test_rules_kbtf_cannot_read_are_an_error(files: dict[str, str], what: str) -> None:
     with pytest.raises(UnreadableRules, match=what):

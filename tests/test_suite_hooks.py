@@ -63,3 +63,23 @@ def test_outcome_labels() -> None:
     xf = report(outcome="skipped")
     xf.wasxfail = "kernel finding"
     assert outcome_label(xf) == "xfailed"
+
+
+def test_the_axis_baseline_compares_with_nothing() -> None:
+    from harness.run.context import no_baseline
+
+    first, second = point("1.30"), point("1.32")
+    reason = no_baseline(first, first)
+    assert reason is not None and "is the baseline of its pahole axis" in reason
+    assert no_baseline(second, first) is None
+
+
+def test_no_suite_test_rechecks_what_the_harness_enforces() -> None:
+    """CONFIG_PAHOLE_VERSION (kbuild refuses a kernel where it is not the pahole's) and
+    /sys/kernel/btf/vmlinux (every boot hashes it) are no tests: they could never fail."""
+    import ast
+
+    names = {n.name for f in Path(__file__).parent.parent.glob("suites/test_*.py")
+             for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.FunctionDef)}
+    assert "test_config_pahole_version_is_the_kernels_pahole" not in names
+    assert "test_sys_kernel_btf_vmlinux" not in names

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -31,9 +31,12 @@ _RESOLVE_BTFIDS_DISTILL = re.compile(
     r"resolve-btfids-flags-\$\(if\s+\$\(KBUILD_EXTMOD\),\s*y\)\s*\+=\s*--distill_base")
 _BTF_FLOOR = re.compile(r"^config DEBUG_INFO_BTF\n(?:[ \t].*\n|\n)*?[ \t]+depends on "
                         r"PAHOLE_VERSION >= (\d+)\s*$", re.MULTILINE)
-# Makefile.btf passes --btf_features from CONFIG_PAHOLE_VERSION 126 on; pahole < 1.26 rejects
-# that option, so it cannot build modules for such a kernel at all.
-BTF_FEATURES_FROM = 126
+# A Makefile.btf line passing --btf_features from some CONFIG_PAHOLE_VERSION on (6.12: 126).
+# pahole < 1.26 rejects that option, so it cannot build modules for such a kernel at all.
+_BTF_FEATURES = re.compile(r"pahole-flags-\$\(call\s+test-ge,\s*\$\(pahole-ver\),\s*(\d+)\)"
+                           r"\s*\+?=[^\n]*--btf_features")
+# The first pahole that accepts --btf_features at all.
+BTF_FEATURES_PAHOLE = 126
 
 # ModuleBtfRules.distiller values.
 NONE, PAHOLE, RESOLVE_BTFIDS = "none", "pahole", "resolve_btfids"
@@ -53,6 +56,8 @@ class ModuleBtfRules:
     loader_reads_base: bool  # the module loader reads .BTF.base (relocation)
     btf_floor: int | None  # DEBUG_INFO_BTF's `depends on PAHOLE_VERSION >= N`, if any
     evidence: str  # the files and rules these facts come from
+    # CONFIG_PAHOLE_VERSION from which Makefile.btf passes --btf_features (None: never)
+    btf_features_from: int | None = None
 
 
 def _cmd_btf_ko(modfinal: str) -> str:
@@ -68,6 +73,17 @@ def parse_rules(files: dict[str, str]) -> ModuleBtfRules:
     makefile_btf = files.get("scripts/Makefile.btf", "")
     gen_btf = files.get("scripts/gen-btf.sh", "")
     cmd = _cmd_btf_ko(modfinal)
+    if "--btf_features" in files.get("scripts/pahole-flags.sh", ""):
+        raise UnreadableRules("scripts/pahole-flags.sh passes --btf_features: kbtf does not "
+                              "know from which pahole")
+    gates = [int(v) for v in _BTF_FEATURES.findall(makefile_btf)]
+    rules = _parse_distiller(files, modfinal, makefile_btf, gen_btf, cmd)
+    return replace(rules, btf_features_from=min(gates) if gates else None)
+
+
+def _parse_distiller(files: dict[str, str], modfinal: str, makefile_btf: str, gen_btf: str,
+                     cmd: str) -> ModuleBtfRules:
+    """parse_rules' part that reads who distils the base (and the loader and floor)."""
     loader = files.get("kernel/module/main.c") or files.get("kernel/module.c") or ""
     floor = _BTF_FLOOR.search(files.get("lib/Kconfig.debug", ""))
     reads_base, btf_floor = '".BTF.base"' in loader, int(floor[1]) if floor else None
@@ -135,7 +151,8 @@ def module_pahole_unusable(rules: ModuleBtfRules, config_pahole: int,
         return (f"module pahole {module_pahole.version} < {rules.btf_floor // 100}."
                 f"{rules.btf_floor % 100}: this tree's DEBUG_INFO_BTF needs PAHOLE_VERSION >= "
                 f"{rules.btf_floor} (lib/Kconfig.debug)")
-    if config_pahole >= BTF_FEATURES_FROM and module_pahole.code < BTF_FEATURES_FROM:
+    gate = rules.btf_features_from
+    if gate is not None and config_pahole >= gate and module_pahole.code < BTF_FEATURES_PAHOLE:
         return (f"module pahole {module_pahole.version} < 1.26 rejects the --btf_features "
                 f"flags of a kernel configured with pahole {config_pahole // 100}."
                 f"{config_pahole % 100}")

@@ -95,6 +95,15 @@ def split_test_id(nodeid: str, point_ids: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def no_baseline(point: MatrixPoint, baseline: MatrixPoint) -> str | None:
+    """Why ``point`` has nothing to compare with on its pahole axis (it is the baseline
+    itself), or None."""
+    if point != baseline:
+        return None
+    return (f"{point.id} is the baseline of its pahole axis: no other pahole in this run to "
+            "compare its module BTF with (add --pahole or --module-pahole)")
+
+
 @dataclass
 class RunContext:
     """The run as this process sees it (made by ``start``)."""
