@@ -76,6 +76,21 @@ def test_seed_copies_and_drops_vmlinux_for_another_pahole(tmp_path: Path) -> Non
                 if (out / n).exists()]
 
 
+def test_seed_drops_7x_unstripped_vmlinux_for_another_pahole(tmp_path: Path) -> None:
+    """7.x encodes BTF into vmlinux.unstripped and makes vmlinux from it by objcopy: kept,
+    the new pahole would never run (only IKHEADERS' relink hid it)."""
+    base = cached(tmp_path, REQ)
+    (base / "vmlinux.unstripped").write_text("elf with the old BTF")
+    out = tmp_path / "out"
+    out.mkdir()
+    kbuild._seed(base, OTHER_PAHOLE, out)
+    assert not (out / "vmlinux.unstripped").exists() and not (out / "vmlinux").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    kbuild._seed(base, replace(REQ, variant="refuse"), kept)
+    assert (kept / "vmlinux.unstripped").exists()
+
+
 def test_seed_keeps_vmlinux_for_the_same_pahole(tmp_path: Path) -> None:
     base = cached(tmp_path, REQ)
     out = tmp_path / "out"

@@ -1,5 +1,7 @@
 """pahole version and feature parsing."""
 
+from pathlib import Path
+
 import pytest
 
 from harness.errors import ConfigError
@@ -36,3 +38,26 @@ def test_missing_tool_names_apt_package(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ToolMissing, match=r"missing tool 'pahole': install it with "
                        r"apt-get install dwarves"):
         proc.require_tool("pahole")
+
+
+def test_paholes_of_one_version_get_distinct_labels_and_point_ids() -> None:
+    from harness.arches import get_arch
+    from harness.plan.kernelreq import KernelRequest
+    from harness.plan.ksource import KernelSource
+    from harness.plan.matrix import MatrixPoint
+    from harness.plan.pahole import Pahole, distinct
+
+    system = Pahole(Path("/usr/bin/pahole"), "1.30", (), digest="aaaaaa11", given="system")
+    debian = Pahole(Path("/c/pahole/debian-1.30/pahole"), "1.30", (), digest="bbbbbb22",
+                    given="debian:1.30")
+    same_binary = Pahole(Path("/usr/bin/pahole"), "1.30", (), digest="aaaaaa11",
+                         given="/usr/bin/pahole")
+    other = Pahole(Path("/p/1.32"), "1.32", (), digest="cccccc33")
+    named = distinct([system, debian, same_binary, other])
+    assert [p.label for p in named] == ["pahole1.30-aaaaaa", "pahole1.30-bbbbbb", "pahole1.32"]
+    src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117", "debian:6.12")
+    points = [MatrixPoint(KernelRequest(get_arch("x86_64"), src, p), p) for p in named[:2]]
+    assert len({pt.id for pt in points}) == 2 and len({pt.kernel_id for pt in points}) == 2
+    # The kernel's 1.30 with the other 1.30 for modules: the id names the module pahole.
+    mixed = MatrixPoint(KernelRequest(get_arch("x86_64"), src, named[0]), named[1])
+    assert mixed.id.endswith("-modpahole1.30-bbbbbb")

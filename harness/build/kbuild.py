@@ -179,10 +179,17 @@ def nearest_build(req: KernelRequest, tools: Mapping[str, str], kernels: Path) -
     return candidates[0] if candidates else None
 
 
+# Products of the final link, any of which kbuild would keep (with the old pahole's BTF)
+# when only the pahole changed: the link rule's command line does not name pahole. 7.x
+# links vmlinux.unstripped (link-vmlinux.sh encodes BTF there) and makes vmlinux from it by
+# objcopy, so removing vmlinux alone would re-strip the old BTF.
+FINAL_LINK = ("vmlinux", "vmlinux.unstripped")
+
+
 def _seed(seed: Path, req: KernelRequest, out: Path) -> None:
-    """Fill ``out`` with a copy of build ``seed``. When the pahole differs, vmlinux is
-    removed so that the final link runs again and re-encodes its BTF with this pahole
-    (the link rule's command line does not name pahole: kbuild would keep the old BTF)."""
+    """Fill ``out`` with a copy of build ``seed``. When the pahole differs, the final link's
+    products (FINAL_LINK) are removed, so that link-vmlinux.sh runs again and re-encodes the
+    vmlinux BTF with this pahole, in every era."""
     proc.run(["cp", "-a", f"{seed}/.", str(out)], timeout=COPY_TIMEOUT)
     # Recorded absolute paths (objtool's .cmd files, 7.x's Makefile) name the copy, so that
     # make sees the same commands and rebuilds only what the new config or pahole changes.
@@ -191,7 +198,8 @@ def _seed(seed: Path, req: KernelRequest, out: Path) -> None:
     for name in ("kbtf-build.json", "kbtf-build.log", "kbtf-fragment.config"):
         (out / name).unlink(missing_ok=True)
     if meta.get("pahole", {}).get("key") != req.pahole.key:
-        (out / "vmlinux").unlink(missing_ok=True)
+        for name in FINAL_LINK:
+            (out / name).unlink(missing_ok=True)
     # The in-kernel headers archive (IKHEADERS) holds include/generated/autoconf.h, but
     # kernel/gen_kheaders.sh leaves autoconf.h out of what decides a rebuild (6.12: its md5;
     # 7.x: its deps): kept, the copy's archive would show the seed's config (caught by the

@@ -170,6 +170,10 @@ def resolve_points(
     kernel_paholes = ([resolve_pahole(s, cache_dir) for s in pahole_specs] if pahole_specs
                       else [default_pahole(cache_dir)])
     module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]
+    # Every distinct pahole of the run gets its own label (two 1.30 builds: two point ids).
+    named = {p.key: p for p in pahole.distinct([*kernel_paholes, *module_paholes])}
+    kernel_paholes = list({p.key: named[p.key] for p in kernel_paholes}.values())
+    module_paholes = list({p.key: named[p.key] for p in module_paholes}.values())
     points = []
     for arch in arches:
         for source in sources:

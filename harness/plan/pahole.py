@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -31,6 +31,7 @@ class Pahole:
     source: Path | None = None  # source builds: the checkout
     given: str = ""  # the --pahole SPEC it came from ("debian:1.30"), if any
     digest: str = ""  # content of the binary and the libraries it loads (content_digest)
+    tag: str = ""  # tells it apart from another pahole of the same version in a run
 
     @property
     def code(self) -> int:
@@ -39,8 +40,10 @@ class Pahole:
 
     @property
     def label(self) -> str:
-        """Short name for test ids: pahole1.30, or pahole1.31-src<id> for a source build."""
-        return f"pahole{self.version}" + (f"-src{self.build[:6]}" if self.build else "")
+        """Short name for test ids: pahole1.30, or pahole1.31-src<id> for a source build, with
+        a content tag (pahole1.30-c3f2a1) when another pahole of the run has the same name."""
+        name = f"pahole{self.version}" + (f"-src{self.build[:6]}" if self.build else "")
+        return name + (f"-{self.tag}" if self.tag else "")
 
     @property
     def spec(self) -> str:
@@ -57,6 +60,19 @@ class Pahole:
         """What a kernel build depends on: identity plus the content of the binary and its
         libraries (Debian's 1.30, the system's 1.30 and a patched 1.30 differ here)."""
         return f"{self.identity}:{self.digest}"
+
+
+def distinct(paholes: Sequence[Pahole]) -> list[Pahole]:
+    """``paholes`` once each (the same binary given twice counts once), and those that
+    share a label but differ in content tagged with their content digest, so every distinct
+    pahole of a run has its own label (test ids, logs, results)."""
+    first: dict[str, Pahole] = {}
+    for p in paholes:
+        first.setdefault(p.key, p)
+    names: dict[str, int] = {}
+    for p in first.values():
+        names[p.label] = names.get(p.label, 0) + 1
+    return [replace(p, tag=p.digest[:6]) if names[p.label] > 1 else p for p in first.values()]
 
 
 def parse_version(text: str) -> str:
