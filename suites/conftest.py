@@ -68,6 +68,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         items[:] = [i for i in items if i not in drop]
         config.hook.pytest_deselected(items=drop)
+    items.sort(key=lambda i: i.get_closest_marker("lifetime") is not None)  # stable: last
     if run.worker is not None:
         run.write_needs(needed_kernels(items))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.arches import get_arch
-from harness.errors import BootError, HarnessError
+from harness.errors import BootError, HarnessError, KernelTrouble
 from harness.guest import vm
 from harness.guest.console import CommandResult
 from harness.guest.session import GuestPool, GuestSession, boot_name
@@ -99,3 +99,25 @@ def test_the_guest_must_run_the_kernel_that_was_built(tmp_path: Path) -> None:
                                "file or directory\n")
     with pytest.raises(BootError, match="cannot read /sys/kernel/btf/vmlinux"):
         ShaGuest(tmp_path, "ab" * 32, unreadable)._check_kernel_identity()
+
+
+class TroubledSession(FakeSession):
+    """Its shutdown shows a kernel WARNING."""
+
+    def close(self, timeout: float = 30) -> None:
+        self.is_alive = False
+        raise KernelTrouble("guest-A-gw0: kernel warning during 'shutdown': WARNING: CPU: 0 "
+                            "PID: 1 at kernel/module/main.c:123", log=self.console_log)
+
+
+def test_shutdown_trouble_belongs_to_the_point_that_owns_the_guest(tmp_path: Path) -> None:
+    pool = GuestPool()
+    pool.get("kernel-A", lambda boot: TroubledSession(tmp_path, boot), owner="point-1")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "guest-A-gw0.console.log").write_text("")  # a quiet shutdown
+    pool.get("kernel-B", lambda boot: FakeSession(tmp_path / "b", boot), owner="point-2")
+    assert pool.close_owned("point-2") == ["guest-A-gw0"]
+    with pytest.raises(KernelTrouble, match="WARNING: CPU: 0 PID: 1"):
+        pool.close_owned("point-1")
+    assert pool.close_owned("point-1") == []  # closed once: nothing left for the session end
+    pool.close_all()  # nothing raises at the end of the session

@@ -486,10 +486,12 @@ class GuestPool:
     def __init__(self) -> None:
         self._slots: dict[str, GuestSession] = {}
         self._losses: dict[str, int] = {}
+        self._owners: dict[str, str] = {}  # slot key -> the point whose guest it is
         self.kvm_silent = False  # a KVM boot of this process ran no guest: TCG from now on
 
-    def get(self, key: str, make: Callable[[int], GuestSession]) -> GuestSession:
-        """The live guest for ``key``, booting ``make(boot_number)`` if there is none.
+    def get(self, key: str, make: Callable[[int], GuestSession], owner: str = "") -> GuestSession:
+        """The live guest for ``key`` (a guest of point ``owner``), booting
+        ``make(boot_number)`` if there is none.
 
         Raises HarnessError after two losses in a row; start()'s errors when a boot fails.
         """
@@ -505,6 +507,7 @@ class GuestPool:
                                    "boots for this point", log=session.console_log)
             boot = session.boot + 1
             log.info("guest %s was lost: booting it again (boot %d)", session.name, boot)
+        self._owners[key] = owner
         session = make(boot)
         if session.spec.kvm and self.kvm_silent:
             session = session.under_tcg(accel.KVM_SILENT)
@@ -526,10 +529,22 @@ class GuestPool:
             if live is session:
                 self._losses[key] = 0
 
+    def close_owned(self, owner: str) -> list[str]:
+        """Shut point ``owner``'s guests down; return their names. Raises the first
+        KernelTrouble found at shutdown (the point's product, not the last test's)."""
+        keys = [k for k, o in self._owners.items() if o == owner and k in self._slots]
+        closed = [self._slots[k].name for k in keys]
+        self._close([self._slots.pop(k) for k in keys])
+        return closed
+
     def close_all(self) -> None:
         """Shut every guest down. Raises the first KernelTrouble found at shutdown."""
+        self._close(list(self._slots.values()))
+
+    @staticmethod
+    def _close(sessions: list[GuestSession]) -> None:
         first: KernelTrouble | None = None
-        for session in self._slots.values():
+        for session in sessions:
             try:
                 session.close()
             except KernelTrouble as trouble:

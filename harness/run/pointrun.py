@@ -244,7 +244,7 @@ class PointRun:
                              run_kvm(self.run_dir, self.kvm))
             return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
 
-        return kvm_checked(pool.get(kernel.key, make), self.run_dir, self.kvm)
+        return kvm_checked(pool.get(kernel.key, make, self.point.id), self.run_dir, self.kvm)
 
 
 @dataclass(frozen=True)
@@ -283,4 +283,5 @@ class DistroRun:
                              release=self.kernel.release, cmdline=self.cmdline)
             return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
 
-        return kvm_checked(pool.get(self.kernel.label, make), self.run_dir, self.kvm)
+        return kvm_checked(pool.get(self.kernel.label, make, self.kernel.label), self.run_dir,
+                           self.kvm)
