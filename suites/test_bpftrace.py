@@ -5,17 +5,14 @@ module's BTF and fails without it, with bpftrace saying the function has no BTF.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
-from harness import proc
 from harness.btf.bpftrace import map_value, missing_btf_error, printed_values
 from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR, ModuleBuild
-from harness.guest import modload
+from harness.build.modbuild import MODULES_DIR, ModuleBuild, without_btf
+from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun
 
@@ -43,12 +40,8 @@ def hello_loaded(guest: GuestSession, hello_ko: ModuleBuild, fault_ko: ModuleBui
 
 
 def _bpftrace(guest: GuestSession, program: str, trigger: str) -> tuple[int, str]:
-    """Run ``program`` while ``trigger`` runs (bpftrace -c); (rc, stdout + stderr)."""
-    # bpftrace splits -c on spaces (no shell quoting) and wants an absolute path: run the
-    # trigger from a script, with bash (a foreign arch's extract root has no /bin/sh).
-    script = "/tmp/kbtf/trigger.sh"
-    assert guest.run(f"printf '%s\\n' {shlex.quote(trigger)} > {script}").ok
-    res = guest.run("bpftrace", "-e", program, "-c", f"/bin/bash {script}", timeout=300)
+    """(rc, stdout + stderr) of ``program`` run while ``trigger`` runs."""
+    res = bpftracerun.with_trigger(guest, program, trigger)
     return res.rc, res.stdout + res.stderr
 
 
@@ -82,14 +75,11 @@ def test_fentry_reads_typed_args_from_module_btf(guest: GuestSession, kernel: Ke
 def hello_without_btf(guest: GuestSession, hello_loaded: ModuleBuild, kernel: KernelBuild
                       ) -> Iterator[ModuleBuild]:
     """kbtf_hello with .BTF and .BTF.base stripped, loaded instead of the normal one."""
-    ko = hello_loaded.ko.with_name("kbtf_hello.nobtf.ko")
-    proc.run([kernel.arch.tool("objcopy"), "--remove-section", ".BTF",
-              "--remove-section", ".BTF.base", hello_loaded.ko, ko], timeout=60)
-    assert guest.run("rmmod kbtf_hello").ok
-    assert guest.run("insmod", guest.path(ko)).ok
-    yield replace(hello_loaded, kos=(ko,))
-    guest.run("rmmod kbtf_hello")
-    guest.run("insmod", guest.path(hello_loaded.ko))
+    stripped = without_btf(hello_loaded, kernel.arch)
+    modload.swap(guest, "kbtf_hello", stripped)
+    yield stripped
+    if guest.alive:
+        modload.swap(guest, "kbtf_hello", hello_loaded)
 
 
 def test_fentry_fails_without_module_btf(guest: GuestSession,

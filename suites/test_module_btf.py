@@ -133,7 +133,9 @@ def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
     function fails the test (the module's BTF is what is missing), not the harness."""
     guest.run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing")
     listed = guest.run("cat /sys/kernel/tracing/available_filter_functions")
-    assert listed.ok, f"cannot read available_filter_functions: {listed.stderr.strip()}"
+    if not listed.ok:
+        raise ProductFailure(f"the kernel has no readable available_filter_functions (is "
+                             f"DYNAMIC_FTRACE on?): {listed.stderr.strip()}", log=guest.console_log)
     for name in module_loaded:
         attachable = bpftrace.traceable(listed.stdout, name)
         dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")

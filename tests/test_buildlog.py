@@ -57,3 +57,22 @@ def test_resolve_btfids_failures_of_7x_are_named(tmp_path: Path) -> None:
                        "Error 255\n")
         assert isinstance(err, BuildFailure), line
         assert line in str(err), err
+
+
+def test_a_missing_tool_elsewhere_does_not_beat_the_compile_error(tmp_path: Path) -> None:
+    text = ("$ make -C /k M=/m modules\n"
+            "/bin/sh: 1: sphinx-build: not found\n"  # an optional tool probed early, harmless
+            + "  CC [M]  /m/other.o\n" * 40
+            + "/m/kbtf_hello.c:3:1: error: unknown type name 'foo'\n"
+            "make[2]: *** [scripts/Makefile.build:229: /m/kbtf_hello.o] Error 1\n"
+            "make[1]: *** [Makefile:1937: /m] Error 2\n")
+    err = classify(tmp_path, text)
+    assert isinstance(err, BuildFailure) and "unknown type name" in str(err)
+
+
+def test_the_failing_recipes_own_environment_trouble_is_still_the_environments(
+        tmp_path: Path) -> None:
+    text = ("/m/kbtf_hello.c:3:1: warning: unused\n"
+            "cc1: out of memory allocating 65536 bytes\nKilled signal terminated program cc1\n"
+            "make[2]: *** [scripts/Makefile.build:229: /m/kbtf_hello.o] Error 1\n")
+    assert type(classify(tmp_path, text)) is HarnessError

@@ -103,3 +103,16 @@ def test_suites_conftest_only_maps_pytest() -> None:
                 if isinstance(t, ast.Name) and isinstance(n.value, ast.List | ast.Dict | ast.Set)
                 and t.id.upper() != t.id]
     assert not globals_, f"module-level mutable state: {globals_}"
+
+
+def test_no_plain_assert_in_suite_fixtures() -> None:
+    """A fixture's failed assert is reported as an ERROR whoever broke: fixtures raise the
+    error kind that says who is to blame (harness/errors.py) instead."""
+    found = []
+    for path in (ROOT / "suites").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(
+                    ast.unparse(d).startswith("pytest.fixture") for d in node.decorator_list):
+                found += [f"{path.name}:{n.lineno} {node.name}" for n in ast.walk(node)
+                          if isinstance(n, ast.Assert)]
+    assert not found, f"plain asserts in fixtures: {found}"

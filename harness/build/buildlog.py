@@ -26,8 +26,33 @@ _REASONS = (
 )
 
 
+# make's line for the recipe that failed (the first one is the innermost).
+_MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* .*$", re.MULTILINE)
+# How far back from make's error line the failing recipe's output is looked for.
+WINDOW_LINES = 30
+
+
+def failing_output(log_text: str) -> str:
+    """The output of the recipe that made make fail: the lines before make's first error line,
+    back to the previous command or make line (at most WINDOW_LINES), and that line; the
+    whole log when make printed no error line (a command other than make failed)."""
+    m = _MAKE_ERROR.search(log_text)
+    if m is None:
+        return log_text
+    before = log_text[:m.start()].splitlines()
+    window: list[str] = []
+    for line in reversed(before):
+        if line.startswith("$ ") or _MAKE_ERROR.match(line) or len(window) >= WINDOW_LINES:
+            break
+        window.append(line)
+    return "\n".join([*reversed(window), m.group(0)])
+
+
 def environment_cause(log_text: str) -> str | None:
-    """The first line of ``log_text`` showing the environment stopped a build, or None."""
+    """The line showing the environment stopped the failing recipe of a build (a full disk,
+    a missing program, no memory), or None. A line elsewhere in the log (a probe of an
+    optional tool, say) is not the cause."""
+    log_text = failing_output(log_text)
     m = _ENVIRONMENT.search(log_text)
     if m is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,15 @@ def built_modules(build_dir: Path) -> tuple[Path, ...]:
     kos = [build_dir / Path(n).with_suffix(".ko") for n in names]
     kos = [k for k in kos if k.is_file()] or sorted(build_dir.rglob("*.ko"))
     return tuple(kos)
+
+
+def without_btf(build: ModuleBuild, arch: Arch) -> ModuleBuild:
+    """A copy of ``build``'s first module with .BTF and .BTF.base removed, beside it
+    (<name>.nobtf.ko). Raises CommandError naming the build log."""
+    ko = build.ko.with_name(f"{build.ko.stem}.nobtf.ko")
+    proc.run([arch.tool("objcopy"), "--remove-section", ".BTF", "--remove-section",
+              ".BTF.base", build.ko, ko], logfile=build.log, timeout=60)
+    return dataclasses.replace(build, kos=(ko,))
 
 
 def strip_section(build: ModuleBuild, arch: Arch, section: str) -> None:

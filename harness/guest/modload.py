@@ -81,6 +81,16 @@ def load_fault(guest: GuestSession, fault: ModuleBuild, mode: str) -> None:
     guest.run("insmod", guest.path(fault.ko), f"mode={mode}")
 
 
+def swap(guest: GuestSession, name: str, build: ModuleBuild) -> None:
+    """Replace loaded module ``name`` with ``build``'s module. Raises ModuleLoadFailure
+    when the kernel refuses either step (the product's failure)."""
+    for argv in (("rmmod", name), ("insmod", guest.path(build.ko))):
+        res = guest.run(*argv)
+        if not res.ok:
+            raise ModuleLoadFailure(f"{' '.join(argv)} failed ({res.rc}): "
+                                    f"{res.stderr.strip()}", log=guest.console_log)
+
+
 def remove(guest: GuestSession, names: list[str]) -> None:
     """rmmod ``names`` in reverse order, if the guest still runs (failures ignored)."""
     for name in reversed(names):

@@ -1,0 +1,28 @@
+"""bpftrace in a live guest (the guest root's own bpftrace): a program run while a trigger
+command runs. Its output is read by btf/bpftrace.py."""
+
+from __future__ import annotations
+
+import shlex
+
+from harness.errors import HarnessError
+from harness.guest.console import CommandResult
+from harness.guest.session import GUEST_WORKDIR, GuestSession
+
+BPFTRACE_TIMEOUT = 300  # one run costs 3-21 s under TCG (LLVM codegen is emulated)
+
+
+def with_trigger(guest: GuestSession, program: str, trigger: str) -> CommandResult:
+    """Run bpftrace ``program`` while shell command ``trigger`` runs (bpftrace -c).
+
+    bpftrace splits -c on spaces (no shell quoting) and wants an absolute path, so the
+    trigger runs from a script, with bash (a foreign arch's extract root has no /bin/sh).
+    Raises HarnessError if the script cannot be written.
+    """
+    script = f"{GUEST_WORKDIR}/trigger.sh"
+    wrote = guest.run(f"printf '%s\\n' {shlex.quote(trigger)} > {script}")
+    if not wrote.ok:
+        raise HarnessError(f"guest {guest.name}: cannot write {script}: {wrote.stderr.strip()}",
+                           log=guest.serial_log)
+    return guest.run("bpftrace", "-e", program, "-c", f"/bin/bash {script}",
+                     timeout=BPFTRACE_TIMEOUT)
