@@ -121,3 +121,42 @@ def test_shutdown_trouble_belongs_to_the_point_that_owns_the_guest(tmp_path: Pat
         pool.close_owned("point-1")
     assert pool.close_owned("point-1") == []  # closed once: nothing left for the session end
     pool.close_all()  # nothing raises at the end of the session
+
+
+def test_losses_count_per_point_and_crashes_are_no_losses(tmp_path: Path) -> None:
+    pool, boots = GuestPool(), list[FakeSession]()
+
+    def get_for(owner: str) -> FakeSession:
+        def make(boot: int) -> FakeSession:
+            boots.append(FakeSession(tmp_path, boot))
+            return boots[-1]
+        session = pool.get("kernel-A", make, owner=owner)
+        assert isinstance(session, FakeSession)
+        return session
+
+    for _ in range(3):  # the kernel crashed under p1's tests three times: FAILED tests, no loss
+        crashed = get_for("p1")
+        crashed.crashed, crashed.is_alive = True, False
+    lost = get_for("p1")
+    lost.is_alive = False  # a harness loss (QEMU vanished) under p1
+    lost_again = get_for("p1")
+    lost_again.is_alive = False
+    with pytest.raises(HarnessError, match="lost twice in a row"):
+        get_for("p1")
+    assert get_for("p2").alive  # p2 shares the kernel: its guest is booted again
+
+
+def test_a_boot_that_fails_is_a_loss(tmp_path: Path) -> None:
+    pool, starts = GuestPool(), []
+
+    class FailingBoot(FakeSession):
+        def start(self, timeout: float = 300) -> None:
+            starts.append(self.boot)
+            raise BootError("no shell by the boot deadline")
+
+    for _ in range(2):
+        with pytest.raises(BootError):
+            pool.get("k", lambda boot: FailingBoot(tmp_path, boot), owner="p")
+    with pytest.raises(HarnessError, match="lost twice"):
+        pool.get("k", lambda boot: FailingBoot(tmp_path, boot), owner="p")
+    assert starts == [1, 2]

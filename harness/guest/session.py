@@ -82,6 +82,7 @@ class GuestSession:
         self._serial_start = 0  # serial log offset where the guest's output begins
         self._first_output: tuple[float, float] | None = None  # (deadline, its seconds)
         self.accel = "kvm" if spec.kvm else "tcg"  # for the summary
+        self.crashed = False  # the kernel crashed (panic, Oops, BUG): the product, not a loss
         self._seen = 0  # console offset up to which trouble was already reported
         self.memo: dict[str, object] = {}  # results of work done inside this boot
         self.boot_seconds = 0.0
@@ -336,6 +337,7 @@ class GuestSession:
             return
         self._seen = trouble.end
         if trouble.fatal:
+            self.crashed = True
             self.kill()
             # The guest is dead: what follows (the panic) belongs to this crash.
             self._seen = len(self.console_log.read_text(errors="replace"))
@@ -478,37 +480,56 @@ class GuestPool:
     """The live guests of one process, one per kernel, rebooted after a loss.
 
     A guest that died (crash, timeout, QEMU gone) is booted again for the next test that
-    needs it, under a new boot number so the earlier boot's logs stay. A second loss in
-    a row (no test passed on the guest in between) ends that kernel's point: every later
-    request raises HarnessError naming the last boot's log.
+    needs it, under a new boot number so the earlier boot's logs stay. Losses are counted
+    per point (the one whose test was using the guest), and a crash the kernel printed is
+    no loss (its test FAILED; the next boot is the product's chance again): a second
+    harness loss in a row (no test of that point passed in between) ends that point, whose
+    later requests raise HarnessError naming the last boot's log; other points sharing the
+    kernel go on.
     """
 
     def __init__(self) -> None:
         self._slots: dict[str, GuestSession] = {}
-        self._losses: dict[str, int] = {}
-        self._owners: dict[str, str] = {}  # slot key -> the point whose guest it is
+        self._losses: dict[tuple[str, str], int] = {}  # (point, slot key) -> losses in a row
+        self._owners: dict[str, str] = {}  # slot key -> the point whose test used it last
+        self._counted: set[int] = set()  # sessions whose loss is counted (id())
         self.kvm_silent = False  # a KVM boot of this process ran no guest: TCG from now on
 
     def get(self, key: str, make: Callable[[int], GuestSession], owner: str = "") -> GuestSession:
-        """The live guest for ``key`` (a guest of point ``owner``), booting
-        ``make(boot_number)`` if there is none.
+        """The live guest for ``key`` (used by point ``owner``), booting ``make(boot_number)``
+        if there is none.
 
-        Raises HarnessError after two losses in a row; start()'s errors when a boot fails.
+        Raises HarnessError after two harness losses in a row for ``owner``; start()'s
+        errors when a boot fails.
         """
         session = self._slots.get(key)
         if session is not None and session.alive:
+            self._owners[key] = owner
             return session
         boot = 1
         if session is not None:
-            losses = self._losses.get(key, 0) + 1
-            self._losses[key] = losses
-            if losses >= 2:
+            self._count_loss(key, session)
+            if self._losses.get((owner, key), 0) >= 2:
                 raise HarnessError(f"guest {session.name} was lost twice in a row: no more "
                                    "boots for this point", log=session.console_log)
             boot = session.boot + 1
             log.info("guest %s was lost: booting it again (boot %d)", session.name, boot)
         self._owners[key] = owner
-        session = make(boot)
+        return self._start(key, make(boot))
+
+    def _count_loss(self, key: str, session: GuestSession) -> None:
+        """Count ``session``'s death once, against the point that was using it, unless the
+        kernel crashed (a product failure, reported by its test)."""
+        if id(session) in self._counted or session.crashed:
+            return
+        self._counted.add(id(session))
+        loser = (self._owners.get(key, ""), key)
+        self._losses[loser] = self._losses.get(loser, 0) + 1
+
+    def _start(self, key: str, session: GuestSession) -> GuestSession:
+        """Boot ``session`` in slot ``key`` (a boot that fails stays there, dead: the next
+        request counts it as a loss); a silent KVM boot is retried under TCG once (and the
+        rest of this process's guests go to TCG). Returns the session that runs."""
         if session.spec.kvm and self.kvm_silent:
             session = session.under_tcg(accel.KVM_SILENT)
         self._slots[key] = session
@@ -524,10 +545,10 @@ class GuestPool:
         return session
 
     def passed(self, session: GuestSession) -> None:
-        """A test passed on ``session``: its losses are no longer in a row."""
+        """A test passed on ``session``: its point's losses are no longer in a row."""
         for key, live in self._slots.items():
             if live is session:
-                self._losses[key] = 0
+                self._losses[(self._owners.get(key, ""), key)] = 0
 
     def close_owned(self, owner: str) -> list[str]:
         """Shut point ``owner``'s guests down; return their names. Raises the first
