@@ -60,9 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
     group.addoption("--sabotage", default=None,
-                    choices=["strip-btf-base", "strip-btf", "warn-on-load", "oops-on-load"],
+                    choices=["strip-btf-base", "strip-btf", "warn-on-load", "oops-on-load",
+                             "hang-on-load"],
                     help="break things on purpose to see the suites fail: strip a BTF section "
                     "from the built modules (objcopy), or load modules/kbtf_fault after "
-                    "kbtf_hello, which WARNs or Oopses in its init")
+                    "kbtf_hello, which WARNs, Oopses or sleeps forever in its init")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

@@ -17,7 +17,7 @@ from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun
 
 CALLS = 5
-SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops"}
+SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops", "hang-on-load": "hang"}
 
 
 @pytest.fixture

@@ -77,3 +77,17 @@ def test_trouble_before_the_offset_was_already_reported(data: Path) -> None:
     assert first is not None
     nxt = console.find_trouble(text, first.end)
     assert nxt is None or "Kernel panic" in nxt.excerpt
+
+
+def test_hangs_are_fatal_trouble() -> None:
+    """A module that never returns from its init: the hung-task detector's report (6.12's
+    wording), a soft lockup and an RCU stall end the guest and fail the test."""
+    for line in ("[   62.110231] INFO: task insmod:187 blocked for more than 30 seconds.",
+                 "[   44.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:187]",
+                 "[   90.1] rcu: INFO: rcu_preempt self-detected stall on CPU",
+                 "[   90.1] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"):
+        text = "[    1.0] kbtf_fault: sleeping uninterruptibly forever\n" + line + "\n"
+        trouble = console.find_trouble(text, 0)
+        assert trouble is not None and trouble.fatal, line
+        assert line.split("] ", 1)[1] in trouble.excerpt
+    assert console.find_trouble("[ 1.0] INFO: task list updated\n", 0) is None

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 # Lines that mean the guest kernel is dead or its state can no longer be trusted.
 _FATAL = (r"Kernel panic - not syncing|Oops(?::| -)|BUG: |kernel BUG at|"
-          r"general protection fault|Unable to handle kernel")
+          r"general protection fault|Unable to handle kernel|"
+          # hangs: the hung-task and RCU-stall detectors (soft lockups say "BUG: soft lockup")
+          r"INFO: task \S+:\d+ blocked for more than \d+ seconds|"
+          r"rcu: INFO: \S+ (?:self-)?detected stalls?")
 # A WARN_ON() that fired (CONFIG_BUG): the kernel goes on, the test that caused it fails.
 _WARNING = r"WARNING: CPU: \d+ PID: \d+|WARNING: .* at "
 _TROUBLE = re.compile(rf"^.*?(?:(?P<fatal>{_FATAL})|(?P<warning>{_WARNING})).*$", re.MULTILINE)
