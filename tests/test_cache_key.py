@@ -41,13 +41,33 @@ def test_pahole_content_is_keyed(tmp_path: Path) -> None:
                                                            digest=pahole.content_digest(a))))
 
 
-def test_pahole_libraries_are_found() -> None:
-    # The system's pahole loads libbpf/libdw: a rebuilt library changes the digest.
-    lib = Path("/usr/bin/pahole")
-    if not lib.exists():
-        pytest.skip("no /usr/bin/pahole to read DT_NEEDED from")
-    needed, _ = pahole._dynamic(lib)
-    assert needed, "pahole names no libraries"
+def test_the_loaders_trace_is_parsed() -> None:
+    trace = ("\tlinux-vdso.so.1 (0x00007fab11f3b000)\n"
+             "\tlibdw.so.1 => /usr/local/lib/libdw.so.1 (0x00007fab11e81000)\n"
+             "\tlibbpf.so.1 => not found\n"
+             "\t/lib64/ld-linux-x86-64.so.2 (0x00007fab11f3d000)\n")
+    assert pahole.parse_loaded(trace) == [
+        ("libdw.so.1", Path("/usr/local/lib/libdw.so.1")), ("libbpf.so.1", None),
+        ("ld-linux-x86-64.so.2", Path("/lib64/ld-linux-x86-64.so.2"))]
+
+
+def test_a_library_the_loader_finds_elsewhere_changes_the_digest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libdw in /usr/local/lib (or on LD_LIBRARY_PATH) is what pahole runs with: the
+    digest hashes the loader's choice, not a fixed list of dirs."""
+    binary = Path("/usr/bin/pahole")
+    if not binary.exists():
+        pytest.skip("no /usr/bin/pahole")
+    names = dict(pahole.loaded_libraries(binary))
+    assert names.get("libdw.so.1") is not None and "libc.so.6" in names
+    before = pahole.content_digest(binary)
+    local = tmp_path / "lib"
+    local.mkdir()
+    rebuilt = local / "libdw.so.1"
+    rebuilt.write_bytes(Path(str(names["libdw.so.1"])).read_bytes() + b"\0rebuilt")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(local))
+    assert dict(pahole.loaded_libraries(binary))["libdw.so.1"] == rebuilt
+    assert pahole.content_digest(binary) != before
 
 
 @pytest.mark.parametrize("tool,other", [

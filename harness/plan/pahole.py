@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from harness import proc
@@ -134,56 +133,48 @@ def query(command: Sequence[str], name: str) -> tuple[str, tuple[str, ...]]:
     return version, features
 
 
-# Where the dynamic loader looks after RUNPATH (Debian, multiarch).
-_LIB_DIRS = (Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"), Path("/lib"),
-             Path("/usr/lib"))
-
-
 def content_digest(binary: Path) -> str:
-    """sha256 over ``binary`` and every shared library it loads, found the way the loader
-    finds them (DT_RUNPATH/DT_RPATH, then the system dirs), recursively: libbpf and libdw
-    decide what pahole writes as much as pahole's own code. A library not found is
-    recorded by name."""
-    digest = hashlib.sha256()
-    seen: set[str] = set()
-    todo = [binary]
-    while todo:
-        path = todo.pop(0)
-        digest.update(f"{path.name}\0".encode() + path.read_bytes())
-        needed, search = _dynamic(path)
-        for name in needed:
-            if name in seen:
-                continue
-            seen.add(name)
-            found = next((d / name for d in (*search, *_LIB_DIRS) if (d / name).is_file()),
-                         None)
-            if found is None:
-                digest.update(f"missing:{name}\0".encode())
-            else:
-                todo.append(found.resolve())
+    """sha256 over ``binary`` and every shared object it loads, as its own dynamic loader
+    resolves them (loaded_libraries): libbpf and libdw decide what pahole writes as much as
+    pahole's own code. A library the loader does not find is recorded by name."""
+    digest = hashlib.sha256(f"{binary.name}\0".encode() + binary.read_bytes())
+    for name, path in loaded_libraries(binary):
+        digest.update(f"{name}\0".encode() + (path.read_bytes() if path else b"missing\0"))
     return digest.hexdigest()[:16]
 
 
-def _dynamic(path: Path) -> tuple[list[str], list[Path]]:
-    """DT_NEEDED names and DT_RUNPATH/DT_RPATH dirs of ELF file ``path`` ($ORIGIN expanded)."""
+def loaded_libraries(binary: Path) -> list[tuple[str, Path | None]]:
+    """(name, path, or None where not found) of each shared object ``binary`` loads, in the
+    loader's order, from the loader itself (``LD_TRACE_LOADED_OBJECTS=1``: its RUNPATH,
+    LD_LIBRARY_PATH, /etc/ld.so.conf.d, ld.so.cache, a patchelf'd interpreter). Empty for
+    a file that is no dynamically linked ELF (a script, a static binary: never run)."""
+    if not _has_interpreter(binary):
+        return []
+    out = proc.run([binary], env={"LD_TRACE_LOADED_OBJECTS": "1"}, timeout=PROBE_TIMEOUT,
+                   check=False)
+    return parse_loaded(out.stdout)
+
+
+def parse_loaded(text: str) -> list[tuple[str, Path | None]]:
+    """The libraries of the loader's trace (``name => /path (0x..)``, ``name => not found``,
+    ``/path/ld-linux.so (0x..)``); the vDSO, which is no file, is left out."""
+    found: list[tuple[str, Path | None]] = []
+    for line in text.splitlines():
+        m = re.fullmatch(r"\s*(\S+) => (?:(/\S+) \(0x[0-9a-f]+\)|not found)\s*", line)
+        if m:
+            found.append((m[1], Path(m[2]) if m[2] else None))
+        elif m := re.fullmatch(r"\s*(/\S+) \(0x[0-9a-f]+\)\s*", line):
+            found.append((Path(m[1]).name, Path(m[1])))
+    return found
+
+
+def _has_interpreter(path: Path) -> bool:
+    """Whether ELF file ``path`` names a dynamic loader (PT_INTERP)."""
     with path.open("rb") as f:
         try:
-            elf = ELFFile(f)
-        except ELFError:  # a wrapper script, say: its content is all there is
-            return [], []
-        section = elf.get_section_by_name(".dynamic")
-        if not isinstance(section, DynamicSection):
-            return [], []
-        needed, search = [], []
-        for tag in section.iter_tags():
-            if tag.entry.d_tag == "DT_NEEDED":
-                needed.append(tag.needed)  # type: ignore[attr-defined]
-            elif tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
-                runpath: str = getattr(tag, "runpath" if tag.entry.d_tag == "DT_RUNPATH"
-                                       else "rpath")
-                search += [Path(d.replace("$ORIGIN", str(path.parent)))
-                           for d in runpath.split(":") if d]
-        return needed, search
+            return any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
+        except ELFError:
+            return False
 
 
 def system_pahole() -> Pahole:
