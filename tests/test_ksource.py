@@ -1,5 +1,7 @@
 """Kernel source discovery and validation."""
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,40 @@ def test_tree_identity_changes_with_content(tmp_path: Path) -> None:
     assert first.version == "6.12.117" and first.label == "src6.12.117"
     (tmp_path / "Kconfig").write_text("config FOO\n\tbool\n")
     assert ksource.local_source(tmp_path).identity != first.identity
+
+
+def git_tree(path: Path) -> Path:
+    """A committed kernel-shaped git tree at ``path``."""
+    path.mkdir(parents=True)
+    (path / "Makefile").write_text(MAKEFILE)
+    (path / "Kconfig").write_text("config FOO\n\tbool\n")
+    for argv in (["init", "-q"], ["add", "."],
+                 ["-c", "user.name=k", "-c", "user.email=k@k", "commit", "-qm", "base"]):
+        subprocess.run(["git", "-C", str(path), *argv], check=True)
+    return path
+
+
+def test_git_identity_writes_nothing_and_ignores_diff_drivers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = git_tree(tmp_path / "linux")
+    index = (tree / ".git/index").read_bytes()
+    time.sleep(0.01)
+    (tree / "Kconfig").write_text("config FOO\n\tbool\n")  # same content, new mtime
+    clean = ksource.local_source(tree).identity
+    assert (tree / ".git/index").read_bytes() == index, "git rewrote the user's index"
+    # A diff driver that prints the same for every edit must not make edits hash alike.
+    driver = tmp_path / "same-diff"
+    driver.write_text("#!/bin/sh\necho same\n")
+    driver.chmod(0o755)
+    monkeypatch.setenv("GIT_EXTERNAL_DIFF", str(driver))
+    (tree / "Kconfig").write_text("config FOO\n\tbool\nconfig BAR\n\tbool\n")
+    one = ksource.local_source(tree).identity
+    (tree / "Kconfig").write_text("config FOO\n\tbool\nconfig BAZ\n\tbool\n")
+    assert len({clean, one, ksource.local_source(tree).identity}) == 3
+
+
+def test_two_checkouts_at_one_commit_are_two_builds(tmp_path: Path) -> None:
+    a = git_tree(tmp_path / "a")
+    b = tmp_path / "b"
+    subprocess.run(["git", "clone", "-q", str(a), str(b)], check=True)
+    assert ksource.local_source(a).identity != ksource.local_source(b).identity

@@ -20,6 +20,11 @@ option(LIBBPF_EMBEDDED "Use the embedded libbpf" OFF)
 if(NOT LIBBPF_EMBEDDED)
   message(FATAL_ERROR "configure with -DLIBBPF_EMBEDDED=ON")
 endif()
+# As dwarves does: unless told not to, the configure step updates the submodules in place.
+option(GIT_SUBMODULE "Check submodules during build" ON)
+if(GIT_SUBMODULE)
+  file(WRITE "${PROJECT_SOURCE_DIR}/lib/bpf/SUBMODULE-RESET" "git submodule update --init")
+endif()
 add_library(dwarves SHARED dwarves.c)
 add_executable(pahole pahole.c)
 target_link_libraries(pahole dwarves)
@@ -58,6 +63,8 @@ def test_checkout_is_built_probed_and_labelled(checkout: Path, tmp_path: Path) -
     assert p.identity == f"1.99+src.{p.build}"
     # The build dir was renamed into the cache: the shared library is still found ($ORIGIN).
     assert p.path.is_relative_to(tmp_path / "cache/pahole")
+    # The user's checkout is never written (no submodule update resetting their lib/bpf).
+    assert not (checkout / "lib/bpf/SUBMODULE-RESET").exists()
 
 
 def test_checkout_is_cached_until_a_source_changes(checkout: Path, tmp_path: Path) -> None:

@@ -66,25 +66,33 @@ def local_source(path: Path) -> KernelSource:
     return KernelSource(path, version, _tree_identity(path), f"src{version}", str(path))
 
 
+# git run on a user's tree writes nothing (plumbing only: `git diff` would refresh and
+# rewrite .git/index; no fsmonitor daemon) and hashes content, not what a configured
+# external diff or textconv driver prints.
+GIT_READ_ONLY = ("--no-optional-locks", "-c", "core.fsmonitor=false")
+
+
 def _tree_identity(path: Path) -> str:
-    """What the tree's content is: for a git checkout, HEAD plus a hash of every change
-    (``git diff HEAD --binary``, so binary changes count) and of every untracked file's
-    name and content; otherwise a hash of every file's path, size and mtime."""
+    """What the tree is: for a git checkout, its path (a build dir records the tree it was
+    configured from: two checkouts at one commit are two builds), HEAD, and a hash of every
+    change (``git diff-index -p --binary HEAD``, so binary changes count) and of every untracked
+    file's name and content; otherwise a hash of every file's path, size and mtime."""
     if (path / ".git").exists():
-        git = proc.require_tool("git")
-        head = proc.run([git, "-C", path, "rev-parse", "HEAD"], timeout=60, check=False)
+        git = [proc.require_tool("git"), *GIT_READ_ONLY, "-C", str(path)]
+        head = proc.run([*git, "rev-parse", "HEAD"], timeout=60, check=False)
         if head.returncode == 0:
             digest = hashlib.sha256()
-            diff = proc.run([git, "-C", path, "diff", "HEAD", "--binary"], timeout=600)
+            diff = proc.run([*git, "diff-index", "-p", "--binary", "--no-ext-diff",
+                             "--no-textconv", "HEAD"], timeout=600)
             digest.update(diff.stdout.encode(errors="surrogateescape"))
-            untracked = proc.run([git, "-C", path, "ls-files", "-z", "--others",
-                                  "--exclude-standard"], timeout=600)
+            untracked = proc.run([*git, "ls-files", "-z", "--others", "--exclude-standard"],
+                                 timeout=600)
             for name in sorted(n for n in untracked.stdout.split("\0") if n):
                 digest.update(f"\0untracked:{name}\0".encode())
                 file = path / name
                 if file.is_file() and not file.is_symlink():
                     digest.update(file.read_bytes())
-            return f"git:{head.stdout.strip()}:{digest.hexdigest()[:16]}"
+            return f"git:{path}:{head.stdout.strip()}:{digest.hexdigest()[:16]}"
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -37,9 +37,11 @@ def cmake_argvs(src: Path, build: Path, jobs: int) -> list[list[str]]:
     """The configure and build command lines for ``src`` in ``build``.
 
     $ORIGIN rpaths keep the binary working after the build dir is renamed into the cache.
+    GIT_SUBMODULE=OFF: dwarves' CMakeLists.txt otherwise runs `git submodule update --init`
+    in the checkout, resetting the user's lib/bpf (and after its identity was taken).
     """
     return [
-        ["cmake", "-S", str(src), "-B", str(build), "-DLIBBPF_EMBEDDED=ON",
+        ["cmake", "-S", str(src), "-B", str(build), "-DGIT_SUBMODULE=OFF", "-DLIBBPF_EMBEDDED=ON",
          "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-D__LIB=lib", "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON"],
         ["cmake", "--build", str(build), "--target", "pahole", "-j", str(jobs)],
     ]
