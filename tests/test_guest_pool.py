@@ -160,3 +160,38 @@ def test_a_boot_that_fails_is_a_loss(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="lost twice"):
         pool.get("k", lambda boot: FailingBoot(tmp_path, boot), owner="p")
     assert starts == [1, 2]
+
+
+def test_kill_never_signals_a_stranger_named_by_a_stale_pidfile(tmp_path: Path) -> None:
+    import subprocess
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        session = GuestSession(vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False),
+                               tmp_path, "guest-A-gw0")
+        session._pidfile.write_text(f"{stranger.pid}\n")  # left by a QEMU killed earlier
+        session.kill()
+        session._child = object()  # type: ignore[assignment]  # as if started, then lost
+        session._pidfile.write_text(f"{stranger.pid}\n")
+        session._child = None
+        session.kill()
+        assert stranger.poll() is None, "kill() signalled a process it did not start"
+        assert not session._pidfile.exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_our_qemu_is_recognised_by_its_pidfile_argument(tmp_path: Path) -> None:
+    import subprocess
+
+    session = GuestSession(vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False),
+                           tmp_path, "guest-A-gw0")
+    qemu = subprocess.Popen(["bash", "-c", "sleep 30; true", "qemu", "-pidfile", str(session._pidfile)],
+                            stderr=subprocess.DEVNULL)  # stands in for QEMU's argv
+    try:
+        session._pidfile.write_text(f"{qemu.pid}\n")
+        assert session._our_qemu() == qemu.pid
+    finally:
+        qemu.kill()
+        qemu.wait()

@@ -83,3 +83,11 @@ def test_no_suite_test_rechecks_what_the_harness_enforces() -> None:
              for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.FunctionDef)}
     assert "test_config_pahole_version_is_the_kernels_pahole" not in names
     assert "test_sys_kernel_btf_vmlinux" not in names
+
+
+def test_a_controller_that_is_pid_1_is_alive() -> None:
+    from harness.run.context import controller_gone
+
+    assert not controller_gone(1, 1)  # ./kbtf as a container entrypoint: PID 1 is the controller
+    assert controller_gone(4242, 1)  # reparented to init: the controller died
+    assert not controller_gone(4242, 4242)

@@ -80,3 +80,29 @@ def test_split_test_id_names_point_and_other_params() -> None:
     nid = "suites/test_pahole.py::test_x[x86_64-debian6.12.117-gcc-pahole1.30-modpahole1.24]"
     assert split_test_id(nid, points) == (points[0], "test_x")
     assert split_test_id("tests/test_a.py::test_b", points) is None
+
+
+def test_module_links_never_lead_out_of_the_copy(tmp_path: Path) -> None:
+    from harness.build.modbuild import copy_module
+
+    user = tmp_path / "user"
+    (user / "drv" / "include").mkdir(parents=True)
+    (user / "drv" / "Kbuild").write_text("obj-m += drv.o\n")
+    (user / "drv" / "include" / "drv.h").write_text("#define X 1\n")
+    (user / "drv" / "drv.h").symlink_to("include/drv.h")  # inside: copied as a file
+    copy_module(user / "drv", tmp_path / "copy")
+    assert not (tmp_path / "copy" / "drv.h").is_symlink()
+    assert (tmp_path / "copy" / "drv.h").read_text() == "#define X 1\n"
+    (user / "shared").mkdir()
+    (user / "drv" / "out").symlink_to("../shared")  # a build writing into out/ escapes
+    with pytest.raises(ConfigError, match=r"out links to .*shared, outside the module"):
+        copy_module(user / "drv", tmp_path / "copy2")
+    assert not (tmp_path / "copy2").exists()
+
+
+def test_a_link_out_of_the_module_is_refused_before_any_build(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "Kbuild").write_text("obj-m += m.o\n")
+    (tmp_path / "m" / "src").symlink_to(tmp_path)
+    with pytest.raises(ConfigError, match="outside the module directory"):
+        parse_spec(str(tmp_path / "m"), tmp_path)

@@ -42,7 +42,8 @@ def test_kbtf_launcher_qemu_argv_and_guest_paths(tmp_path: Path) -> None:
     assert "init=/kbtf/init" in cmdline and "loglevel=7" in cmdline
     assert "local,id=fs_root,path=/roots/s390x,security_model=none,readonly=on" in argv
     assert "virtio-9p-ccw,fsdev=fs_out,mount_tag=kbtf_out" in argv
-    assert "local,id=fs_out,path=/r/run/p/guests/g.out,security_model=none" in argv
+    assert "local,id=fs_out,path=/r/run/p/guests/g.out,security_model=mapped-xattr" in argv
+    assert not [a for a in argv if "security_model=none" in a and "readonly=on" not in a]
     # The most specific share wins: the writable out dir inside the read-only run dir.
     assert s390.guest_path(run / "p/guests/g.out/k.tar.xz") == "/kbtf/out/k.tar.xz"
     assert s390.guest_path(run / "p/modules/m.ko") == "/kbtf/run/p/modules/m.ko"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +13,7 @@ from harness.build import buildlog
 from harness.build.buildroot import BuildRoot
 from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.plan.pahole import Pahole
+from harness.plan.usermod import check_links
 
 MODULES_DIR = REPO / "modules"
 SKIPPED_BTF = "Skipping BTF generation"
@@ -87,8 +87,7 @@ def build_module(
     if not src.is_dir():
         raise ConfigError(f"no module source directory {src}")
     dst = outdir / btf_mode / src.name
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, ignore=_STALE, symlinks=True)
+    copy_module(src, dst)
     log = dst / "build.log"
     argv = make_argv(kernel.arch, source=kernel.dir, module=dst,
                      pahole=pahole.path if pahole else None,
@@ -106,6 +105,15 @@ def build_module(
                        SKIPPED_BTF in log.read_text(errors="replace"))
 
 
+def copy_module(src: Path, dst: Path) -> None:
+    """Copy module dir ``src`` to ``dst`` (replacing it), without earlier build products;
+    links, all inside ``src`` (usermod.check_links), become what they point to: the copy holds no
+    path back into the user's tree for the build to write through. Raises ConfigError."""
+    check_links(src)
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=_STALE, symlinks=False)
+
+
 def built_modules(build_dir: Path) -> tuple[Path, ...]:
     """The .ko files of an M= build dir, in the order of its modules.order."""
     order = build_dir / "modules.order"
@@ -121,7 +129,7 @@ def without_btf(build: ModuleBuild, arch: Arch) -> ModuleBuild:
     ko = build.ko.with_name(f"{build.ko.stem}.nobtf.ko")
     proc.run([arch.tool("objcopy"), "--remove-section", ".BTF", "--remove-section",
               ".BTF.base", build.ko, ko], logfile=build.log, timeout=60)
-    return dataclasses.replace(build, kos=(ko,))
+    return replace(build, kos=(ko,))
 
 
 def strip_section(build: ModuleBuild, arch: Arch, section: str) -> None:

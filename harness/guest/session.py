@@ -227,8 +227,10 @@ class GuestSession:
     def kill(self) -> None:
         """Kill QEMU and vng now. Safe to call twice."""
         _LIVE.discard(self)
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(self._pidfile.read_text().strip()), signal.SIGKILL)
+        if self._child is not None and (pid := self._our_qemu()) is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self._pidfile.unlink(missing_ok=True)
         if self._child is not None:
             if self._child.pid is not None:
                 with contextlib.suppress(OSError):
@@ -238,6 +240,17 @@ class GuestSession:
         if self._serial is not None:
             self._serial.close()
             self._serial = None
+
+    def _our_qemu(self) -> int | None:
+        """The pid in this session's pidfile if that process is the QEMU this session
+        started (its command line names this very pidfile), else None: a stale pidfile's pid
+        may belong to anything by now."""
+        try:
+            pid = int(self._pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if os.fsencode(self._pidfile) in cmdline else None
 
     @property
     def out_dir(self) -> Path:

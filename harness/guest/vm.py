@@ -96,8 +96,11 @@ def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
     mounts = [("root", "/dev/root", spec.root, False)]
     mounts += [(s.name, f"kbtf_{s.name}", s.host, s.writable) for s in spec.shares]
     for name, tag, path, writable in mounts:
-        ro = "" if writable else ",readonly=on"
-        argv += ["-fsdev", f"local,id=fs_{name},path={path},security_model=none{ro}",
+        # A writable share maps the guest's owners, modes and device nodes into xattrs: with
+        # security_model=none a guest root could plant setuid-root files or device nodes
+        # in results/ through a QEMU running as root.
+        model = "mapped-xattr" if writable else "none,readonly=on"
+        argv += ["-fsdev", f"local,id=fs_{name},path={path},security_model={model}",
                  "-device", f"virtio-9p-{t},fsdev=fs_{name},mount_tag={tag}"]
     if spec.initrd is not None:
         argv += ["-initrd", str(spec.initrd)]

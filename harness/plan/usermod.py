@@ -3,6 +3,7 @@ the order their .ko files load in (from the depends= of their .modinfo)."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ def parse_spec(text: str, repo: Path) -> ModuleSpec:
     """'PATH[:param=value[:param=value...]]' -> ModuleSpec (relative paths: from the
     working directory, else from the repository).
 
-    Raises ConfigError if the directory is missing or has no obj-m in Kbuild/Makefile.
+    Raises ConfigError if the directory is missing, has no obj-m in Kbuild/Makefile, or a
+    link leading out of it (before any build).
     """
     path_text, *params = text.split(":")
     bad = [p for p in params if not re.fullmatch(r"[A-Za-z_]\w*=\S*", p)]
@@ -56,7 +58,25 @@ def parse_spec(text: str, repo: Path) -> ModuleSpec:
             errors="replace"), re.MULTILINE) for f in kbuild):
         raise ConfigError(f"--module {path}: no Kbuild or Makefile with obj-m: not an "
                           "out-of-tree module directory")
+    check_links(path)
     return ModuleSpec(path, tuple(params))
+
+
+def check_links(src: Path) -> None:
+    """Raises ConfigError for a symlink in module dir ``src`` that leaves it or leads
+    nowhere: kbtf copies the module and never follows a link out of it."""
+    top = src.resolve()
+    for root, dirs, files in os.walk(src):
+        for name in [*dirs, *files]:
+            link = Path(root) / name
+            if not link.is_symlink():
+                continue
+            target = link.resolve()
+            if not target.exists() or not target.is_relative_to(top):
+                raise ConfigError(f"--module {src}: {link.relative_to(src)} links to {target}, "
+                                  "outside the module directory (or nowhere): copy what it "
+                                  "points to into the module, or pass the directory that "
+                                  "holds both")
 
 
 def module_name(ko: Path) -> str:

@@ -318,5 +318,12 @@ def end_cleanly_on_sigterm(controller_pid: int | None) -> None:
         signal.signal(signal.SIGTERM, interrupt)
     if controller_pid is not None:
         proc.die_with_parent(signal.SIGTERM)
-        if os.getppid() != controller_pid:
+        if controller_gone(controller_pid, os.getppid()):
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def controller_gone(controller_pid: int, parent_pid: int) -> bool:
+    """Whether a worker's controller died before the worker asked to die with it: its
+    parent is no longer the controller (it was reparented). The controller may well be
+    PID 1 itself (./kbtf as a container's entrypoint)."""
+    return parent_pid != controller_pid
