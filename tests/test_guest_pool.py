@@ -187,8 +187,9 @@ def test_our_qemu_is_recognised_by_its_pidfile_argument(tmp_path: Path) -> None:
 
     session = GuestSession(vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False),
                            tmp_path, "guest-A-gw0")
-    qemu = subprocess.Popen(["bash", "-c", "sleep 30; true", "qemu", "-pidfile", str(session._pidfile)],
-                            stderr=subprocess.DEVNULL)  # stands in for QEMU's argv
+    # Stands in for QEMU: a live process whose argv names the pidfile.
+    qemu = subprocess.Popen(["bash", "-c", "sleep 30; true", "qemu", "-pidfile",
+                             str(session._pidfile)])
     try:
         session._pidfile.write_text(f"{qemu.pid}\n")
         assert session._our_qemu() == qemu.pid
