@@ -3,22 +3,30 @@ when complete, under a file lock shared by every process (xdist workers)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from harness import proc
-from harness.errors import KbtfError
+from harness.errors import HarnessError, KbtfError
 
 log = logging.getLogger("kbtf")
 # A temp dir of populate(): "." + the entry's name + "-" + mkdtemp's 8 random characters.
 RELOCATE_TIMEOUT = 300  # grep over a kernel build dir (~1 GB): ~2 s warm
+# Waiting for another process's entry: said every LOCK_POLL seconds (who holds it, since
+# when); given up after LOCK_LIMIT (times $KBTF_TIMEOUT_SCALE), longer than the longest
+# build a holder can run (a kernel compile's 2 h timeout plus its configure and copy).
+LOCK_POLL = 30.0
+LOCK_LIMIT = 3 * 3600.0
 _TEMP = re.compile(r"\.(?P<entry>.+)-[a-z0-9_]{8}")
 
 
@@ -34,10 +42,12 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
     ``final`` before the rename.
     """
     if ready():
+        mark_used(final)
         return
     final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
+    with _locked(final):
         if ready():
+            mark_used(final)
             return
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
@@ -46,6 +56,7 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
                 relocate_text(tmp, final)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
+            mark_used(final)
         except KbtfError as exc:
             if log_name is not None:
                 exc.log = final.parent / f"failed-{final.name}.log"
@@ -54,6 +65,48 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def used_stamp(final: Path) -> Path:
+    """The file whose mtime says when entry ``final`` was last used (./kbtf cache)."""
+    return final.parent / f"{final.name}.used"
+
+
+def mark_used(final: Path) -> None:
+    """Stamp entry ``final`` as used now (a read-only cache just goes unstamped)."""
+    with contextlib.suppress(OSError):
+        used_stamp(final).touch()
+
+
+@contextlib.contextmanager
+def _locked(final: Path) -> Iterator[None]:
+    """Hold ``final``'s entry lock, saying who holds it while waiting (its holder file:
+    pid, command, since when) every LOCK_POLL seconds. Raises HarnessError past LOCK_LIMIT."""
+    lock = FileLock(str(final) + ".lock")
+    holder = Path(str(final) + ".lock.holder")
+    start = time.monotonic()
+    limit = LOCK_LIMIT * proc.timeout_scale()
+    while True:
+        try:
+            lock.acquire(timeout=LOCK_POLL)
+            break
+        except Timeout:
+            who = holder.read_text().strip() if holder.exists() else "unknown holder"
+            waited = time.monotonic() - start
+            if waited >= limit:
+                raise HarnessError(f"cache entry {final.name} is still locked after "
+                                   f"{waited:.0f}s by {who}: if that process is gone, remove "
+                                   f"{lock.lock_file}", log=holder) from None
+            msg = f"kbtf: waiting {waited:.0f}s for {final.name}, locked by {who}"
+            log.warning("%s", msg)
+            print(msg, file=sys.stderr, flush=True)
+    try:
+        holder.write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since "
+                          f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
 
 
 # Files relocate_text leaves alone: logs say where things really ran.

@@ -72,3 +72,34 @@ def test_relocated_entry_names_its_final_path_and_keeps_mtimes(tmp_path: Path) -
     assert (final / "Makefile").stat().st_mtime_ns == 1_000_000_000, "make would rebuild"
     assert str(final) not in (final / "kbtf-build.log").read_text(), "logs say where it ran"
     assert str(final).encode() not in (final / "vmlinux").read_bytes(), "binaries untouched"
+
+
+def test_a_held_lock_says_who_holds_it_and_gives_up(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.errors import HarnessError
+
+    final = tmp_path / "kernels" / "x86_64-6.12.117-1daae14e5b812dde"
+    final.parent.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from filelock import FileLock; "
+        f"l = FileLock({str(final) + '.lock'!r}); l.acquire(); "
+        f"open({str(final) + '.lock.holder'!r}, 'w')"
+        ".write('pid 4242 (./kbtf pytest) since 05:00'); "
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    monkeypatch.setattr(cacheentry, "LOCK_POLL", 0.2)
+    monkeypatch.setattr(cacheentry, "LOCK_LIMIT", 0.7)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(HarnessError, match=r"still locked after \d+s by pid 4242 \(./kbtf "
+                           r"pytest\) since 05:00: if that process is gone, remove .*\.lock"):
+            cacheentry.populate(final, lambda: False, lambda tmp: None)
+    finally:
+        holder.kill()
+    said = capsys.readouterr().err
+    assert "kbtf: waiting" in said and "locked by pid 4242 (./kbtf pytest) since 05:00" in said
+    def fill(tmp: Path) -> None:
+        (tmp / "done").write_text("x")
+
+    cacheentry.populate(final, final.exists, fill)
+    assert (final / "done").exists() and not Path(str(final) + ".lock.holder").exists()
