@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the pahole `make M=` runs (a matrix axis, repeatable; same specs); "
                     "default: the kernel's. Varying it never rebuilds the kernel")
     group.addoption("--module", action="append", default=None, metavar="PATH[:param=value]",
-                    help="an out-of-tree module directory (Kbuild or Makefile with obj-m) to "
+                    help="an out-of-tree module directory (with a Kbuild or Makefile) to "
                     "build, load and check in every BTF mode (repeatable; never written to); "
                     ":param=value pairs are passed to insmod. kbtf's modules/kbtf_hello is "
                     "always checked")

@@ -76,3 +76,13 @@ def test_the_failing_recipes_own_environment_trouble_is_still_the_environments(
             "cc1: out of memory allocating 65536 bytes\nKilled signal terminated program cc1\n"
             "make[2]: *** [scripts/Makefile.build:229: /m/kbtf_hello.o] Error 1\n")
     assert type(classify(tmp_path, text)) is HarnessError
+
+
+def test_modpost_undefined_symbol_is_the_telling_line(tmp_path: Path) -> None:
+    text = ("  MODPOST /m/Module.symvers\n"
+            'ERROR: modpost: "crypto_alloc_ahash" [/m/ovpn-dco-v2.ko] undefined!\n'
+            "make[3]: *** [scripts/Makefile.modpost:145: /m/Module.symvers] Error 1\n"
+            "make[2]: *** [/k/Makefile:1877: modpost] Error 2\n")
+    err = classify(tmp_path, text)
+    assert isinstance(err, BuildFailure)
+    assert 'ERROR: modpost: "crypto_alloc_ahash" [/m/ovpn-dco-v2.ko] undefined!' in str(err)

@@ -22,6 +22,8 @@ _REASONS = (
     re.compile(r"pahole.*(?:unrecognized|error|Error|failed)|(?:error|Error).*pahole|"
                r"FAILED to distill base BTF|FAILED: btf permute|FAILED to sort BTF|"
                r"FAILED: (?:load (?:base )?BTF|malformed BTF)|resolve_btfids: "),
+    # modpost: a symbol the kernel does not export (an option it lacks), a license problem.
+    re.compile(r"^ERROR: modpost: "),
     re.compile(r"\berror\b|\bError \d+|FAILED"),
 )
 
