@@ -75,7 +75,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     excinfo = call.excinfo
     if excinfo is None:
         return report
-    if excinfo.errisinstance(ProductFailure):
+    if excinfo.errisinstance(ProductFailure) and report.when == "setup" and (
+            first := _reported_before(item, excinfo.value)) is not None:
+        # A failed session fixture (a module or kernel build) is re-raised for every test
+        # that needs it: FAILED once, "not run" for the others.
+        report.outcome = "skipped"
+        line = str(excinfo.value).splitlines()[0]
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: not run: {line} (FAILED in {first})")
+    elif excinfo.errisinstance(ProductFailure):
         report.outcome = "failed"
         report.longrepr = f"FAILED ({type(excinfo.value).__name__}): {excinfo.value}"
         if report.when == "setup":
@@ -96,6 +104,20 @@ class OutcomeRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
             self.run.record(report.nodeid, outcome_label(report))
+
+
+# Product failures of fixtures already reported, per process: id -> (the error, its test).
+_FIXTURE_FAILURES = pytest.StashKey[dict[int, tuple[BaseException, str]]]()
+
+
+def _reported_before(item: pytest.Item, error: BaseException) -> str | None:
+    """The test that already FAILED with this very error object (a session fixture's,
+    re-raised), else None (and ``item`` becomes that test)."""
+    seen = item.config.stash.setdefault(_FIXTURE_FAILURES, {})
+    if id(error) in seen:
+        return seen[id(error)][1]
+    seen[id(error)] = (error, item.nodeid)
+    return None
 
 
 def outcome_label(report: pytest.TestReport) -> str:

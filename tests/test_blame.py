@@ -110,3 +110,29 @@ def test_a_crashed_xdist_worker_is_an_error() -> None:
     pytest_handlecrashitem("suites/t.py::test_x[p]", report, sched=None)
     assert report.failed and report.when == "setup"  # pytest counts it as an error
     assert str(report.longrepr).startswith("HarnessError: worker 'gw0' crashed")
+
+
+def test_a_failed_build_fails_once_and_the_tests_needing_it_are_not_run(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HEADER + """
+@pytest.fixture(scope="session")
+def module():
+    raise BuildFailure("module build of ovpn_dco failed: ERROR: modpost: \\"crypto_alloc_ahash\\" "
+                       "[ovpn-dco-v2.ko] undefined!")
+
+def test_builds(module):
+    pass
+
+def test_loads(module):
+    pass
+
+def test_kfunc(module):
+    pass
+""")
+    result = pytester.runpytest_inprocess("-p", "suites.blame", "-p", "no:cacheprovider", "-rA",
+                                          "-W", "ignore::pytest.PytestAssertRewriteWarning")
+    assert result.parseoutcomes() == {"failed": 1, "skipped": 2}
+    result.stdout.fnmatch_lines_random([
+        "FAILED test_*.py::test_builds*",
+        "SKIPPED * not run: module build of ovpn_dco failed: ERROR: modpost: *(FAILED in "
+        "test_*.py::test_builds)"])
