@@ -65,5 +65,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="break things on purpose to see the suites fail: strip a BTF section "
                     "from the built modules (objcopy), or load modules/kbtf_fault after "
                     "kbtf_hello, which WARNs, Oopses or sleeps forever in its init")
+    group.addoption("--point", action="append", default=None, metavar="ID",
+                    help="run only this unit of the plan (a kernel's points, or a distro "
+                    "kernel) or this one point (repeatable); ./kbtf plan lists the ids")
+    group.addoption("--plan", action="store_true",
+                    help="print the plan of this command line as JSON (one unit per kernel, "
+                    "with the arguments that run only it) and exit; builds nothing")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

@@ -18,7 +18,7 @@ from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
 from harness.run.context import RunContext, RunOptions, end_cleanly_on_sigterm
 from harness.run.pointrun import PointRun, note_guest
-from suites import blame
+from suites import blame, planmode
 
 RUN = pytest.StashKey[RunContext]()
 # Kernel fixture -> the kernel variant it needs (plan/kernelreq.VARIANTS).
@@ -32,6 +32,8 @@ def ctx(config: pytest.Config) -> RunContext:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     worker_input = getattr(config, "workerinput", None)
+    if config.option.plan:
+        planmode.print_plan(config)  # and exit
     if worker_input is None and not config.option.xmlpath:
         config.option.xmlpath = "@junit"  # replaced by the run dir's once it exists
     end_cleanly_on_sigterm(worker_input["kbtf_controller_pid"] if worker_input else None)

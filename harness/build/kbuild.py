@@ -95,6 +95,13 @@ def is_complete(entry: Path) -> bool:
     return not meta.get("seeded_from") or meta.get("seed_recipe") == SEED_RECIPE
 
 
+def cached_entry(req: KernelRequest, cache_dir: Path) -> Path | None:
+    """The finished cache entry of ``req``, if there is one (nothing is built)."""
+    key = cache_key(req, toolchain.identity(req.toolchain, req.arch))
+    entry = cache_dir / "kernels" / entry_name(req, key)
+    return entry if is_complete(entry) else None
+
+
 def entry_name(req: KernelRequest, key: str) -> str:
     """The cache dir name: x86_64-6.12.117[-llvm-19][-prime]-<key>."""
     chain = "" if req.toolchain == GCC else f"-{req.toolchain.name}"
@@ -223,8 +230,10 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
     configured = _validate(req, out, log, requested)
     progress(f"kbtf: config ok ({len(requested)} options verified, CONFIG_PAHOLE_VERSION="
              f"{req.pahole.code}), compiling")
+    started = time.monotonic()
     _compile(req, out, log, progress)
     meta = {
+        "build_seconds": round(time.monotonic() - started),
         "cache_version": CACHE_VERSION,
         "arch": req.arch.name,
         "source": req.source.identity,

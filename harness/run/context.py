@@ -30,7 +30,7 @@ from harness.guest.session import GuestSession, boot_spec
 from harness.plan.kernelreq import VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_spec
-from harness.run import results
+from harness.run import plan, results
 from harness.run.pointrun import DistroRun, PointRun, guest_shares, worker_id
 
 log = logging.getLogger("kbtf")
@@ -59,6 +59,7 @@ class RunOptions:
     accel: str = "auto"
     cache_dir: str | None = None
     btf_growth_limit: float | None = None
+    point: list[str] | None = None  # --point: run only these units of the plan
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
@@ -104,6 +105,26 @@ def no_baseline(point: MatrixPoint, baseline: MatrixPoint) -> str | None:
             "compare its module BTF with (add --pahole or --module-pahole)")
 
 
+def resolve(options: RunOptions, cache: Path
+            ) -> tuple[list[MatrixPoint], list[distro.DistroKernel]]:
+    """The matrix points and distro kernels of ``options`` (the plan of the run). A tree
+    whose BTF rules kbtf cannot read stops here, before any build. Raises HarnessError."""
+    points = resolve_points(options.arch, options.kernel, options.pahole or [],
+                            options.kconfig_add, cache, options.module_pahole,
+                            options.launcher, options.toolchain)
+    for source in {p.kernel.source.path for p in points}:
+        read_rules(source)
+    distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
+    return ([] if options.distro_only else points), distros
+
+
+def plan_json(options: RunOptions, args: list[str]) -> str:
+    """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
+    Resolves (the same downloads as a run's start), builds nothing. Raises HarnessError."""
+    cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
+    return json.dumps(plan.units(*resolve(options, cache), args, cache), indent=2) + "\n"
+
+
 @dataclass
 class RunContext:
     """The run as this process sees it (made by ``start``)."""
@@ -130,13 +151,9 @@ class RunContext:
         else:
             run_dir = Path(str(worker_input["kbtf_run_dir"]))
         _log_to(run_dir / f"kbtf-{worker_id()}.log")
-        points = resolve_points(options.arch, options.kernel, options.pahole or [],
-                                options.kconfig_add, cache, options.module_pahole,
-                                options.launcher, options.toolchain)
-        for source in {p.kernel.source.path for p in points}:
-            read_rules(source)  # a tree whose BTF rules kbtf cannot read stops the run now
-        distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
-        ctx = cls(options, run_dir, cache, [] if options.distro_only else points, distros,
+        points, distros = resolve(options, cache)
+        points, distros = plan.select(points, distros, options.point or [])
+        ctx = cls(options, run_dir, cache, points, distros,
                   module_specs(options.module or []), False,
                   None if worker_input is None else worker_id())
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None

@@ -1,0 +1,58 @@
+"""The plan of a run: its independently buildable units (a kernel build and the points that
+run on it, or a distro kernel), each with a stable id and the exact arguments that run only
+it (``--point ID``), for CI matrices. Pure but for reading the cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.build import kbuild
+from harness.build.distro import DistroKernel
+from harness.errors import ConfigError
+from harness.plan.matrix import MatrixPoint
+
+
+def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: Sequence[str],
+          cache: Path) -> list[dict[str, object]]:
+    """One entry per kernel of ``points`` (its id: the points' kernel_id) and per distro
+    kernel: id, label, the point ids it runs, whether its kernel A is in the cache (and how
+    long that build took), and ``args`` plus ``--point ID``."""
+    entries: dict[str, dict[str, object]] = {}
+    for p in points:
+        unit = entries.setdefault(p.kernel_id, {
+            "id": p.kernel_id, "label": f"{p.kernel.arch.name} {p.kernel.source.label} "
+            f"{p.kernel.toolchain.name} {p.kernel.pahole.label}", "points": [],
+            **_cached(p, cache), "args": [*args, "--point", p.kernel_id]})
+        unit["points"].append(p.id)  # type: ignore[attr-defined]
+    for k in distros:
+        entries[k.label] = {"id": k.label, "label": f"{k.arch.name} {k.release} (distro)",
+                            "points": [k.label], "kernel_cached": True,
+                            "args": [*args, "--point", k.label]}
+    return list(entries.values())
+
+
+def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
+    """Whether ``point``'s kernel A is in the cache, and its build seconds when recorded."""
+    entry = kbuild.cached_entry(point.kernel, cache)
+    if entry is None:
+        return {"kernel_cached": False}
+    meta = json.loads((entry / "kbtf-build.json").read_text())
+    return {"kernel_cached": True, "build_seconds": meta.get("build_seconds")}
+
+
+def select(points: list[MatrixPoint], distros: list[DistroKernel], wanted: Sequence[str]
+           ) -> tuple[list[MatrixPoint], list[DistroKernel]]:
+    """The points and distro kernels of the units (or single points) named in ``wanted``
+    (--point; empty: all). Raises ConfigError for an id the plan does not have."""
+    if not wanted:
+        return points, distros
+    known = {p.kernel_id for p in points} | {p.id for p in points} | {k.label for k in distros}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        ids = sorted({p.kernel_id for p in points} | {k.label for k in distros})
+        raise ConfigError(f"--point {unknown[0]}: not in this run's plan; its ids: "
+                          f"{', '.join(ids)} (./kbtf plan <the same options> lists them)")
+    return ([p for p in points if p.kernel_id in wanted or p.id in wanted],
+            [k for k in distros if k.label in wanted])
