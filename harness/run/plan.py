@@ -5,6 +5,7 @@ it (``--point ID``), for CI matrices. Pure but for reading the cache."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,3 +57,45 @@ def select(points: list[MatrixPoint], distros: list[DistroKernel], wanted: Seque
                           f"{', '.join(ids)} (./kbtf plan <the same options> lists them)")
     return ([p for p in points if p.kernel_id in wanted or p.id in wanted],
             [k for k in distros if k.label in wanted])
+
+
+# GitHub Actions runs at most this many jobs of one matrix.
+MATRIX_LIMIT = 256
+
+
+def ci_jobs(units_: Sequence[dict[str, object]], limit: int = MATRIX_LIMIT
+            ) -> list[dict[str, str]]:
+    """CI jobs for a plan: one per unit, or, past ``limit`` units, ``limit`` jobs each
+    running several units (round robin). Each: a name and its ``--point`` arguments."""
+    groups: list[list[dict[str, object]]] = [[] for _ in range(min(limit, len(units_)))]
+    for n, unit in enumerate(units_):
+        groups[n % len(groups)].append(unit)
+    return [{"name": str(g[0]["label"]) if len(g) == 1 else f"group {n + 1} of {len(groups)}",
+             "points": " ".join(f"--point {u['id']}" for u in g)}
+            for n, g in enumerate(groups)]
+
+
+def gitlab_child(jobs: Sequence[dict[str, str]]) -> dict[str, object]:
+    """A GitLab child pipeline running ``jobs`` (ci_jobs), results kept as artifacts."""
+    return {f"kbtf {job['name']}": {
+        "stage": "test", "image": "debian:bookworm", "timeout": "3h",
+        "script": [f"./kbtf pytest suites/ -n auto $KBTF_ARGS {job['points']}"],
+        "artifacts": {"when": "always", "paths": ["results/"], "reports": {
+            "junit": "results/latest/junit.xml"}}} for job in jobs} | {"stages": ["test"]}
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m harness.run.plan github|gitlab PLAN.json``: the plan as a GitHub matrix
+    (``{"include": [...]}``, one line) or a GitLab child pipeline (JSON is YAML)."""
+    if len(argv) != 2 or argv[0] not in ("github", "gitlab"):
+        print("usage: python -m harness.run.plan github|gitlab PLAN.json", file=sys.stderr)
+        return 2
+    jobs = ci_jobs(json.loads(Path(argv[1]).read_text()))
+    out = {"include": jobs} if argv[0] == "github" else gitlab_child(jobs)
+    print(json.dumps(out, separators=(",", ":") if argv[0] == "github" else None, indent=None
+                     if argv[0] == "github" else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
