@@ -45,7 +45,9 @@ def test_other_failures_are_not_a_missing_btf() -> None:
 def test_traceable_functions_of_one_module() -> None:
     listing = "do_sys_open\nkbtf_hello_poke [kbtf_hello]\ndrill_act_write [drill_mod]\n"
     assert traceable(listing, "kbtf_hello") == {"kbtf_hello_poke"}
-    assert attach_program("kprobe:f").startswith("kprobe:f { @hits = count(); }")
+    assert attach_program("kprobe:f").startswith("kprobe:f { @hits0 = count(); }")
+    both = attach_program("kprobe:f", "kfunc:m:f")
+    assert both.startswith("kprobe:f { @hits0 = count(); } kfunc:m:f { @hits1 = count(); }")
 
 
 def test_map_values_and_printed_values_are_exact() -> None:

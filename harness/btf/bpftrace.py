@@ -35,10 +35,11 @@ def printed_values(output: str, key: str) -> list[int]:
     return [int(v) for v in re.findall(rf"^{re.escape(key)}=(-?\d+)\s*$", output, re.MULTILINE)]
 
 
-def attach_program(probe: str) -> str:
-    """A bpftrace program that attaches ``probe``, counts its hits and exits after a second:
-    it exits 0 exactly when the probe attached."""
-    return f"{probe} {{ @hits = count(); }} interval:s:1 {{ exit(); }}"
+def attach_program(*probes: str) -> str:
+    """A bpftrace program that attaches ``probes``, counts their hits and exits after a
+    second: it exits 0 exactly when every probe attached."""
+    counted = " ".join(f"{p} {{ @hits{n} = count(); }}" for n, p in enumerate(probes))
+    return f"{counted} interval:s:1 {{ exit(); }}"
 
 
 def traceable(available_filter_functions: str, module: str) -> set[str]:

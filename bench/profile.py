@@ -1,0 +1,105 @@
+"""Benchmark: where a run's wall time goes, per arch and phase, from its own results.
+
+Usage: ./kbtf python -m bench.profile [RESULTS_DIR]   (default: results/latest)
+
+Reads the workers' logs (kbtf-gw*.log): each line is an event of that worker and the time
+since its previous line is charged to it: a guest command to its kind (bpftrace, insmod,
+bpftool, ...), a boot to "boot", a host command to its program. The arch of a guest is the
+QEMU of its boot; of a host command, its ARCH= or the kernel path it names. Prints a
+markdown table (seconds, count) for bench/RESULTS.md, and the junit.xml wall time.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+from harness.arches import ARCHES
+
+_LINE = re.compile(r"^(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (?P<msg>.*)$")
+_GUEST_CMD = re.compile(r"^guest (?P<name>\S+): (?P<cmd>.*) -> rc -?\d+$")
+_BOOTED = re.compile(r"^guest (?P<name>\S+): shell after")
+_QEMU = re.compile(r"^run: \S*qemu-system-(?P<qarch>\w+).*?-pidfile \S*/(?P<name>[^/\s]+)"
+                   r"\.qemu\.pid")
+_HOST = re.compile(r"^run \(timeout \d+s\): (?:\(cd \S+ && )?(?P<argv>.*)$")
+_QEMU_ARCH = {a.qemu.removeprefix("qemu-system-"): a.name for a in ARCHES.values()}
+_KERNEL_ARCH = {a.kernel_arch: a.name for a in ARCHES.values()}
+
+
+def kind_of(command: str) -> str:
+    """The kind a guest command is counted under: its program (bpftrace, insmod, ...)."""
+    words = command.split()
+    return words[0].rsplit("/", 1)[-1] if words else "(empty)"
+
+
+def host_kind(argv: str) -> tuple[str, str]:
+    """(arch or '-', kind) of a host command line."""
+    words = argv.split()
+    program = words[0].rsplit("/", 1)[-1] if words else "?"
+    arch = next((_KERNEL_ARCH.get(w.removeprefix("ARCH="), "-") for w in words
+                 if w.startswith("ARCH=")), None)
+    if arch is None:
+        arch = next((a for a in ARCHES if f"/{a}-" in argv), "-")
+    return arch, f"host {program}"
+
+
+def profile(log_text: str) -> dict[tuple[str, str], list[float]]:
+    """(arch, kind) -> durations, from one worker's log."""
+    spent: dict[tuple[str, str], list[float]] = defaultdict(list)
+    arch_of: dict[str, str] = {}
+    last: datetime | None = None
+    for line in log_text.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        t = datetime.strptime(m["t"], "%Y-%m-%d %H:%M:%S,%f")
+        took, last = ((t - last).total_seconds() if last else 0.0), t
+        msg = m["msg"]
+        if q := _QEMU.match(msg):
+            arch_of[q["name"]] = _QEMU_ARCH.get(q["qarch"], q["qarch"])
+            spent[(arch_of[q["name"]], "pytest between events")].append(took)
+        elif b := _BOOTED.match(msg):
+            spent[(arch_of.get(b["name"], "?"), "boot")].append(took)
+        elif g := _GUEST_CMD.match(msg):
+            spent[(arch_of.get(g["name"], "?"), f"guest {kind_of(g['cmd'])}")].append(took)
+        elif h := _HOST.match(msg):
+            spent[host_kind(h["argv"])].append(took)
+    return spent
+
+
+def junit_wall(run: Path) -> float | None:
+    """The test session's time from junit.xml, if there is one."""
+    try:
+        root = ElementTree.parse(run / "junit.xml").getroot()
+    except (OSError, ElementTree.ParseError):
+        return None
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    return float(suite.get("time", 0)) if suite is not None else None
+
+
+def table(spent: dict[tuple[str, str], list[float]]) -> str:
+    """Markdown table, biggest first."""
+    rows = sorted(spent.items(), key=lambda kv: -sum(kv[1]))
+    out = ["| arch | phase | seconds | count | mean s |", "| --- | --- | --- | --- | --- |"]
+    out += [f"| {arch} | {kind} | {sum(d):.1f} | {len(d)} | {sum(d) / len(d):.1f} |"
+            for (arch, kind), d in rows if sum(d) >= 0.5]
+    return "\n".join(out)
+
+
+def main() -> None:
+    run = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/latest")
+    spent: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for log in sorted(run.glob("kbtf-gw*.log")) or [run / "kbtf-main.log"]:
+        for key, durations in profile(log.read_text(errors="replace")).items():
+            spent[key] += durations
+    print(f"run {run.resolve().name}: junit time {junit_wall(run)} s; worker time charged "
+          f"{sum(sum(d) for d in spent.values()):.0f} s\n")
+    print(table(spent))
+
+
+if __name__ == "__main__":
+    main()
