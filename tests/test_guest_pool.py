@@ -3,6 +3,7 @@ loss in a row ends the point; a passing test breaks the row."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,9 @@ def test_our_qemu_is_recognised_by_its_pidfile_argument(tmp_path: Path) -> None:
                              str(session._pidfile)])
     try:
         session._pidfile.write_text(f"{qemu.pid}\n")
+        deadline = time.monotonic() + 10  # until the child has exec'd its argv
+        while session._our_qemu() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert session._our_qemu() == qemu.pid
     finally:
         qemu.kill()
