@@ -48,26 +48,32 @@ def host_kind(argv: str) -> tuple[str, str]:
 
 
 def profile(log_text: str) -> dict[tuple[str, str], list[float]]:
-    """(arch, kind) -> durations, from one worker's log."""
+    """(arch, kind) -> durations, from one worker's log. A boot is charged from its QEMU's
+    start to its shell answering (the commands of the boot itself included)."""
     spent: dict[tuple[str, str], list[float]] = defaultdict(list)
     arch_of: dict[str, str] = {}
+    booting: dict[str, datetime] = {}  # guest -> when its QEMU started
     last: datetime | None = None
     for line in log_text.splitlines():
         m = _LINE.match(line)
         if m is None:
             continue
         t = datetime.strptime(m["t"], "%Y-%m-%d %H:%M:%S,%f")
-        took, last = ((t - last).total_seconds() if last else 0.0), t
-        msg = m["msg"]
+        took, msg = ((t - last).total_seconds() if last else 0.0), m["msg"]
         if q := _QEMU.match(msg):
             arch_of[q["name"]] = _QEMU_ARCH.get(q["qarch"], q["qarch"])
-            spent[(arch_of[q["name"]], "pytest between events")].append(took)
+            spent[(arch_of[q["name"]], "between events")].append(took)
+            booting[q["name"]] = t
         elif b := _BOOTED.match(msg):
-            spent[(arch_of.get(b["name"], "?"), "boot")].append(took)
-        elif g := _GUEST_CMD.match(msg):
+            start = booting.pop(b["name"], last or t)
+            spent[(arch_of.get(b["name"], "?"), "boot")].append((t - start).total_seconds())
+        elif (g := _GUEST_CMD.match(msg)) and g["name"] not in booting:
             spent[(arch_of.get(g["name"], "?"), f"guest {kind_of(g['cmd'])}")].append(took)
         elif h := _HOST.match(msg):
             spent[host_kind(h["argv"])].append(took)
+        elif not g:
+            continue  # an event that is no step: its time goes to the next one
+        last = t
     return spent
 
 

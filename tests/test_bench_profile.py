@@ -1,0 +1,19 @@
+"""bench/profile.py charges each worker-log event the time since the previous one, to the
+arch of its guest (from the boot's QEMU) or of its host command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.profile import profile
+
+LOG = (Path(__file__).parent / "data" / "profile-worker.log").read_text()
+
+
+def test_events_are_charged_to_their_arch_and_kind() -> None:
+    spent = profile(LOG)
+    assert spent[("s390x", "guest bpftrace")] == [12.0]
+    assert spent[("s390x", "guest insmod")] == [2.0]
+    assert spent[("s390x", "boot")] == [5.2]  # QEMU start to the shell, its `true` included
+    assert spent[("s390x", "host make")] == [0.2]
+    assert ("s390x", "guest true") not in spent
