@@ -16,7 +16,8 @@ from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun
 
-SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops", "hang-on-load": "hang"}
+SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops", "hang-on-load": "hang",
+                   "warn-at-poweroff": "poweroff"}
 
 
 @pytest.fixture

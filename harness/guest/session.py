@@ -354,7 +354,7 @@ class GuestSession:
             self.kill()
             # The guest is dead: what follows (the panic) belongs to this crash.
             self._seen = len(self.console_log.read_text(errors="replace"))
-            raise KernelTrouble(f"guest {self.name}: kernel crashed during {what!r}:\n"
+            raise KernelTrouble(f"guest {self.name}: kernel crashed or hung during {what!r}:\n"
                                 f"{trouble.excerpt}", log=self.console_log)
         raise KernelTrouble(f"guest {self.name}: kernel warning during {what!r}:\n"
                             f"{trouble.excerpt}", log=self.console_log, fatal=False)
