@@ -2,7 +2,10 @@
 kernel of the first, against a clean build of the same request.
 
 Usage: ./kbtf python -m bench.increment [--arch x86_64] [--kernel debian:6.12]
-           [--base debian:1.30] [--pahole debian:1.32] [--no-clean]
+           [--base debian:1.30] [--pahole debian:1.32] [--no-clean] [--kconfig-add ITEM]
+
+With --kconfig-add CONFIG_IKHEADERS=n nothing else forces the final link: on 7.x the
+increment must still re-encode the vmlinux BTF (kbuild.FINAL_LINK).
 
 1. kernel A with --base's pahole, in the default cache (built first if missing);
 2. kernel A with --pahole's, in the default cache: kbuild seeds it with a copy of (1) and
@@ -47,12 +50,15 @@ def main() -> None:
     parser.add_argument("--base", default="debian:1.30", help="pahole of the cached kernel")
     parser.add_argument("--pahole", default="debian:1.32", help="pahole of the new kernel")
     parser.add_argument("--no-clean", action="store_true", help="skip the clean build")
+    parser.add_argument("--kconfig-add", action="append", default=[], metavar="ITEM",
+                        help="as the pytest option: a fragment file or CONFIG_X=v")
     args = parser.parse_args()
     cache = kbuild.default_cache_dir()
     source = ksource.resolve(args.kernel, cache)
     arch = get_arch(args.arch)
-    base = KernelRequest(arch, source, resolve_pahole(args.base, cache))
-    new = KernelRequest(arch, source, resolve_pahole(args.pahole, cache))
+    extra = tuple(args.kconfig_add)
+    base = KernelRequest(arch, source, resolve_pahole(args.base, cache), extra)
+    new = KernelRequest(arch, source, resolve_pahole(args.pahole, cache), extra)
     kbuild.ensure_kernel(base, cache, print)
     incremental, inc_s = timed_build(new, cache)
     meta = json.loads((incremental.dir / "kbtf-build.json").read_text())
