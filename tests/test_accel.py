@@ -115,7 +115,7 @@ def test_silent_kvm_boot_is_retried_under_tcg_once(tmp_path: Path, fast_deadline
                                                       "guest-A-gw0", boot))
     try:
         assert time.monotonic() - start < 15
-        assert not session.spec.kvm and session.accel == f"tcg ({accel.KVM_SILENT})"
+        assert not session.spec.kvm and session.accel == accel.TCG_AFTER_SILENT_KVM
         assert session.run("true").ok
         # The silent attempt's logs stay; QEMU's warning is in its own log, not the console.
         assert "requested feature" in (logdir / "guest-A-gw0.kvm-silent.qemu.log").read_text()
@@ -144,10 +144,10 @@ def test_a_silent_kvm_boot_sends_the_run_to_tcg(tmp_path: Path) -> None:
     run_dir = tmp_path
     assert pointrun.run_kvm(run_dir, True)
     session = GuestSession(fake_spec(tmp_path, kvm=True), tmp_path, "guest-A-gw0")
-    session.accel = f"tcg ({accel.KVM_SILENT})"  # what the pool's TCG retry leaves
+    session.accel = accel.TCG_AFTER_SILENT_KVM  # what the pool's TCG retry leaves
     pointrun.kvm_checked(session, run_dir, True)
     assert accel.kvm_silent(run_dir) is not None and not pointrun.run_kvm(run_dir, True)
     later = pointrun.with_accel_note(
         GuestSession(fake_spec(tmp_path, kvm=False), tmp_path, "guest-A-prime-gw0"), run_dir, True)
-    assert later.accel == f"tcg ({accel.KVM_SILENT})"  # the summary says why
+    assert later.accel == accel.TCG_AFTER_SILENT_KVM  # the summary says why
     assert not pointrun.run_kvm(run_dir, False)

@@ -38,6 +38,8 @@ PROBE_SECONDS = 5.0
 FIRST_OUTPUT_SECONDS = {"kvm": 10.0, "tcg": 60.0}
 # Said in the log and the summary when a KVM boot was silent and TCG took over.
 KVM_SILENT = "KVM accepted a vCPU but ran no guest: using TCG"
+# The accelerator a guest reports (summary.md) when it runs under TCG for that reason.
+TCG_AFTER_SILENT_KVM = f"tcg ({KVM_SILENT})"
 # Written into the run dir when a KVM boot of the run's own kernel stayed silent: every
 # process of the run boots under TCG from then on.
 SILENT_FILE = "kvm-silent.txt"

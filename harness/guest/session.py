@@ -425,16 +425,16 @@ class GuestSession:
                               log=self.qemu_log if self.spec.launcher == "kbtf"
                               else self.console_log)
 
-    def under_tcg(self, why: str) -> GuestSession:
-        """A new session for the same guest under TCG (this one's logs renamed
-        ``<name>.kvm-silent.*`` first, so they stay); ``accel`` says ``why``."""
+    def under_tcg(self) -> GuestSession:
+        """A new session for the same guest under TCG after its KVM boot stayed silent (this
+        one's logs renamed ``<name>.kvm-silent.*`` first, so they stay)."""
         for path in (self.console_log, self.serial_log, self.qemu_log):
             if path.exists():
                 path.rename(path.with_name(path.name.replace(self.name, f"{self.name}.kvm-silent",
                                                              1)))
         session = GuestSession(dataclasses.replace(self.spec, kvm=False), self._logdir,
                                self._base, self.boot)
-        session.accel = f"tcg ({why})"
+        session.accel = accel.TCG_AFTER_SILENT_KVM
         return session
 
     def _require_alive(self, command: str) -> pexpect.spawn[str]:
@@ -544,7 +544,7 @@ class GuestPool:
         request counts it as a loss); a silent KVM boot is retried under TCG once (and the
         rest of this process's guests go to TCG). Returns the session that runs."""
         if session.spec.kvm and self.kvm_silent:
-            session = session.under_tcg(accel.KVM_SILENT)
+            session = session.under_tcg()
         self._slots[key] = session
         try:
             session.start()
@@ -553,7 +553,7 @@ class GuestPool:
                 raise
             log.warning("guest %s: %s (%s)", session.name, accel.KVM_SILENT, exc)
             self.kvm_silent = True
-            session = self._slots[key] = session.under_tcg(accel.KVM_SILENT)
+            session = self._slots[key] = session.under_tcg()
             session.start()
         return session
 

@@ -8,14 +8,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc
 from harness.arches import Arch
-
-log = logging.getLogger("kbtf")
 
 # Kernel arguments for every guest: a panic or Oops ends the VM at once
 # (-no-reboot makes the reboot after panic an exit) instead of hanging until a timeout;

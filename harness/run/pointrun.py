@@ -119,14 +119,14 @@ def run_kvm(run_dir: Path, kvm: bool) -> bool:
 def with_accel_note(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
     """``session``, its accelerator saying why it is TCG when the run's KVM ran no guest."""
     if kvm and session.spec.arch.is_host() and not session.spec.kvm:
-        session.accel = f"tcg ({accel.KVM_SILENT})"
+        session.accel = accel.TCG_AFTER_SILENT_KVM
     return session
 
 
 def kvm_checked(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
     """``session``; if its KVM boot stayed silent (the pool retried it under TCG), the
     rest of the run boots under TCG."""
-    if kvm and session.accel == f"tcg ({accel.KVM_SILENT})" and accel.kvm_silent(run_dir) is None:
+    if kvm and session.accel == accel.TCG_AFTER_SILENT_KVM and accel.kvm_silent(run_dir) is None:
         accel.mark_kvm_silent(run_dir, f"{accel.KVM_SILENT} (guest {session.name})")
     return session
 
