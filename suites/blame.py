@@ -20,7 +20,8 @@ from collections.abc import Generator
 import pytest
 
 from harness.errors import HarnessError, KernelTrouble, MissingPrerequisite, ProductFailure
-from harness.guest.session import GuestPool, GuestSession
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.run.context import RunContext
 
 

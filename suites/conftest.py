@@ -13,7 +13,8 @@ from harness.btf.btfexpect import Expectation, ModuleBtfRules, read_rules
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import MODULES_DIR, ModuleBuild
 from harness.errors import HarnessError
-from harness.guest.session import GuestPool, GuestSession
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
 from harness.run.context import RunContext, RunOptions, end_cleanly_on_sigterm

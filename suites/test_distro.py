@@ -23,7 +23,8 @@ from harness.btf.elfbtf import elf_facts
 from harness.build.distro import DistroKernel
 from harness.build.modbuild import SKIPPED_BTF, ModuleBuild
 from harness.guest import modload
-from harness.guest.session import GuestPool, GuestSession
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.plan.usermod import ModuleSpec
 from harness.run.pointrun import DistroRun, config_pahole
 from suites.conftest import ctx

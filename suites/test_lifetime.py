@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.guest.session import GuestPool
+from harness.guest.pool import GuestPool
 from harness.run.pointrun import PointRun
 
 pytestmark = pytest.mark.lifetime

@@ -27,7 +27,8 @@ from harness.btf.elfbtf import elf_facts, vmlinux_types
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import MODULES_DIR, ModuleBuild
 from harness.errors import HarnessError
-from harness.guest.session import GuestPool, GuestSession
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun, note_guest
 
 MOD = "kbtf_types"

@@ -13,7 +13,8 @@ from harness.arches import get_arch
 from harness.errors import ConfigError, SilentStart
 from harness.guest import accel, vm
 from harness.guest import session as guest
-from harness.guest.session import GuestPool, GuestSession
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.run import pointrun
 
 # A QEMU that boots nothing under KVM (it accepts the vCPU, then stays silent), and under

@@ -12,7 +12,8 @@ from harness.arches import get_arch
 from harness.errors import BootError, HarnessError, KernelTrouble
 from harness.guest import vm
 from harness.guest.console import CommandResult
-from harness.guest.session import GuestPool, GuestSession, boot_name
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession, boot_name
 
 
 class FakeSession(GuestSession):

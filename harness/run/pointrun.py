@@ -40,7 +40,8 @@ from harness.errors import (
     MissingPrerequisite,
 )
 from harness.guest import accel, guestroot, vm
-from harness.guest.session import GuestPool, GuestSession, boot_name, boot_spec
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.plan.matrix import MatrixPoint
 from harness.plan.pahole import Pahole
 
