@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.btf import bpftrace
-from harness.btf.btfdedup import duplicates
+from harness.btf.btfdedup import BY_PAHOLE, BY_TREE, duplicates
 from harness.btf.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.btf.elfbtf import elf_facts, module_btf, module_functions, vmlinux_types
 from harness.build.kbuild import KernelBuild
@@ -29,7 +29,7 @@ from harness.guest import modload
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec, load_order, module_name
-from harness.run.pointrun import config_pahole
+from harness.run.pointrun import PointRun, config_pahole
 
 
 def test_vmlinux_has_btf(kernel: KernelBuild, facts: dict[str, object]) -> None:
@@ -63,15 +63,34 @@ def test_btf_base_as_the_rules_predict(
             f"expected {'present' if expected.btf_base else 'absent'}: {expected.reason}")
 
 
-def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild,
-                                           kernel: KernelBuild) -> None:
-    """BTF dedup never emits two identical types: a duplicate is pahole's or libbpf's
-    dedup failure (the split BTF against its base)."""
+def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild, kernel: KernelBuild,
+                                           point_run: PointRun, module_spec: ModuleSpec,
+                                           btf_mode: str, request: pytest.FixtureRequest
+                                           ) -> None:
+    """BTF dedup never emits two identical types. A duplicate pahole's own output already
+    had is pahole's (or its libbpf's) dedup failure: FAILED. One the tree's post-processing
+    of that output added (7.x: resolve_btfids adds FUNC_PROTOs after pahole's dedup) is a
+    finding about the kernel tree, not about pahole: a strict XFAIL naming it."""
+    tree_made: list[str] = []
     for ko in module_build.kos:
         split, base = module_btf(ko, kernel.vmlinux)
         found = duplicates(split, base)
-        assert not found, (f"{ko.name}: {sum(len(d.ids) - 1 for d in found)} duplicate types "
-                           f"in its split BTF, e.g. " + "; ".join(d.describe() for d in found[:4]))
+        if not found:
+            continue
+        origins = point_run.duplicate_origins(kernel, module_spec.path, btf_mode, ko.name, found)
+        by_pahole = [d for d, by in origins if by == BY_PAHOLE]
+        assert not by_pahole, (
+            f"{ko.name}: {sum(len(d.ids) - 1 for d in by_pahole)} duplicate types in pahole's "
+            "own split BTF (a dedup failure of pahole or its libbpf), e.g. "
+            + "; ".join(d.describe() for d in by_pahole[:4]))
+        tree_made += [f"{ko.name}: {d.describe()}" for d, _ in origins]
+    if tree_made:
+        finding = (f"kernel finding: {BY_TREE} of this tree adds duplicate types to module "
+                   f"BTF after pahole's dedup ({len(tree_made)} groups): "
+                   + "; ".join(tree_made[:4]))
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError,
+                                              reason=finding))
+    assert not tree_made, "; ".join(tree_made)
 
 
 @pytest.fixture

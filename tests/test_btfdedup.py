@@ -67,3 +67,16 @@ def test_anonymous_types_compare_by_structure() -> None:
              {"id": 7, "kind": "VAR", "name": "x", "type_id": 1, "linkage": "static"}]
     found = duplicates(split, base)
     assert [d.ids for d in found] == [(2, 3), (4, 5)]  # VARs are not deduplicated
+
+
+def test_duplicates_are_attributed_to_who_made_them() -> None:
+    from harness.btf.btfdedup import BY_PAHOLE, BY_TREE, Duplicate, attribute
+
+    proto = Duplicate((182, 218), "FUNC_PROTO", "(anon)", " -> INT 'int'")
+    arg_proto = Duplicate((216, 304), "FUNC_PROTO", "(anon)", " -> INT 'int'")
+    typedef = Duplicate((10, 31), "TYPEDEF", "__u64", " -> INT 'long long unsigned int'")
+    # 7.2's bpf_testmod: pahole's output had no FUNC_PROTO twice; resolve_btfids added them.
+    assert [by for _, by in attribute([proto, arg_proto], [])] == [BY_TREE, BY_TREE]
+    # pahole's own duplicate stays pahole's; one more copy than pahole made is the tree's.
+    assert attribute([typedef], [typedef]) == [(typedef, BY_PAHOLE)]
+    assert [by for _, by in attribute([proto, arg_proto], [proto])] == [BY_PAHOLE, BY_TREE]

@@ -32,6 +32,31 @@ class Duplicate:
         return f"{self.kind} '{self.name}'{self.target} x{len(self.ids)} (ids {ids})"
 
 
+# Who made a duplicate (attribute): pahole's own output already had it, or the tree's
+# post-processing of pahole's output (7.x: resolve_btfids adds FUNC_PROTOs after dedup).
+BY_PAHOLE = "pahole"
+BY_TREE = "the tree's post-processing (resolve_btfids)"
+
+
+def attribute(final: Sequence[Duplicate], pahole_own: Sequence[Duplicate]
+              ) -> list[tuple[Duplicate, str]]:
+    """Each duplicate group of a module's final split BTF with who made it: BY_PAHOLE when
+    pahole's own output (before the tree's post-processing) already held as many extra
+    copies of that type (same kind, name and target), else BY_TREE."""
+    had: dict[tuple[str, str, str], int] = {}
+    for d in pahole_own:
+        key = (d.kind, d.name, d.target)
+        had[key] = had.get(key, 0) + len(d.ids) - 1
+    found = []
+    for d in final:
+        key = (d.kind, d.name, d.target)
+        extra = len(d.ids) - 1
+        by = BY_PAHOLE if had.get(key, 0) >= extra else BY_TREE
+        had[key] = max(0, had.get(key, 0) - extra)
+        found.append((d, by))
+    return found
+
+
 def _index(types: Sequence[Type]) -> dict[int, Type]:
     return {int(str(t["id"])): t for t in types}
 

@@ -105,6 +105,36 @@ def build_module(
                        SKIPPED_BTF in log.read_text(errors="replace"))
 
 
+# A pass-through pahole that keeps a copy of the BTF pahole wrote detached: 7.x's
+# scripts/gen-btf.sh has pahole write <ko>.BTF.1, lets resolve_btfids post-process it into
+# the final .BTF and deletes it. The copy, <ko>.BTF.1.pahole, is pahole's own output.
+PAHOLE_RECORDER = """#!/bin/sh
+"{real}" "$@"
+rc=$?
+for a in "$@"; do
+  case "$a" in --btf_encode_detached=*) f="${{a#--btf_encode_detached=}}"
+    [ -f "$f" ] && cp "$f" "$f.pahole" ;; esac
+done
+exit $rc
+"""
+
+
+def pahole_recorder(real: Path, where: Path) -> Path:
+    """PAHOLE_RECORDER for pahole binary ``real``, written into dir ``where``."""
+    where.mkdir(parents=True, exist_ok=True)
+    script = where / "pahole-recorder"
+    script.write_text(PAHOLE_RECORDER.format(real=real))
+    script.chmod(0o755)
+    return script
+
+
+def pahole_own_btf(ko: Path) -> Path | None:
+    """What pahole itself wrote for ``ko`` in a build with pahole_recorder, if the tree
+    post-processes pahole's output (7.x); None when pahole's output is the final .BTF."""
+    copy = ko.with_name(f"{ko.name}.BTF.1.pahole")
+    return copy if copy.is_file() else None
+
+
 def copy_module(src: Path, dst: Path) -> None:
     """Copy module dir ``src`` to ``dst`` (replacing it), without earlier build products;
     links, all inside ``src`` (usermod.check_links), become what they point to: the copy holds no

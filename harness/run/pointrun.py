@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 
 from harness import REPO, proc
+from harness.btf.btfdedup import BY_PAHOLE, Duplicate, attribute, duplicates
 from harness.btf.btfexpect import (
     Expectation,
     config_pahole_version,
@@ -26,11 +27,18 @@ from harness.btf.btfexpect import (
     module_pahole_unusable,
     read_rules,
 )
-from harness.btf.elfbtf import elf_facts, module_type_counts
+from harness.btf.elfbtf import btf_types, elf_facts, module_type_counts, vmlinux_types
 from harness.build import initramfs, kbuild
 from harness.build.buildroot import BuildRoot
 from harness.build.distro import DistroKernel
-from harness.build.modbuild import BuildTarget, ModuleBuild, build_module, strip_section
+from harness.build.modbuild import (
+    BuildTarget,
+    ModuleBuild,
+    build_module,
+    pahole_own_btf,
+    pahole_recorder,
+    strip_section,
+)
 from harness.errors import (
     BuildFailure,
     CommandError,
@@ -212,6 +220,25 @@ class PointRun:
         outdir = self.run_dir / self.point.id / "modules" / self.worker
         return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
                               make_args=make_args, sabotage=self.sabotage)
+
+    def duplicate_origins(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str,
+                          ko_name: str, found: list[Duplicate]) -> list[tuple[Duplicate, str]]:
+        """Who made each of ``found``, the duplicate types of module ``ko_name`` built from
+        ``src`` in ``btf_mode``: the module is built again with a pahole that keeps its own
+        output (modbuild.pahole_recorder), whose duplicates are pahole's; the rest were
+        made by the tree's post-processing. Where the tree does not post-process pahole's
+        output (6.x), every duplicate is pahole's. Raises like module()."""
+        rules = read_rules(kernel.source.path)
+        outdir = self.run_dir / self.point.id / "modules" / self.worker / "pahole-own"
+        real = self.point.module_pahole
+        recorder = replace(real, path=pahole_recorder(real.path, outdir))
+        make_args = rules.split_args if btf_mode.startswith("split") else ()
+        built = build_module(kernel, src, outdir, recorder, btf_mode, make_args)
+        own = pahole_own_btf(next(k for k in built.kos if k.name == ko_name))
+        if own is None:
+            return [(d, BY_PAHOLE) for d in found]
+        return attribute(found, duplicates(btf_types(own, kernel.vmlinux),
+                                           vmlinux_types(kernel.vmlinux)))
 
     def require_usable_module_pahole(self, kernel: kbuild.KernelBuild) -> None:
         """Raises MissingPrerequisite when the point's module pahole cannot build modules
