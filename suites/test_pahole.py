@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import cast
 
 import pytest
 
+from harness.btf.btfdedup import BY_TREE, duplicates
 from harness.btf.btfexpect import Expectation
-from harness.btf.elfbtf import elf_facts
+from harness.btf.elfbtf import elf_facts, module_btf
 from harness.btf.paholeaxis import c_diff, c_dump, compare, figures
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import ModuleBuild
@@ -22,6 +24,18 @@ from suites.conftest import ctx
 
 # Growth of a module's type count over the baseline's that summary.md flags.
 DEFAULT_GROWTH_LIMIT = 2.0
+
+
+def _duplicates_by_whom(point_run: PointRun, kernel: KernelBuild, module_spec: ModuleSpec,
+                        ko: Path, count: int) -> str:
+    """The table's duplicates cell: the count, and how many the tree's post-processing made
+    rather than pahole ("3 (2 by the tree's resolve_btfids)")."""
+    if not count:
+        return "0"
+    found = duplicates(*module_btf(ko, kernel.vmlinux))
+    origins = point_run.duplicate_origins(kernel, module_spec.path, "axis", ko.name, found)
+    by_tree = sum(len(d.ids) - 1 for d, by in origins if by == BY_TREE)
+    return f"{count} ({by_tree} by the tree's resolve_btfids)" if by_tree else str(count)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +118,8 @@ def test_pahole_axis_against_baseline(
                      "base_types": here.base_types, "functions": len(here.functions),
                      "growth": f"{cmp.growth}x" + (" (over limit)" if over else ""),
                      "lost": ", ".join(cmp.lost_functions) or "none",
-                     "duplicates": here.duplicates})
+                     "duplicates": _duplicates_by_whom(point_run, kernel, module_spec, ko,
+                                                       here.duplicates)})
         if cmp.lost_functions:
             problems.append(f"{ko.name}: functions with BTF under {baseline.id} but not here: "
                             f"{', '.join(cmp.lost_functions[:10])}")
