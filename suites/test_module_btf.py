@@ -85,9 +85,8 @@ def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild, kernel: Ke
             + "; ".join(d.describe() for d in by_pahole[:4]))
         tree_made += [f"{ko.name}: {d.describe()}" for d, _ in origins]
     if tree_made:
-        finding = (f"kernel finding: {BY_TREE} of this tree adds duplicate types to module "
-                   f"BTF after pahole's dedup ({len(tree_made)} groups): "
-                   + "; ".join(tree_made[:4]))
+        finding = (f"kernel finding: {BY_TREE} adds duplicate types to module BTF after "
+                   f"pahole's dedup ({len(tree_made)} of them): " + "; ".join(tree_made[:4]))
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError,
                                               reason=finding))
     assert not tree_made, "; ".join(tree_made)
