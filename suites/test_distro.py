@@ -110,7 +110,7 @@ def test_bpftrace_kfunc_on_distro_kernel(distro_guest: GuestSession,
                                          distro_loaded: list[str]) -> None:
     distro_guest.run("mountpoint -q /sys/kernel/tracing || "
                      "mount -t tracefs nodev /sys/kernel/tracing")
-    listed = distro_guest.run("cat /sys/kernel/tracing/available_filter_functions").stdout
+    listed = distro_guest.run(bpftrace.MODULE_FILTER_FUNCTIONS).stdout
     for name in distro_loaded:
         funcs = sorted(bpftrace.traceable(listed, name))
         if not funcs:

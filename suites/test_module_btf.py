@@ -150,8 +150,8 @@ def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
     functions ftrace can attach to (available_filter_functions). A module without such a
     function fails the test (the module's BTF is what is missing), not the harness."""
     guest.run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing")
-    listed = guest.run("cat /sys/kernel/tracing/available_filter_functions")
-    if not listed.ok:
+    listed = guest.run(bpftrace.MODULE_FILTER_FUNCTIONS)
+    if listed.rc > 1:
         raise ProductFailure(f"the kernel has no readable available_filter_functions (is "
                              f"DYNAMIC_FTRACE on?): {listed.stderr.strip()}", log=guest.console_log)
     for name in module_loaded:

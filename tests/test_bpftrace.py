@@ -59,3 +59,17 @@ def test_map_values_and_printed_values_are_exact() -> None:
     assert printed_values("value=42\n", "value") == [42]
     assert printed_values("value=4294967338\n", "value") == [4294967338]  # 2^32 + 42: a width bug
     assert printed_values("xvalue=42\nvalue=42 more\n", "value") == []
+
+
+def test_the_module_lines_filter_keeps_all_that_traceable_reads() -> None:
+    import subprocess
+
+    from harness.btf.bpftrace import MODULE_FILTER_FUNCTIONS
+
+    listing = ("do_one_initcall\nkbtf_hello_poke [kbtf_hello]\nkbtf_hello_write [kbtf_hello]\n"
+               "vfs_read\nother_fn [other]\n")
+    pattern = MODULE_FILTER_FUNCTIONS.split("'")[1]
+    kept = subprocess.run(["grep", "-F", pattern], input=listing, capture_output=True,
+                          text=True).stdout
+    assert traceable(kept, "kbtf_hello") == traceable(listing, "kbtf_hello") == {
+        "kbtf_hello_poke", "kbtf_hello_write"}
