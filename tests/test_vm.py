@@ -48,3 +48,21 @@ def test_kbtf_launcher_qemu_argv_and_guest_paths(tmp_path: Path) -> None:
     assert s390.guest_path(run / "p/guests/g.out/k.tar.xz") == "/kbtf/out/k.tar.xz"
     assert s390.guest_path(run / "p/modules/m.ko") == "/kbtf/run/p/modules/m.ko"
     assert vm.BootSpec(get_arch("x86_64"), Path("/k"), False).guest_path(run) == "/r/run"
+
+
+def test_vngs_writable_shares_get_a_mapped_security_model(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    printer = tmp_path / "qemu"
+    printer.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    printer.chmod(0o755)
+    argv = ["-fsdev", "local,id=virtfs1,path=/,security_model=none,readonly=on",
+            "-fsdev", "local,id=virtfs3,path=/r/out dir,security_model=none,multidevs=remap",
+            "-append", "a b"]
+    out = subprocess.run([str(vm.QEMU_WRAPPER), *argv], capture_output=True, text=True,
+                         check=True, env={**os.environ, "KBTF_QEMU": str(printer)}).stdout
+    assert out.splitlines() == [
+        "-fsdev", "local,id=virtfs1,path=/,security_model=none,readonly=on",
+        "-fsdev", "local,id=virtfs3,path=/r/out dir,security_model=mapped-xattr,multidevs=remap",
+        "-append", "a b"]
