@@ -28,7 +28,7 @@ from harness.btf.btfexpect import (
     read_rules,
 )
 from harness.btf.elfbtf import btf_types, elf_facts, module_type_counts, vmlinux_types
-from harness.build import initramfs, kbuild
+from harness.build import exports, initramfs, kbuild
 from harness.build.buildroot import BuildRoot
 from harness.build.distro import DistroKernel
 from harness.build.modbuild import (
@@ -218,8 +218,15 @@ class PointRun:
         make_args = rules.split_args if btf_mode.startswith("split") else ()
         # Per worker: xdist may run this point's tests on several workers at once.
         outdir = self.run_dir / self.point.id / "modules" / self.worker
-        return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
-                              make_args=make_args, sabotage=self.sabotage)
+        try:
+            return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
+                                  make_args=make_args, sabotage=self.sabotage)
+        except BuildFailure as exc:
+            text = exc.log.read_text(errors="replace") if exc.log and exc.log.is_file() else ""
+            if not exports.undefined_symbols(text):
+                raise
+            raise BuildFailure(f"{exc.args[0]} ({exports.hint(text, kernel.source.path)})",
+                               log=exc.log) from None
 
     def duplicate_origins(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str,
                           ko_name: str, found: list[Duplicate]) -> list[tuple[Duplicate, str]]:
