@@ -78,13 +78,13 @@ def test_probe_without_the_device(tmp_path: Path) -> None:
 
 def test_choose() -> None:
     works, broken = accel.KvmVerdict(True, "ok"), accel.KvmVerdict(False, "ran no guest")
-    assert accel.choose("auto", True, works) == (True, "ok")
-    assert accel.choose("auto", True, broken) == (False, "ran no guest")
-    assert accel.choose("auto", False, works)[0] is False  # foreign arches: always TCG
-    assert accel.choose("tcg", True, works) == (False, "--accel tcg")
+    assert accel.choose("auto", works) == (True, "ok")
+    assert accel.choose("auto", broken) == (False, "ran no guest")
+    assert accel.run_verdict("tcg", "qemu-never-run", Path("/nowhere")) == (False, "--accel tcg")
+    assert accel.run_verdict("auto", None, Path("/nowhere"))[0] is False  # no host-arch guest
     with pytest.raises(ConfigError, match="--accel kvm: KVM does not run guests here "
                                           r"\(ran no guest\); use --accel auto or --accel tcg"):
-        accel.choose("kvm", True, broken)
+        accel.choose("kvm", broken)
 
 
 def test_guest_that_prints_boots(tmp_path: Path, fast_deadlines: None) -> None:

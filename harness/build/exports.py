@@ -59,12 +59,11 @@ def hint(log_text: str, tree: Path) -> str:
     clauses = []
     for sym in undefined_symbols(log_text)[:5]:
         source = exporting_file(sym, tree)
-        option = building_option(source, tree) if source else None
-        if option:
-            clauses.append(f"{sym} is exported by {source.relative_to(tree)} "  # type: ignore[union-attr]
-                           f"(built with {option}): try --kconfig-add {option}=y")
-        elif source:
-            clauses.append(f"{sym} is exported by {source.relative_to(tree)}")
-        else:
+        if source is None:
             clauses.append(f"{sym} is exported nowhere in {tree}")
+            continue
+        option = building_option(source, tree)
+        clause = f"{sym} is exported by {source.relative_to(tree)}"
+        clauses.append(clause + (f" (built with {option}): try --kconfig-add {option}=y"
+                                 if option else ""))
     return "; ".join(clauses)

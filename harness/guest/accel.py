@@ -118,18 +118,12 @@ def probe_kvm(qemu: str, workdir: Path, kvm_device: Path = Path("/dev/kvm")) -> 
     return verdict
 
 
-def choose(accel: str, host_arch: bool, verdict: KvmVerdict | None) -> tuple[bool, str]:
-    """(use KVM, why) for a guest of the host arch or not, under ``--accel accel``;
-    ``verdict`` is the run's probe (None when none was needed).
+def choose(accel: str, verdict: KvmVerdict) -> tuple[bool, str]:
+    """(use KVM for host-arch guests, why) under ``--accel accel`` (auto or kvm) and the
+    run's probe ``verdict``. Foreign arches never use KVM (session.boot_spec).
 
     Raises ConfigError for ``--accel kvm`` where KVM does not run guests.
     """
-    if accel == "tcg":
-        return False, "--accel tcg"
-    if not host_arch:
-        return False, "foreign arch: TCG"
-    if verdict is None:
-        raise ConfigError("internal: no KVM probe for a host-arch guest")
     if accel == "kvm" and not verdict.usable:
         raise ConfigError(f"--accel kvm: KVM does not run guests here ({verdict.why}); "
                           "use --accel auto or --accel tcg")
@@ -145,4 +139,4 @@ def run_verdict(accel: str, host_arch_qemu: str | None, workdir: Path) -> tuple[
         why = "--accel tcg" if accel == "tcg" else "no guest of the host arch"
         return False, why
     verdict = probe_kvm(proc.require_tool(host_arch_qemu), workdir)
-    return choose(accel, True, verdict)
+    return choose(accel, verdict)
