@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.arches import get_arch
 from harness.btf.elfbtf import section_data
-from harness.build import kbuild
+from harness.build import fetch, kbuild
 from harness.plan import ksource
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.matrix import resolve_pahole
@@ -55,10 +55,13 @@ def main() -> None:
     args = parser.parse_args()
     cache = kbuild.default_cache_dir()
     source = ksource.resolve(args.kernel, cache)
+    fetch.fetch_source(source, cache, print)
     arch = get_arch(args.arch)
     extra = tuple(args.kconfig_add)
-    base = KernelRequest(arch, source, resolve_pahole(args.base, cache), extra)
-    new = KernelRequest(arch, source, resolve_pahole(args.pahole, cache), extra)
+    base = KernelRequest(arch, source, fetch.fetch_pahole(resolve_pahole(args.base, cache),
+                                                          cache, print), extra)
+    new = KernelRequest(arch, source, fetch.fetch_pahole(resolve_pahole(args.pahole, cache),
+                                                         cache, print), extra)
     kbuild.ensure_kernel(base, cache, print)
     incremental, inc_s = timed_build(new, cache)
     meta = json.loads((incremental.dir / "kbtf-build.json").read_text())

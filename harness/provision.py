@@ -129,6 +129,11 @@ def package_version(cache_dir: Path, suite: str, package: str,
     return None
 
 
+def upstream_version(deb_version: str) -> str:
+    """The upstream part of a Debian version: '1:6.12.57-1~deb12u1' -> '6.12.57'."""
+    return deb_version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
 def make_tree(tree: Path, suite: str, debarch: str, packages: tuple[str, ...], variant: str,
               log: Path, timeout: float) -> None:
     """A Debian ``suite`` tree of ``debarch`` at ``tree``, made by mmdebstrap with
@@ -143,6 +148,33 @@ def make_tree(tree: Path, suite: str, debarch: str, packages: tuple[str, ...], v
              logfile=log, timeout=timeout)
 
 
+def debian_pahole_plan(cache_dir: Path, version: str) -> tuple[Path, str]:
+    """Where Debian's pahole ``version`` is (or will be, once ``debian_pahole`` fetched it)
+    and the upstream version of the package its suite offers now (apt metadata).
+
+    Raises ConfigError listing the versions on offer, or when the suite ships another
+    version now.
+    """
+    spec = _debian_pahole_spec(version)
+    binary = cache_dir / "pahole" / f"debian-{version}" / "usr" / "bin" / "pahole"
+    if binary.is_file():
+        return binary, version
+    offered = package_version(cache_dir, spec.suite, spec.packages[0])
+    if offered is None or upstream_version(offered) != version:
+        raise ConfigError(f"Debian {spec.suite} offers pahole {offered or '(none)'} now, not "
+                          f"{version}: kbtf cannot provision debian:{version} any more")
+    return binary, version
+
+
+def _debian_pahole_spec(version: str) -> DebianPahole:
+    """DEBIAN_PAHOLES' entry. Raises ConfigError listing the versions on offer."""
+    spec = DEBIAN_PAHOLES.get(version)
+    if spec is None:
+        raise ConfigError(f"unknown pahole 'debian:{version}': kbtf can provision "
+                          + ", ".join(f"debian:{v}" for v in DEBIAN_PAHOLES))
+    return spec
+
+
 def debian_pahole(cache_dir: Path, version: str) -> Path:
     """Path of Debian's pahole ``version``, downloaded and unpacked into the cache once.
 
@@ -150,10 +182,7 @@ def debian_pahole(cache_dir: Path, version: str) -> Path:
     suite, unpacked next to it, so the host's libraries are never replaced.
     Raises ConfigError listing the versions on offer, CommandError if a step fails.
     """
-    spec = DEBIAN_PAHOLES.get(version)
-    if spec is None:
-        raise ConfigError(f"unknown pahole 'debian:{version}': kbtf can provision "
-                          + ", ".join(f"debian:{v}" for v in DEBIAN_PAHOLES))
+    spec = _debian_pahole_spec(version)
     dest = cache_dir / "pahole" / f"debian-{version}"
 
     def fill(root: Path) -> None:

@@ -5,6 +5,7 @@ test: suites/blame.py."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -40,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     end_cleanly_on_sigterm(worker_input["kbtf_controller_pid"] if worker_input else None)
     try:
         config.stash[RUN] = RunContext.start(RunOptions.from_namespace(config.option),
-                                             worker_input)
+                                             worker_input, _progress(config))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.option.xmlpath == "@junit":
@@ -95,12 +96,14 @@ BUILT = pytest.StashKey[bool]()
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-
+    """Progress lines on the terminal (on stderr before pytest's reporter exists)."""
     def say(msg: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(msg)
             reporter.flush()
+        else:
+            print(msg, file=sys.stderr, flush=True)
     return say
 
 

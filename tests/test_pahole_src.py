@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.build.fetch import fetch_pahole
 from harness.errors import CommandError, ConfigError
-from harness.plan.matrix import resolve_pahole
+from harness.plan import pahole
+from harness.plan.matrix import resolve_pahole as plan_pahole
+
+
+def resolve_pahole(spec: str, cache: Path) -> pahole.Pahole:
+    """The checkout's pahole as the plan has it, then fetched (built) as the fetch stage does."""
+    return fetch_pahole(plan_pahole(spec, cache), cache, print)
 
 CMAKE = """cmake_minimum_required(VERSION 3.10)
 project(fake_pahole C)
@@ -25,6 +32,8 @@ option(GIT_SUBMODULE "Check submodules during build" ON)
 if(GIT_SUBMODULE)
   file(WRITE "${PROJECT_SOURCE_DIR}/lib/bpf/SUBMODULE-RESET" "git submodule update --init")
 endif()
+add_definitions(-D_GNU_SOURCE -DDWARVES_MAJOR_VERSION=1)
+add_definitions(-D_GNU_SOURCE -DDWARVES_MINOR_VERSION=99)
 add_library(dwarves SHARED dwarves.c)
 add_executable(pahole pahole.c)
 target_link_libraries(pahole dwarves)
@@ -44,13 +53,19 @@ int main(int argc, char **argv)
 """
 
 
+DWARVES_C = """#define S(x) #x
+#define V(a, b) "v" S(a) "." S(b)
+const char *dwarves_version(void) { return V(DWARVES_MAJOR_VERSION, DWARVES_MINOR_VERSION); }
+"""
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     src = tmp_path / "pahole"
     (src / "lib/bpf/src").mkdir(parents=True)
     (src / "CMakeLists.txt").write_text(CMAKE)
     (src / "pahole.c").write_text(PAHOLE_C)
-    (src / "dwarves.c").write_text('const char *dwarves_version(void) { return "v1.99"; }\n')
+    (src / "dwarves.c").write_text(DWARVES_C)
     return src
 
 
@@ -72,7 +87,8 @@ def test_checkout_is_cached_until_a_source_changes(checkout: Path, tmp_path: Pat
     built_at = first.path.stat().st_mtime_ns
     again = resolve_pahole(str(checkout), tmp_path / "cache")
     assert again == first and again.path.stat().st_mtime_ns == built_at
-    (checkout / "dwarves.c").write_text('const char *dwarves_version(void) { return "v1.98"; }\n')
+    cmake = checkout / "CMakeLists.txt"
+    cmake.write_text(cmake.read_text().replace("MINOR_VERSION=99", "MINOR_VERSION=98"))
     changed = resolve_pahole(str(checkout), tmp_path / "cache")
     assert changed.build != first.build and changed.version == "1.98"
 
@@ -91,3 +107,17 @@ def test_failed_build_keeps_its_log_and_caches_nothing(checkout: Path, tmp_path:
     left = [p.name for p in (tmp_path / "cache/pahole").iterdir()]
     assert not [n for n in left if n.startswith(".pahole-src")
                 or (n.startswith("src-") and not n.endswith(".lock"))], left
+
+
+def test_plan_knows_a_checkout_before_it_is_built(checkout: Path, tmp_path: Path) -> None:
+    planned = plan_pahole(str(checkout), tmp_path / "cache")
+    assert (planned.version, planned.digest, planned.path.exists()) == ("1.99", "", False)
+    assert planned.label == f"pahole1.99-src{planned.build[:6]}"
+    assert fetch_pahole(planned, tmp_path / "cache", print).label == planned.label
+
+
+def test_a_checkout_printing_another_version_than_its_cmakelists_says_so(
+        checkout: Path, tmp_path: Path) -> None:
+    (checkout / "dwarves.c").write_text('const char *dwarves_version(void) { return "v1.7"; }\n')
+    with pytest.raises(ConfigError, match=r"prints version 1\.7, the plan said 1\.99"):
+        resolve_pahole(str(checkout), tmp_path / "cache")

@@ -23,7 +23,7 @@ import re
 import shlex
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class DistroKernel:
     spec: str = ""  # the --distro SPEC that gives it again ("": local --distro-deb files)
     arch_name: str = "x86_64"  # kbtf's name of the kernel's architecture
     build_root: BuildRoot | None = None  # where modules are built (None: on this machine)
+    fetch_from: DistroPackages | None = None  # Debian's: what the fetch stage downloads
 
     def rerun(self) -> str:
         """The command line that reruns just this kernel's tests."""
@@ -265,10 +266,19 @@ def debian_packages(cache_dir: Path, name: str, arch: Arch) -> tuple[list[str], 
     return [image[0], headers[0], *common], kbuild
 
 
+@dataclass(frozen=True)
+class DistroPackages:
+    """What the fetch stage downloads for a Debian kernel of the plan."""
+
+    suite: str
+    packages: tuple[str, ...]  # image, headers, headers-common (the kernel's architecture)
+    kbuild: tuple[str, ...]  # linux-kbuild (the machine's architecture)
+
+
 def debian_kernel(cache_dir: Path, name: str, arch_name: str = "x86_64") -> DistroKernel:
-    """Debian's ``name`` kernel (DEBIAN_DISTROS) for ``arch_name``, downloaded through kbtf's
-    private apt configuration and unpacked into the cache once. Raises ConfigError,
-    CommandError."""
+    """Debian's ``name`` kernel (DEBIAN_DISTROS) for ``arch_name`` as the plan knows it:
+    its packages and release from apt metadata (kbtf's private apt configuration), and
+    where ``fetch_kernel`` unpacks it. Downloads no package. Raises ConfigError."""
     if arch_name not in DISTRO_ARCHES:
         raise ConfigError(f"distro kernels of {arch_name} are not supported: use "
                           + " or ".join(DISTRO_ARCHES))
@@ -284,18 +294,38 @@ def debian_kernel(cache_dir: Path, name: str, arch_name: str = "x86_64") -> Dist
                          ).hexdigest()[:12]
     foreign = "" if arch.is_host() else f"-{arch.debian_arch}"
     dest = cache_dir / "distro" / f"debian-{name}{foreign}-{key}"
+    release = packages[0].removeprefix("linux-image-").removesuffix("-unsigned")
+    spec = f"debian:{name}" + ("" if arch_name == "x86_64" else f":{arch_name}")
+    return DistroKernel(f"debian-{name}-{release}", release, dest / "root", (), spec,
+                        arch_name, fetch_from=DistroPackages(suite, tuple(packages),
+                                                             tuple(kbuild)))
+
+
+def fetch_kernel(kernel: DistroKernel, cache_dir: Path, say: Callable[[str], None]
+                 ) -> DistroKernel:
+    """``kernel`` on disk: a Debian kernel of the plan downloaded and unpacked into the
+    cache once, with the build root its modules need (with_build_root); a local one
+    (--distro-deb, unpacked when resolved) as it is. Raises ConfigError (the packages hold
+    another release than their names said), CommandError naming the log."""
+    deb = kernel.fetch_from
+    if deb is None:
+        return kernel
+    dest = kernel.root.parent
+    debarch = kernel.arch.debian_arch
 
     def fill(tmp: Path) -> None:
+        say(f"kbtf: fetching Debian {deb.suite}'s {' '.join(deb.packages)} into {dest}")
         log = tmp / "fetch.log"
-        debs = provision.download(cache_dir, suite, tuple(packages), tmp / "debs", log,
-                                  arch.debian_arch)
-        debs += provision.download(cache_dir, suite, tuple(kbuild), tmp / "debs", log)
+        debs = provision.download(cache_dir, deb.suite, deb.packages, tmp / "debs", log, debarch)
+        debs += provision.download(cache_dir, deb.suite, deb.kbuild, tmp / "debs", log)
         _unpack(sorted(set(debs)), tmp / "root", dest / "root", log)
 
     cacheentry.populate(dest, (dest / "root" / ".complete").exists, fill, "fetch.log")
-    spec = f"debian:{name}" + ("" if arch_name == "x86_64" else f":{arch_name}")
-    kernel = replace(_describe(dest, f"debian-{name}"), spec=spec, arch_name=arch_name)
-    return with_build_root(kernel, cache_dir, suite)
+    found = _describe(dest, "debian")
+    if found.release != kernel.release:
+        raise ConfigError(f"{dest}: the packages hold kernel {found.release}, their names "
+                          f"said {kernel.release}: remove {dest} and rerun")
+    return with_build_root(replace(kernel, debs=found.debs), cache_dir, deb.suite)
 
 
 def local_kernels(cache_dir: Path, debs: list[Path]) -> list[DistroKernel]:
@@ -404,7 +434,8 @@ def _describe(dest: Path, prefix: str) -> DistroKernel:
 
 
 def resolve(specs: list[str], deb_files: list[str], cache_dir: Path) -> list[DistroKernel]:
-    """Every distro kernel of a run: --distro SPECs ('debian:NAME') and --distro-deb files.
+    """Every distro kernel of a run: --distro SPECs ('debian:NAME', planned from apt
+    metadata: ``fetch_kernel`` brings them) and --distro-deb files (local: unpacked here).
     Raises ConfigError (one line naming the fix), CommandError."""
     kernels = []
     for spec in dict.fromkeys(specs):

@@ -1,19 +1,17 @@
-"""Kernel source trees: Debian's linux-source tarball unpacked into the cache, or a user tree."""
+"""Kernel source trees of the plan: Debian's linux-source (its version from apt metadata; the
+fetch stage unpacks it into the cache), or a user tree."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cacheentry, proc, provision
+from harness import proc, provision
 from harness.errors import ConfigError
-
-UNPACK_TIMEOUT = 900  # dpkg-deb -x, tar -xf of a kernel tarball (~1 min)
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,7 @@ class KernelSource:
     identity: str  # changes whenever the tree's content may have changed
     label: str  # short name for test ids: "debian6.12.117" or "src6.13.0"
     spec: str  # the --kernel SPEC that gives it again: "debian:6.12" or the path
+    deb: DebianPackage | None = None  # Debian's: the package the fetch stage unpacks
 
 
 def makefile_version(makefile_text: str) -> str:
@@ -111,13 +110,22 @@ DEBIAN_KERNELS: Mapping[str, str] = {
 DEFAULT_KERNEL = "debian:6.12"
 
 
+@dataclass(frozen=True)
+class DebianPackage:
+    """A Debian source package a KernelSource is fetched from."""
+
+    suite: str
+    name: str  # linux-source-6.12
+    version: str  # its Debian version: 6.12.57-1~deb12u1
+
+
 def debian_source(cache_dir: Path, series: str) -> KernelSource:
-    """Debian's linux-source-``series``, downloaded through kbtf's private apt
-    configuration and its tarball unpacked into the cache once (temp dir + rename, under a
-    lock, so workers share one copy). Nothing is installed on the machine.
+    """Debian's linux-source-``series`` as the plan knows it: the package version the suite
+    offers now (apt metadata, through kbtf's private apt configuration), and where its tree
+    is, or will be once the fetch stage (build/fetch.py) unpacked it. Downloads no package.
 
     Raises ConfigError naming the series on offer, or if the suite has no such package;
-    CommandError if apt or tar fails.
+    CommandError if apt fails.
     """
     suite = DEBIAN_KERNELS.get(series)
     if suite is None:
@@ -128,24 +136,10 @@ def debian_source(cache_dir: Path, series: str) -> KernelSource:
     pkg_version = provision.package_version(cache_dir, suite, package)
     if pkg_version is None:
         raise ConfigError(f"Debian {suite} has no {package} now: use another --kernel")
-    dest = cache_dir / "src" / f"{package}_{pkg_version}"
-    tree = dest / package
-
-    def fill(tmp: Path) -> None:
-        log = tmp / "fetch.log"
-        debs = provision.download(cache_dir, suite, (f"{package}={pkg_version}",),
-                                  tmp / ".debs", log)
-        proc.run(["dpkg-deb", "-x", debs[0], tmp / ".deb"], logfile=log, timeout=UNPACK_TIMEOUT)
-        tarball = tmp / ".deb" / "usr" / "src" / f"{package}.tar.xz"
-        proc.run(["tar", "-C", tmp, "-xf", tarball], logfile=log, timeout=UNPACK_TIMEOUT)
-        shutil.rmtree(tmp / ".deb")
-        shutil.rmtree(tmp / ".debs")
-        (tmp / ".complete").write_text(f"{package} {pkg_version} from {suite}\n")
-
-    cacheentry.populate(dest, (dest / ".complete").exists, fill, "fetch.log")
-    version = makefile_version((tree / "Makefile").read_text())
+    tree = cache_dir / "src" / f"{package}_{pkg_version}" / package
+    version = provision.upstream_version(pkg_version)
     return KernelSource(tree, version, f"deb:{package}={pkg_version}", f"debian{version}",
-                        f"debian:{series}")
+                        f"debian:{series}", DebianPackage(suite, package, pkg_version))
 
 
 def resolve(spec: str, cache_dir: Path) -> KernelSource:

@@ -69,23 +69,31 @@ def resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
 
 
 def _resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
-    """A pahole from a SPEC: 'system', 'debian:X' (provisioned), a path to a binary, or a
-    pahole source checkout (built with cmake and the embedded libbpf, cached).
+    """A pahole from a SPEC: 'system', 'debian:X', a path to a binary, or a pahole source
+    checkout. A pahole on disk is probed; Debian's not fetched yet is known by the version
+    its suite offers (apt metadata), a checkout not built yet by its CMakeLists.txt: the
+    fetch stage (build/fetch.py) brings them and probes them.
 
-    Raises ConfigError naming the valid specs; CommandError if a checkout fails to build.
+    Raises ConfigError naming the valid specs.
     """
     if spec == "system":
         return pahole.system_pahole()
     if spec.startswith("debian:"):
         for tool in PROVISION_TOOLS:
             require_tool(tool)
-        return pahole.probe(provision.debian_pahole(cache_dir, spec.removeprefix("debian:")))
+        path, version = provision.debian_pahole_plan(cache_dir, spec.removeprefix("debian:"))
+        if path.is_file():
+            return replace(pahole.probe(path), origin="deb")
+        return pahole.Pahole(path, version, (), origin="deb")
     path = Path(spec).expanduser()
     if path.is_file():
         return pahole.probe(path.resolve())
     if path.is_dir() and pahole_src.is_checkout(path):
-        binary, build = pahole_src.build_checkout(path.resolve(), cache_dir)
-        return replace(pahole.probe(binary), build=build, source=path.resolve())
+        src = path.resolve()
+        binary, build = pahole_src.planned(src, cache_dir)
+        found = pahole.probe(binary) if binary.is_file() else pahole.Pahole(
+            binary, pahole_src.checkout_version(src), ())
+        return replace(found, build=build, source=src, origin="src")
     offered = ", ".join(f"debian:{v}" for v in provision.DEBIAN_PAHOLES)
     raise ConfigError(f"unknown pahole '{spec}': use 'system', {offered}, "
                       "a path to a pahole binary, or a pahole source checkout")
@@ -156,10 +164,10 @@ def resolve_points(
     toolchain_specs: list[str] | None = None,
 ) -> list[MatrixPoint]:
     """Validate options and build the matrix (arch x kernel x toolchain x kernel pahole x
-    module pahole).
+    module pahole): the plan, from options, local files and apt metadata only (no download,
+    no build; build/fetch.py brings what it names).
 
-    Raises ConfigError or another HarnessError (one line, names the fix) before anything is
-    built.
+    Raises ConfigError or another HarnessError (one line, names the fix).
     """
     arches = [get_arch(n) for n in dict.fromkeys(arch_names or DEFAULT_ARCHES)]
     launchers = {a.name: launcher_for(a, launcher) for a in arches}
@@ -171,14 +179,14 @@ def resolve_points(
                       else [default_pahole(cache_dir)])
     module_paholes = [resolve_pahole(s, cache_dir) for s in module_pahole_specs or []]
     # Every distinct pahole of the run gets its own label (two 1.30 builds: two point ids).
-    named = {p.key: p for p in pahole.distinct([*kernel_paholes, *module_paholes])}
-    kernel_paholes = list({p.key: named[p.key] for p in kernel_paholes}.values())
-    module_paholes = list({p.key: named[p.key] for p in module_paholes}.values())
+    named = {p.plan_key: p for p in pahole.distinct([*kernel_paholes, *module_paholes])}
+    kernel_paholes = list({p.plan_key: named[p.plan_key] for p in kernel_paholes}.values())
+    module_paholes = list({p.plan_key: named[p.plan_key] for p in module_paholes}.values())
     points = []
     for arch in arches:
         for source in sources:
             for chain_spec in dict.fromkeys(toolchain_specs or ["gcc"]):
-                chain = toolchain.resolve(chain_spec, source.path, arch)
+                chain = toolchain.resolve(chain_spec, arch)
                 for ph in kernel_paholes:
                     req = KernelRequest(arch, source, ph, tuple(kconfig_add), toolchain=chain)
                     req.requested()  # fragment conflicts and bad user items fail here

@@ -12,7 +12,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from harness import proc
-from harness.errors import CommandTimeout, ConfigError
+from harness.errors import CommandTimeout, ConfigError, HarnessError
 
 # pahole below this cannot encode split BTF: Kconfig drops DEBUG_INFO_BTF_MODULES.
 MIN_SPLIT_BTF = 119
@@ -29,8 +29,12 @@ class Pahole:
     build: str = ""  # source builds: the checkout's identity (same version, other code)
     source: Path | None = None  # source builds: the checkout
     given: str = ""  # the --pahole SPEC it came from ("debian:1.30"), if any
-    digest: str = ""  # content of the binary and the libraries it loads (content_digest)
+    digest: str = ""  # content of the binary and the libraries it loads (content_digest);
+    # empty until the binary exists (a pahole of the plan, not fetched yet)
     tag: str = ""  # tells it apart from another pahole of the same version in a run
+    # where a pahole of the plan comes from, when it is not on disk yet: "deb" (Debian's, its
+    # spec names its content) or "src" (a checkout, its build names its content)
+    origin: str = ""
 
     @property
     def code(self) -> int:
@@ -57,21 +61,32 @@ class Pahole:
     @property
     def key(self) -> str:
         """What a kernel build depends on: identity plus the content of the binary and its
-        libraries (Debian's 1.30, the system's 1.30 and a patched 1.30 differ here)."""
+        libraries (Debian's 1.30, the system's 1.30 and a patched 1.30 differ here).
+
+        Raises HarnessError for a pahole of the plan that was not fetched yet."""
+        if not self.digest:
+            raise HarnessError(f"pahole {self.spec} used before the fetch stage brought it")
         return f"{self.identity}:{self.digest}"
+
+    @property
+    def plan_key(self) -> str:
+        """What tells paholes of a plan apart before any is fetched: Debian's by spec, the
+        others (on disk already) by content."""
+        return f"{self.origin}:{self.spec}:{self.build}" if self.origin else self.key
 
 
 def distinct(paholes: Sequence[Pahole]) -> list[Pahole]:
     """``paholes`` once each (the same binary given twice counts once), and those that
-    share a label but differ in content tagged with their content digest, so every distinct
-    pahole of a run has its own label (test ids, logs, results)."""
+    share a label but differ in content tagged with their content digest (Debian's: 'deb'),
+    so every distinct pahole of a run has its own label (test ids, logs, results)."""
     first: dict[str, Pahole] = {}
     for p in paholes:
-        first.setdefault(p.key, p)
+        first.setdefault(p.plan_key, p)
     names: dict[str, int] = {}
     for p in first.values():
         names[p.label] = names.get(p.label, 0) + 1
-    return [replace(p, tag=p.digest[:6]) if names[p.label] > 1 else p for p in first.values()]
+    return [replace(p, tag=p.origin or p.digest[:6]) if names[p.label] > 1 else p
+            for p in first.values()]
 
 
 def parse_version(text: str) -> str:

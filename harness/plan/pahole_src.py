@@ -1,19 +1,19 @@
-"""pahole from a source checkout (a git clone of dwarves): built with cmake and the embedded
-libbpf into the cache, once per content of the checkout.
+"""pahole from a source checkout (a git clone of dwarves), as the plan knows it: its version,
+its identity and where its build lands in the cache (build/fetch.py builds it with cmake and
+the embedded libbpf, once per content of the checkout).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
-from harness import cacheentry, proc
-from harness.errors import CommandError, ConfigError
+from harness.errors import ConfigError
 
 # Directories of a checkout that are not source (build trees, VCS data).
 _NOT_SOURCE = {".git", "build", ".cache"}
-CMAKE_TIMEOUT = 1800  # configure, or build pahole and its embedded libbpf (~1 min)
 
 
 def is_checkout(path: Path) -> bool:
@@ -33,39 +33,27 @@ def checkout_identity(src: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def cmake_argvs(src: Path, build: Path, jobs: int) -> list[list[str]]:
-    """The configure and build command lines for ``src`` in ``build``.
+def checkout_version(src: Path) -> str:
+    """The version pahole built from ``src`` will print ("1.31"), from the
+    DWARVES_MAJOR_VERSION/DWARVES_MINOR_VERSION definitions of its CMakeLists.txt.
 
-    $ORIGIN rpaths keep the binary working after the build dir is renamed into the cache.
-    GIT_SUBMODULE=OFF: dwarves' CMakeLists.txt otherwise runs `git submodule update --init`
-    in the checkout, resetting the user's lib/bpf (and after its identity was taken).
+    Raises ConfigError if they are not there.
     """
-    return [
-        ["cmake", "-S", str(src), "-B", str(build), "-DGIT_SUBMODULE=OFF", "-DLIBBPF_EMBEDDED=ON",
-         "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-D__LIB=lib", "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON"],
-        ["cmake", "--build", str(build), "--target", "pahole", "-j", str(jobs)],
-    ]
+    text = (src / "CMakeLists.txt").read_text(errors="replace")
+    major = re.search(r"-DDWARVES_MAJOR_VERSION=(\d+)", text)
+    minor = re.search(r"-DDWARVES_MINOR_VERSION=(\d+)", text)
+    if major is None or minor is None:
+        raise ConfigError(f"pahole checkout {src}: its CMakeLists.txt defines no DWARVES_MAJOR_"
+                          "VERSION/DWARVES_MINOR_VERSION: kbtf cannot tell its version")
+    return f"{int(major[1])}.{int(minor[1])}"
 
 
-def build_checkout(src: Path, cache_dir: Path) -> tuple[Path, str]:
-    """Build pahole from checkout ``src`` (once per identity): (the binary, the identity).
-
-    Raises ConfigError if ``src`` lacks the embedded libbpf (submodule not checked out),
-    ToolMissing if cmake is absent, CommandError (naming the log) if the build fails.
-    """
+def planned(src: Path, cache_dir: Path) -> tuple[Path, str]:
+    """Where pahole built from checkout ``src`` is (or will be) in the cache, and the
+    checkout's identity. Raises ConfigError if ``src`` lacks the embedded libbpf (submodule
+    not checked out)."""
     if not (src / "lib" / "bpf" / "src").is_dir():
         raise ConfigError(f"pahole checkout {src} has no lib/bpf/src (the embedded libbpf): "
                           f"run 'git -C {src} submodule update --init'")
-    proc.require_tool("cmake")
     key = checkout_identity(src)
-    dest = cache_dir / "pahole" / f"src-{src.name}-{key}"
-    binary = dest / "build" / "pahole"
-
-    def fill(tmp: Path) -> None:
-        for argv in cmake_argvs(src, tmp / "build", os.cpu_count() or 1):
-            proc.run(argv, logfile=tmp / "build.log", timeout=CMAKE_TIMEOUT)
-        if not (tmp / "build" / "pahole").is_file():
-            raise CommandError(f"cmake built no pahole binary from {src}", log=tmp / "build.log")
-
-    cacheentry.populate(dest, binary.is_file, fill, "build.log")
-    return binary, key
+    return cache_dir / "pahole" / f"src-{src.name}-{key}" / "build" / "pahole", key

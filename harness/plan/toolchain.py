@@ -53,34 +53,44 @@ def installed_clangs() -> list[int]:
     return [v for v in CLANG_VERSIONS if shutil.which(f"clang-{v}", path=path)]
 
 
-def resolve(spec: str, tree: Path, arch: Arch) -> Toolchain:
-    """The toolchain a --toolchain SPEC names for ``tree``: 'gcc', 'llvm' (the newest
-    installed clang-N the tree accepts) or 'llvm-N'.
+def resolve(spec: str, arch: Arch) -> Toolchain:
+    """The toolchain a --toolchain SPEC names: 'gcc', 'llvm' (the newest installed clang-N)
+    or 'llvm-N'. Whether the tree accepts that clang is checked once the tree is at hand
+    (``check_minimum``, in the fetch stage).
 
-    Raises ConfigError (unknown spec, or a clang older than the tree's minimum, naming the
-    package to install), ToolMissing (clang-N, its lld or llvm tools absent).
+    Raises ConfigError (unknown spec, no clang-N installed), ToolMissing (clang-N, its lld
+    or llvm tools absent).
     """
     if spec == "gcc":
         return GCC
     m = re.fullmatch(r"llvm(?:-(\d+))?", spec)
     if m is None:
         raise ConfigError(f"unknown toolchain '{spec}': use gcc, llvm or llvm-N (e.g. llvm-19)")
-    minimum = tree_minimum(tree, arch, "llvm")
     candidates = [int(m[1])] if m[1] else installed_clangs()
     if not candidates:
         raise ConfigError("no clang-N installed for --toolchain llvm: apt-get install "
                           "clang-19 lld-19 llvm-19, or run ./kbtf once")
-    for major in candidates:
-        version = clang_version(f"clang-{major}")
-        if _tuple(version) >= _tuple(minimum):
-            chain = Toolchain("llvm", f"-{major}")
-            for program in chain.programs(arch):
-                proc.require_tool(program)
-            return chain
-    newest = candidates[0]
-    raise ConfigError(f"clang-{newest} ({clang_version(f'clang-{newest}')}) is older than "
-                      f"{minimum}, the minimum of {tree}/scripts/min-tool-version.sh: install "
-                      f"a newer one (apt-get install clang-19 lld-19 llvm-19) and use llvm-19")
+    chain = Toolchain("llvm", f"-{candidates[0]}")
+    for program in chain.programs(arch):
+        proc.require_tool(program)
+    return chain
+
+
+def check_minimum(chain: Toolchain, tree: Path, arch: Arch) -> None:
+    """Whether ``tree`` accepts ``chain``'s clang (its scripts/min-tool-version.sh llvm);
+    gcc is not checked (every Debian gcc is far past any tree's minimum).
+
+    Raises ConfigError naming the minimum and the package to install.
+    """
+    if chain == GCC:
+        return
+    minimum = tree_minimum(tree, arch, "llvm")
+    clang = f"clang{chain.suffix}"
+    version = clang_version(clang)
+    if _tuple(version) < _tuple(minimum):
+        raise ConfigError(f"{clang} ({version}) is older than {minimum}, the minimum of "
+                          f"{tree}/scripts/min-tool-version.sh: install a newer one (apt-get "
+                          "install clang-19 lld-19 llvm-19) and use llvm-19")
 
 
 def identity(chain: Toolchain, arch: Arch) -> Mapping[str, str]:

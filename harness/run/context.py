@@ -23,7 +23,7 @@ from pathlib import Path
 from harness import REPO, cacheentry, proc
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
-from harness.build import distro, kbuild
+from harness.build import distro, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
 from harness.guest.session import GuestSession, boot_spec
@@ -107,20 +107,19 @@ def no_baseline(point: MatrixPoint, baseline: MatrixPoint) -> str | None:
 
 def resolve(options: RunOptions, cache: Path
             ) -> tuple[list[MatrixPoint], list[distro.DistroKernel]]:
-    """The matrix points and distro kernels of ``options`` (the plan of the run). A tree
-    whose BTF rules kbtf cannot read stops here, before any build. Raises HarnessError."""
+    """The matrix points and distro kernels of ``options``: the plan of the run, from
+    options, local files and apt metadata (nothing downloaded or built: build/fetch.py and
+    distro.fetch_kernel bring what it names). Raises HarnessError."""
     points = resolve_points(options.arch, options.kernel, options.pahole or [],
                             options.kconfig_add, cache, options.module_pahole,
                             options.launcher, options.toolchain)
-    for source in {p.kernel.source.path for p in points}:
-        read_rules(source)
     distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
     return ([] if options.distro_only else points), distros
 
 
 def plan_json(options: RunOptions, args: list[str]) -> str:
     """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
-    Resolves (the same downloads as a run's start), builds nothing. Raises HarnessError."""
+    Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
     return json.dumps(plan.units(*resolve(options, cache), args, cache), indent=2) + "\n"
 
@@ -140,10 +139,11 @@ class RunContext:
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
     @classmethod
-    def start(cls, options: RunOptions, worker_input: dict[str, object] | None = None
-              ) -> RunContext:
-        """Resolve the run: a new run dir and the KVM probe in the controller, the
-        controller's in a worker. Raises HarnessError (bad input, a missing tool)."""
+    def start(cls, options: RunOptions, worker_input: dict[str, object] | None = None,
+              progress: Callable[[str], None] = print) -> RunContext:
+        """Resolve the run and fetch what its plan names (build/fetch.py, with
+        ``progress``): a new run dir and the KVM probe in the controller, the controller's
+        in a worker. Raises HarnessError (bad input, a missing tool, a failed fetch)."""
         cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
         if worker_input is None:
             run_dir = results.new_run_dir()
@@ -153,6 +153,8 @@ class RunContext:
         _log_to(run_dir / f"kbtf-{worker_id()}.log")
         points, distros = resolve(options, cache)
         points, distros = plan.select(points, distros, options.point or [])
+        points = fetch.fetch(points, cache, _logged(progress))
+        distros = [distro.fetch_kernel(k, cache, _logged(progress)) for k in distros]
         ctx = cls(options, run_dir, cache, points, distros,
                   module_specs(options.module or []), False,
                   None if worker_input is None else worker_id())
@@ -218,10 +220,7 @@ class RunContext:
     def build(self, needs: set[tuple[str, str]], progress: Callable[[str], None]) -> None:
         """Build each needed kernel once (and the guest root of its arch first), with
         progress (also logged). A failed build is written down for the tests that need it."""
-        def say(msg: str) -> None:
-            log.info("%s", msg)
-            progress(msg)
-
+        say = _logged(progress)
         for point in self.points:
             if not any(p == point.id for p, _ in needs):
                 continue
@@ -309,6 +308,14 @@ class RunContext:
             "packages": [d.name for d in kernel.debs],
             "rerun": kernel.rerun(),
         }, outcomes=self.outcomes.get(kernel.label, {}))
+
+
+def _logged(progress: Callable[[str], None]) -> Callable[[str], None]:
+    """``progress``, each message also logged."""
+    def say(msg: str) -> None:
+        log.info("%s", msg)
+        progress(msg)
+    return say
 
 
 def _log_to(path: Path) -> None:

@@ -35,7 +35,10 @@ def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: 
 
 
 def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
-    """Whether ``point``'s kernel A is in the cache, and its build seconds when recorded."""
+    """Whether ``point``'s kernel A is in the cache, and its build seconds when recorded
+    (not, when its pahole is not even fetched yet)."""
+    if not point.kernel.pahole.digest:
+        return {"kernel_cached": False}
     entry = kbuild.cached_entry(point.kernel, cache)
     if entry is None:
         return {"kernel_cached": False}
