@@ -72,5 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--plan", action="store_true",
                     help="print the plan of this command line as JSON (one unit per kernel, "
                     "with the arguments that run only it) and exit; builds nothing")
+    group.addoption("--vmtest-job", action="append", default=None, metavar="NAME",
+                    help="reproduce a BPF CI job by its name, e.g. 'x86_64-gcc / test "
+                    "(test_progs, false, 360) / test_progs on x86_64 with gcc' or "
+                    "x86_64-gcc/test_progs (repeatable): BPF CI's config of each --kernel, its "
+                    "selftests, the runner in a guest; the matrix suites do not run")
+    group.addoption("--vmtest-tests", default=None, metavar="all|NAME[/SUB],...",
+                    help="the tests of a --vmtest-job runner (default: the module-BTF tests "
+                    "the tree has; 'all': the whole runner)")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

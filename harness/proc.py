@@ -179,13 +179,15 @@ def stream(
     timeout: float,
     logfile: Path,
     on_line: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Run ``argv`` with its output appended to ``logfile``, handing each line to
-    ``on_line`` (progress). Same process-group and timeout rules as run(); returns the
-    exit code. Raises CommandTimeout past the timeout.
+    ``on_line`` (progress). Same process-group, environment and timeout rules as run();
+    returns the exit code. Raises CommandTimeout past the timeout.
     """
     args = [os.fspath(a) for a in argv]
-    line = shlex.join(args)
+    line = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+    line = (line + " " if line else "") + shlex.join(args)
     seconds = timeout * timeout_scale()
     log.info("run (timeout %.0fs): %s", seconds, line)
     deadline = time.monotonic() + seconds
@@ -195,7 +197,8 @@ def stream(
         fh.flush()
         child = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, env={**os.environ, "PATH": tool_path()}, preexec_fn=die_with_parent,
+            text=True, env={**os.environ, "PATH": tool_path(), **(env or {})},
+            preexec_fn=die_with_parent,
             process_group=0,
         )
         # A watchdog: a hung build prints nothing, so the line loop alone cannot time out.

@@ -1,7 +1,6 @@
 """pytest onto kbtf's pipeline (harness/run/): options -> RunContext, parameters, one-line
-fixtures over each point's PointRun or DistroRun, outcomes. Kernels are built once, after
-collection and before tests are distributed, by the controller; who is blamed for a red
-test: suites/blame.py."""
+fixtures over each point's pipeline, outcomes; the controller builds kernels after
+collection (who is blamed for a red test: suites/blame.py)."""
 
 from __future__ import annotations
 
@@ -56,10 +55,12 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
 
 
 def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
-    """(point id, variant) of every kernel the ``items`` need, from their fixture closures."""
-    return {(item.callspec.params["point"].id, KERNEL_FIXTURES[name])  # type: ignore[attr-defined]
-            for item in items if "point" in getattr(getattr(item, "callspec", None), "params", {})
-            for name in getattr(item, "fixturenames", ()) if name in KERNEL_FIXTURES}
+    """(point id, variant) of each kernel the ``items`` need; (job id, "vmtest") for jobs."""
+    params = [(getattr(getattr(i, "callspec", None), "params", {}), getattr(i, "fixturenames", ()))
+              for i in items]
+    return {(p["point"].id, KERNEL_FIXTURES[name]) for p, names in params if "point" in p
+            for name in names if name in KERNEL_FIXTURES} | {
+            (p["vmtest_case"][0].id, "vmtest") for p, _ in params if "vmtest_case" in p}
 
 
 @pytest.hookimpl(trylast=True)
@@ -67,7 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Deselect tests of an axis with no value in this run (not empty-parameter skips); a
     worker then writes down which kernels its selected tests need."""
     run = ctx(config)
-    empty = [n for n, given in (("point", run.points), ("distro_kernel", run.distros)) if not given]
+    empty = [n for n, given in (("point", run.points), ("distro_kernel", run.distros),
+                                 ("vmtest_case", run.vmtest)) if not given]
     drop = [i for i in items if any(n in getattr(i, "fixturenames", ()) for n in empty)]
     if drop:
         items[:] = [i for i in items if i not in drop]
@@ -98,12 +100,10 @@ BUILT = pytest.StashKey[bool]()
 def _progress(config: pytest.Config) -> Callable[[str], None]:
     """Progress lines on the terminal (on stderr before pytest's reporter exists)."""
     def say(msg: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(msg)
-            reporter.flush()
-        else:
-            print(msg, file=sys.stderr, flush=True)
+        if (reporter := config.pluginmanager.get_plugin("terminalreporter")) is None:
+            return print(msg, file=sys.stderr, flush=True)
+        reporter.write_line(msg)
+        reporter.flush()
     return say
 
 
@@ -119,6 +119,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("distro_kernel", [pytest.param(
             k, id=k.label, marks=pytest.mark.xdist_group(k.label)) for k in run.distros],
             scope="session")
+    if "vmtest_case" in names:
+        metafunc.parametrize("vmtest_case", [pytest.param(
+            (v, t), id=f"{v.id}-{t}", marks=pytest.mark.xdist_group(v.point.kernel_id))
+            for v in run.vmtest for t in run.vmtest_cases(v)], scope="session")
     if "module_spec" in names:
         metafunc.parametrize("module_spec", run.modules, ids=[s.name for s in run.modules],
                              scope="session")

@@ -39,10 +39,11 @@ def test_one_unit_per_kernel_with_the_arguments_that_run_only_it(
 
 def test_point_selects_a_unit_or_a_point_and_refuses_others() -> None:
     points = [point("x86_64"), point("x86_64", P132), point("s390x")]
-    assert plan.select(points, [], []) == (points, [])
-    assert plan.select(points, [], ["x86_64-debian6.12.117-gcc-pahole1.30"])[0] == points[:2]
-    assert plan.select(points, [], [points[1].id])[0] == [points[1]]
+    found = plan.RunPlan(points, [])
+    assert plan.select(found, []) == found
+    assert plan.select(found, ["x86_64-debian6.12.117-gcc-pahole1.30"]).points == points[:2]
+    assert plan.select(found, [points[1].id]).points == [points[1]]
     with pytest.raises(ConfigError, match=re.escape(
             "--point aarch64-x: not in this run's plan; its ids: "
             "s390x-debian6.12.117-gcc-pahole1.30, x86_64-debian6.12.117-gcc-")):
-        plan.select(points, [], ["aarch64-x"])
+        plan.select(found, ["aarch64-x"])

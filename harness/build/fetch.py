@@ -35,6 +35,8 @@ def fetch(points: Sequence[MatrixPoint], cache: Path, say: Progress) -> list[Mat
     for source in dict.fromkeys(p.kernel.source for p in points):
         fetch_source(source, cache, say)
         read_rules(source.path)
+    for p in points:
+        p.kernel.requested()  # its fragments (a BPF CI config: the tree's) read and merged
     for chain, tree, arch in dict.fromkeys(
             (p.kernel.toolchain, p.kernel.source.path, p.kernel.arch) for p in points):
         toolchain.check_minimum(chain, tree, arch)

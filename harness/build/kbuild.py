@@ -15,7 +15,7 @@ from harness.arches import GCC, Arch, Toolchain, make_argv
 from harness.build import buildlog
 from harness.errors import CommandError, ConfigError
 from harness.plan import toolchain
-from harness.plan.kernelreq import KernelRequest
+from harness.plan.kernelreq import BPF_CI_BASE, KBTF_BASE, KCONFIG_DIR, KernelRequest
 from harness.plan.ksource import KernelSource
 from harness.plan.pahole import MIN_SPLIT_BTF, Pahole
 
@@ -81,6 +81,8 @@ def cache_key(req: KernelRequest, tools: Mapping[str, str]) -> str:
         "tools": dict(tools),
         "pahole": req.pahole.key,
     }
+    if req.config_base != KBTF_BASE:
+        material["config_base"] = req.config_base
     blob = json.dumps(material, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -103,10 +105,11 @@ def cached_entry(req: KernelRequest, cache_dir: Path) -> Path | None:
 
 
 def entry_name(req: KernelRequest, key: str) -> str:
-    """The cache dir name: x86_64-6.12.117[-llvm-19][-prime]-<key>."""
+    """The cache dir name: x86_64-6.12.117[-llvm-19][-bpf-ci][-prime]-<key>."""
     chain = "" if req.toolchain == GCC else f"-{req.toolchain.name}"
     variant = f"-{req.variant}" if req.variant else ""
-    return f"{req.arch.name}-{req.source.version}{chain}{variant}-{key}"
+    base = "" if req.config_base == KBTF_BASE else f"-{req.config_base}"
+    return f"{req.arch.name}-{req.source.version}{chain}{base}{variant}-{key}"
 
 
 def default_cache_dir() -> Path:
@@ -257,9 +260,15 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
 
 def _configure(req: KernelRequest, out: Path, log: Path, label: str,
                requested: Mapping[str, kconfig.Option]) -> None:
-    """tinyconfig, the kernel's merge_config.sh with the requested options, olddefconfig.
-    Raises what buildlog.classify makes of a failing step."""
+    """tinyconfig, the kernel's merge_config.sh with the requested options, olddefconfig;
+    for BPF CI's configuration, the requested options as the whole .config (BPF CI's
+    concatenated files: no base config), olddefconfig. Raises what buildlog.classify makes
+    of a failing step."""
     try:
+        if req.config_base == BPF_CI_BASE:
+            (out / ".config").write_text(kconfig.render(dict(requested)))
+            proc.run(_make(req, out, "olddefconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
+            return
         proc.run(_make(req, out, "tinyconfig"), logfile=log, timeout=CONFIGURE_TIMEOUT)
         fragment = out / "kbtf-fragment.config"
         fragment.write_text(kconfig.render(dict(requested)))
@@ -282,6 +291,15 @@ def _validate(req: KernelRequest, out: Path, log: Path,
         p.read_text(errors="replace") for p in req.source.path.rglob("Kconfig*") if p.is_file()
     )
     dropped = kconfig.missing_after(dict(requested), final, known)
+    if req.config_base == BPF_CI_BASE:
+        # BPF CI concatenates its files and lets olddefconfig settle them (a later member of
+        # a choice unsets an earlier one): what it drops of the tree's is noted, as BPF CI
+        # gets it too; kbtf's own arch fragment (console, virtio) must hold.
+        noted = [d for d in dropped if not d.option.source.startswith(str(KCONFIG_DIR))]
+        for d in noted:
+            with log.open("a") as f:
+                f.write(f"# BPF CI's config, as olddefconfig settles it: {d.describe()}\n")
+        dropped = [d for d in dropped if d not in noted]
     if dropped:
         lines = "; ".join(d.describe() for d in dropped)
         raise ConfigError(f"olddefconfig dropped requested options: {lines}", log=log)
@@ -294,6 +312,24 @@ def _validate(req: KernelRequest, out: Path, log: Path,
     return configured.value
 
 
+class StepReporter:
+    """A make output line handler: counts kbuild's step lines ("  CC      mm/x.o") and
+    reports the count and the current step every 30 s."""
+
+    def __init__(self, progress: Progress, start: float) -> None:
+        self.progress, self.start, self.last = progress, start, start
+        self.steps, self.current = 0, ""
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("  ") and not line.startswith("   "):
+            self.steps += 1
+            self.current = line.strip()
+        now = time.monotonic()
+        if now - self.last >= 30:
+            self.last = now
+            self.progress(f"kbtf: [{now - self.start:5.0f}s] {self.steps} steps, {self.current}")
+
+
 def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> None:
     """Run the parallel build, reporting progress every 30 s.
 
@@ -302,18 +338,7 @@ def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> No
     """
     argv = _make(req, out, f"-j{os.cpu_count() or 1}")
     start = time.monotonic()
-    last, steps, current = start, 0, ""
-
-    def on_line(line: str) -> None:
-        nonlocal last, steps, current
-        if line.startswith("  ") and not line.startswith("   "):
-            steps += 1
-            current = line.strip()
-        now = time.monotonic()
-        if now - last >= 30:
-            last = now
-            progress(f"kbtf: [{now - start:5.0f}s] {steps} steps, {current}")
-
+    on_line = StepReporter(progress, start)
     label = f"{req.arch.name} {req.source.label} {req.toolchain.name} {req.pahole.label}"
     try:
         rc = proc.stream(argv, timeout=COMPILE_TIMEOUT, logfile=log, on_line=on_line)
@@ -322,4 +347,4 @@ def _compile(req: KernelRequest, out: Path, log: Path, progress: Progress) -> No
     if rc != 0:
         failed = CommandError(f"make exit {rc}", log=log)
         raise buildlog.classify(f"kernel build {label}", failed, log)
-    progress(f"kbtf: kernel built in {time.monotonic() - start:.0f}s ({steps} steps)")
+    progress(f"kbtf: kernel built in {time.monotonic() - start:.0f}s ({on_line.steps} steps)")

@@ -16,8 +16,13 @@ from harness.arches import Arch
 SUITE = "sid"
 PACKAGES = ("bash", "coreutils", "util-linux", "mount", "kmod", "busybox-static", "bpftrace",
             "bpftool", "grep", "sed", "gzip", "tar", "xz-utils")
-# Where the guest sees the host dirs shared with it (harness/guest/vm.py mounts them).
-SHARES = ("run", "repo", "out")
+# Where the guest sees the host dirs shared with it (harness/guest/vm.py mounts them):
+# selftests only in BPF CI jobs' guests.
+SHARES = ("run", "repo", "out", "selftests")
+# What BPF selftests runners need beyond PACKAGES: the tools BPF CI's runners install
+# (libbpf/ci run-vmtest/install-dependencies.sh) for a guest that runs on their root.
+VMTEST_PACKAGES = ("binutils", "ethtool", "gawk", "iproute2", "iptables", "iputils-ping",
+                   "keyutils", "nftables", "procps", "openssl")
 ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the archive may be slow)
 
 # What kbtf's init prints on the serial console just before it starts the shell.
@@ -37,8 +42,10 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
-for share in run repo out; do
-    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "kbtf_$share" "/kbtf/$share"
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+for tag in $(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag | tr '\0' '\n'); do
+    case "$tag" in kbtf_*) [ -d "/kbtf/${tag#kbtf_}" ] || continue ;; *) continue ;; esac
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "$tag" "/kbtf/${tag#kbtf_}"
 done
 # The harness types nothing before this line: input typed early can overflow the tty.
 echo "KBTF-INIT:SHELL" >"/dev/$kbtf_tty"
@@ -47,23 +54,25 @@ busybox poweroff -f
 """
 
 
-def root_key(arch: Arch) -> str:
-    """Content address of ``arch``'s root tree."""
+def root_key(arch: Arch, extra: tuple[str, ...] = ()) -> str:
+    """Content address of ``arch``'s root tree (with the ``extra`` packages)."""
     blob = json.dumps({"arch": arch.debian_arch, "suite": SUITE, "packages": PACKAGES,
-                       "init": INIT, "shares": SHARES, "version": 1}, sort_keys=True)
+                       "init": INIT, "shares": SHARES, "version": 1,
+                       **({"extra": sorted(extra)} if extra else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ensure_root(arch: Arch, cache_dir: Path) -> Path:
-    """The root tree for ``arch`` (built once into ``cache_dir``/roots/<name>/tree).
+def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The root tree for ``arch``, with PACKAGES and the ``extra`` ones (built once into
+    ``cache_dir``/roots/<name>/tree).
 
     Raises ToolMissing if mmdebstrap is absent, CommandError (naming the log) if it fails.
     """
-    final = cache_dir / "roots" / f"{arch.debian_arch}-{SUITE}-{root_key(arch)}"
+    final = cache_dir / "roots" / f"{arch.debian_arch}-{SUITE}-{root_key(arch, extra)}"
 
     def fill(tmp: Path) -> None:
         tree = tmp / "tree"
-        provision.make_tree(tree, SUITE, arch.debian_arch, PACKAGES, "extract",
+        provision.make_tree(tree, SUITE, arch.debian_arch, (*PACKAGES, *extra), "extract",
                             tmp / "root.log", ROOT_TIMEOUT)
         # An extract tree lacks the merged-/usr links a normal install creates.
         for link in ("bin", "sbin", "lib"):

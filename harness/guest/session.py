@@ -472,17 +472,20 @@ class Bootable(Protocol):
 def boot_spec(kernel: Bootable, launcher: str, cache_dir: Path,
               shares: tuple[vm.Share, ...] = (), kvm: bool = False, *,
               initrd: Path | None = None, release: str | None = None,
-              cmdline: tuple[str, ...] = ()) -> vm.BootSpec:
+              cmdline: tuple[str, ...] = (), root_packages: tuple[str, ...] = ()
+              ) -> vm.BootSpec:
     """How to boot ``kernel`` with ``launcher``, the one way every guest is booted: KVM only
     for the host arch and only if the run's verdict (``kvm``, guest/accel.py) allows it,
     the guest root for the kbtf launcher (built once), the vmlinux BTF (when there is a
-    vmlinux) and the ``release`` the guest must show.
+    vmlinux) and the ``release`` the guest must show; ``root_packages``: more packages in
+    the guest root.
 
     Raises ToolMissing, CommandError (the root could not be made).
     """
     arch = kernel.arch
     btf = section_data(kernel.vmlinux, ".BTF") if kernel.vmlinux.is_file() else None
-    root = guestroot.ensure_root(arch, cache_dir) if launcher == "kbtf" else None
+    root = (guestroot.ensure_root(arch, cache_dir, root_packages) if launcher == "kbtf"
+            else None)
     return vm.BootSpec(arch, kernel.image, kvm and arch.is_host(),
                        btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
                        launcher=launcher, root=root, shares=shares, initrd=initrd,

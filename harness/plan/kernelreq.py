@@ -1,5 +1,6 @@
 """What kernel to build: a KernelRequest (arch, source, pahole, toolchain, kconfig
-additions, variant) and its merged, requested options. Pure: reads only kconfigs/."""
+additions, variant, config base) and its merged, requested options. Pure: reads kconfigs/
+and, for BPF CI's configuration, the tree's selftests config files."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ VARIANTS: Mapping[str, str] = {
     "prime": "A' = A + prime.config: more vmlinux types (a module's BTF ids move)",
     "refuse": "A_n = A + refuse.config: MODULE_ALLOW_BTF_MISMATCH=n (mismatched BTF refused)",
 }
+# Where a kernel's configuration starts (KernelRequest.config_base).
+KBTF_BASE = "kbtf"  # tinyconfig, then kbtf's fragments merged in (merge_config.sh -m)
+BPF_CI_BASE = "bpf-ci"  # BPF CI's: the tree's selftests configs concatenated, no base config
+# The tree's files BPF CI concatenates, in its order (libbpf/ci build-linux/build.sh), under
+# tools/testing/selftests/bpf; those a tree lacks are left out, as `cat 2>/dev/null` does.
+BPF_CI_CONFIGS = ("config", "config.vm", "config.{arch}")
+SELFTESTS_DIR = "tools/testing/selftests/bpf"
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,16 @@ class KernelRequest:
     user_kconfig: tuple[str, ...] = ()  # --kconfig-add items: files or CONFIG_X=v
     variant: str = ""  # "": kernel A; else kconfigs/<variant>.config on top (A', A_n)
     toolchain: Toolchain = GCC
+    config_base: str = KBTF_BASE  # KBTF_BASE or BPF_CI_BASE
 
     def fragments(self) -> tuple[Path, ...]:
-        """Project fragments for this request, in merge order."""
+        """Project fragments for this request, in merge order: kbtf's; or, for BPF CI's
+        configuration, the tree's selftests configs and kbtf's arch fragment (console,
+        virtio) last."""
+        if self.config_base == BPF_CI_BASE:
+            tree = self.source.path / SELFTESTS_DIR
+            files = [tree / n.format(arch=self.arch.name) for n in BPF_CI_CONFIGS]
+            return (*[f for f in files if f.is_file()], KCONFIG_DIR / self.arch.kconfig)
         names = [*BASE_FRAGMENTS, self.arch.kconfig]
         return tuple(KCONFIG_DIR / n for n in names)
 
@@ -52,7 +67,17 @@ class KernelRequest:
         missing = [p for p in self.fragments() if not p.is_file()]
         if missing:
             raise ConfigError(f"no kconfig fragment {missing[0]} for arch {self.arch.name}")
-        merged = kconfig.merge(kconfig.parse_file(p) for p in self.fragments())
+        if self.config_base == BPF_CI_BASE:
+            selftests = self.source.path / SELFTESTS_DIR / "config"
+            if not selftests.is_file():
+                raise ConfigError(f"{self.source.path} has no {SELFTESTS_DIR}/config: BPF CI "
+                                  "cannot configure this tree; give a kernel tree with BPF "
+                                  "selftests")
+            # Concatenated as BPF CI does: a later file's value wins.
+            merged = kconfig.apply_overrides({}, (kconfig.parse_file(p)
+                                                  for p in self.fragments()))
+        else:
+            merged = kconfig.merge(kconfig.parse_file(p) for p in self.fragments())
         overrides = [kconfig.parse_file(p) for p in self.variant_fragments()]
         overrides += [kconfig.parse_user_item(i) for i in self.user_kconfig]
         return kconfig.apply_overrides(merged, overrides)

@@ -10,7 +10,7 @@ from harness import provision
 from harness.arches import ARCHES, Arch, get_arch
 from harness.errors import ConfigError
 from harness.plan import ksource, pahole, pahole_src, toolchain
-from harness.plan.kernelreq import KernelRequest
+from harness.plan.kernelreq import KBTF_BASE, KernelRequest
 from harness.proc import require_tool
 
 
@@ -48,9 +48,11 @@ class MatrixPoint:
 
     @property
     def kernel_id(self) -> str:
-        """Names the kernel build: x86_64-debian6.12.117-gcc-pahole1.30."""
+        """Names the kernel build: x86_64-debian6.12.117-gcc-pahole1.30 (-bpf-ci: BPF CI's
+        configuration of the tree)."""
         k = self.kernel
-        return f"{k.arch.name}-{k.source.label}-{k.toolchain.name}-{k.pahole.label}"
+        base = "" if k.config_base == KBTF_BASE else f"-{k.config_base}"
+        return f"{k.arch.name}-{k.source.label}-{k.toolchain.name}-{k.pahole.label}{base}"
 
     @property
     def id(self) -> str:

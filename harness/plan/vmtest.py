@@ -1,4 +1,4 @@
-"""BPF CI (vmtest) job names -> what to reproduce. Pure.
+"""BPF CI (vmtest) jobs: their names -> what to reproduce, the tests they run. Pure.
 
 BPF CI posts a row per job on every patch. The forms it has used:
 
@@ -13,10 +13,17 @@ are their runner run with -j.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.arches import ARCHES
+from harness.arches import ARCHES, get_arch
 from harness.errors import ConfigError
+from harness.plan import toolchain
+from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
+from harness.plan.ksource import KernelSource
+from harness.plan.matrix import MatrixPoint
+from harness.plan.pahole import Pahole
 
 # Runner -> the selftests binary it runs (tools/testing/selftests/bpf).
 RUNNERS = {
@@ -119,3 +126,131 @@ def _tail_agrees(tail: str, job: VmtestJob) -> bool:
         return False
     runner = job.runner + ("_parallel" if job.parallel else "")
     return (m["runner"], m["arch"], m["cc"]) == (runner, job.arch, job.toolchain)
+
+
+# The tests a job runs by default: test_progs' module-BTF tests (those of a tree's
+# prog_tests/ that exist): module BTF loading, kfuncs and ksyms of bpf_testmod, fentry and
+# kprobes on module functions, CO-RE relocations against module types, split and distilled BTF.
+MODULE_BTF_TESTS = (
+    "btf_distill", "btf_module", "btf_split", "btf_sysfs", "btf_tag", "core_reloc",
+    "kfunc_call", "kfunc_module_order", "kprobe_multi_testmod_test", "ksyms_module",
+    "module_attach", "module_fentry_shadow", "struct_ops_module",
+)
+# A test of test_progs: a function `void test_<name>(void)` or `void serial_test_<name>(void)`
+# in prog_tests/*.c (the Makefile generates the runner's test list from exactly these).
+_TEST_FUNCTION = re.compile(r"^void (?:serial_)?test_(\w+)\(void\)", re.MULTILINE)
+
+
+def tree_tests(selftests: Path) -> list[str]:
+    """The test_progs tests of a tree's tools/testing/selftests/bpf, sorted.
+
+    Raises ConfigError if it has no prog_tests/.
+    """
+    files = sorted((selftests / "prog_tests").glob("*.c"))
+    if not files:
+        raise ConfigError(f"{selftests} has no prog_tests/*.c: not a tree with BPF selftests")
+    return sorted({m[1] for f in files for m in _TEST_FUNCTION.finditer(
+        f.read_text(errors="replace"))})
+
+
+def select_tests(available: list[str], wanted: str | None) -> list[str]:
+    """The tests to run: by default MODULE_BTF_TESTS that ``available`` has; 'all'; or
+    'name,name/sub,...' as test_progs' -a takes them (a glob in a name is kept as given).
+
+    Raises ConfigError for a name no test of the tree starts with.
+    """
+    if wanted is None:
+        return [t for t in MODULE_BTF_TESTS if t in available]
+    if wanted == "all":
+        return list(available)
+    names = [w.strip() for w in wanted.split(",") if w.strip()]
+    for name in names:
+        top = name.split("/")[0]
+        if "*" not in top and top not in available:
+            near = [t for t in available if top in t or t in top][:5]
+            raise ConfigError(f"--vmtest-tests: no test {top!r} in this tree's test_progs"
+                              + (f" (near: {', '.join(near)})" if near else ""))
+    return names
+
+
+def compiler_for(job: VmtestJob, installed_clangs: list[int]) -> tuple[str, str]:
+    """The --toolchain spelling kbtf builds ``job``'s kernel with, and the substitution it
+    made ("" when none): gcc is the host's gcc (a job naming gcc-N says so); llvm-N is
+    clang-N when installed, else the nearest installed clang (newer on a tie).
+
+    Raises ConfigError when no clang is installed for an LLVM job.
+    """
+    if job.compiler == "gcc":
+        note = f"{job.toolchain} -> the host's gcc" if job.version else ""
+        return "gcc", note
+    if not installed_clangs:
+        raise ConfigError(f"{job.short}: no clang-N installed (apt-get install clang-19 "
+                          "lld-19 llvm-19, or run ./kbtf once)")
+    want = int(job.version) if job.version else max(installed_clangs)
+    if want in installed_clangs:
+        return f"llvm-{want}", ""
+    near = min(installed_clangs, key=lambda v: (abs(v - want), -v))
+    return f"llvm-{near}", f"{job.toolchain} not installable here -> llvm-{near}"
+
+
+# test_progs and its flavours report each test (`#N name:OK`); the other runners are one
+# result each (their exit code and last lines).
+TEST_PROGS_RUNNERS = ("test_progs", "test_progs_no_alu32", "test_progs_cpuv4")
+
+
+@dataclass(frozen=True)
+class VmtestPoint:
+    """A BPF CI job on one kernel tree: its kernel (BPF CI's configuration of the tree) and
+    what compiles its BPF programs."""
+
+    job: VmtestJob
+    point: MatrixPoint  # the kernel: config_base BPF_CI_BASE, the job's arch and compiler
+    bpf_clang: str  # clang-N for the BPF programs (BPF CI: its LLVM version, any compiler)
+    substitution: str = ""  # what kbtf runs instead of what the job names ("" if nothing)
+
+    @property
+    def id(self) -> str:
+        """Names the job and the kernel in test ids: x86_64-llvm-18~llvm-19-test_progs-
+        debian6.12.117 (``~``: the substitute kbtf runs)."""
+        chain = self.job.toolchain
+        actual = self.point.kernel.toolchain.name
+        if self.substitution and actual != chain:
+            chain += f"~{actual}"
+        runner = self.job.runner + ("_parallel" if self.job.parallel else "")
+        return f"{self.job.arch}-{chain}-{runner}-{self.point.kernel.source.label}"
+
+    @property
+    def per_test(self) -> bool:
+        """Whether each test of the runner is its own result (test_progs flavours)."""
+        return self.job.runner in TEST_PROGS_RUNNERS
+
+    def rerun(self, tests: list[str] | None = None) -> str:
+        """The command line that reruns this job (just ``tests``, when given)."""
+        args = ["./kbtf", "pytest", "suites/", "--vmtest-job", self.job.short,
+                "--kernel", self.point.kernel.source.spec]
+        if tests:
+            args += ["--vmtest-tests", ",".join(tests)]
+        return shlex.join(args)
+
+
+def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
+                 kconfig_add: tuple[str, ...], installed_clangs: list[int]
+                 ) -> list[VmtestPoint]:
+    """One VmtestPoint per job name and kernel source (the plan: nothing is read from the
+    trees, which may not be fetched yet).
+
+    Raises ConfigError (a name kbtf cannot map, no clang), ToolMissing (a compiler's
+    programs).
+    """
+    found = []
+    for job in dict.fromkeys(parse_job(n) for n in names):
+        spec, note = compiler_for(job, installed_clangs)
+        arch = get_arch(job.arch)
+        chain = toolchain.resolve(spec, arch)
+        bpf_clang = f"clang{chain.suffix}" if chain.family == "llvm" else \
+            f"clang-{max(installed_clangs)}" if installed_clangs else "clang"
+        for source in sources:
+            req = KernelRequest(arch, source, ph, kconfig_add, toolchain=chain,
+                                config_base=BPF_CI_BASE)
+            found.append(VmtestPoint(job, MatrixPoint(req, ph, "kbtf"), bpf_clang, note))
+    return found

@@ -17,7 +17,7 @@ import os
 import re
 import signal
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from harness import REPO, cacheentry, proc
@@ -27,11 +27,14 @@ from harness.build import distro, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
 from harness.guest.session import GuestSession, boot_spec
-from harness.plan.kernelreq import VARIANTS
+from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_spec
+from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
 from harness.run import plan, results
+from harness.run.plan import RunPlan
 from harness.run.pointrun import DistroRun, PointRun, guest_shares, worker_id
+from harness.run.vmtestrun import VmtestRun, vmtest_points
 
 log = logging.getLogger("kbtf")
 
@@ -60,6 +63,8 @@ class RunOptions:
     cache_dir: str | None = None
     btf_growth_limit: float | None = None
     point: list[str] | None = None  # --point: run only these units of the plan
+    vmtest_job: list[str] | None = None  # --vmtest-job: BPF CI jobs to reproduce
+    vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
@@ -71,6 +76,12 @@ class RunOptions:
         """Only --distro/--distro-deb given: no kernel is built from source."""
         return bool(self.distro or self.distro_deb) and not any(
             (self.arch, self.kernel, self.pahole, self.module_pahole, self.toolchain))
+
+    @property
+    def no_matrix(self) -> bool:
+        """The matrix suites do not run: only distro kernels, or BPF CI jobs (whose
+        --kernel/--pahole options are theirs)."""
+        return self.distro_only or bool(self.vmtest_job)
 
 
 def module_specs(given: Iterable[str]) -> list[ModuleSpec]:
@@ -105,23 +116,26 @@ def no_baseline(point: MatrixPoint, baseline: MatrixPoint) -> str | None:
             "compare its module BTF with (add --pahole or --module-pahole)")
 
 
-def resolve(options: RunOptions, cache: Path
-            ) -> tuple[list[MatrixPoint], list[distro.DistroKernel]]:
-    """The matrix points and distro kernels of ``options``: the plan of the run, from
-    options, local files and apt metadata (nothing downloaded or built: build/fetch.py and
-    distro.fetch_kernel bring what it names). Raises HarnessError."""
-    points = resolve_points(options.arch, options.kernel, options.pahole or [],
-                            options.kconfig_add, cache, options.module_pahole,
-                            options.launcher, options.toolchain)
+def resolve(options: RunOptions, cache: Path) -> RunPlan:
+    """The plan of the run: from options, local files and apt metadata (nothing downloaded
+    or built: build/fetch.py and distro.fetch_kernel bring what it names).
+    Raises HarnessError."""
+    jobs = vmtest_points(options.vmtest_job or [], options.kernel, options.pahole,
+                         tuple(options.kconfig_add), cache)
+    points = [] if options.no_matrix else resolve_points(
+        options.arch, options.kernel, options.pahole or [], options.kconfig_add, cache,
+        options.module_pahole, options.launcher, options.toolchain)
     distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
-    return ([] if options.distro_only else points), distros
+    return RunPlan(points, distros, jobs)
 
 
 def plan_json(options: RunOptions, args: list[str]) -> str:
     """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
     Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
-    return json.dumps(plan.units(*resolve(options, cache), args, cache), indent=2) + "\n"
+    found = resolve(options, cache)
+    units = plan.units(found.points, found.distros, args, cache, found.vmtest)
+    return json.dumps(units, indent=2) + "\n"
 
 
 @dataclass
@@ -136,6 +150,7 @@ class RunContext:
     modules: list[ModuleSpec]
     kvm: bool  # host-arch guests may use KVM (guest/accel.py, decided by the controller)
     worker: str | None = None  # xdist worker id; None: the controller or the only process
+    vmtest: list[VmtestPoint] = field(default_factory=list)  # --vmtest-job: BPF CI jobs
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
     @classmethod
@@ -151,20 +166,24 @@ class RunContext:
         else:
             run_dir = Path(str(worker_input["kbtf_run_dir"]))
         _log_to(run_dir / f"kbtf-{worker_id()}.log")
-        points, distros = resolve(options, cache)
-        points, distros = plan.select(points, distros, options.point or [])
-        points = fetch.fetch(points, cache, _logged(progress))
-        distros = [distro.fetch_kernel(k, cache, _logged(progress)) for k in distros]
+        found = plan.select(resolve(options, cache), options.point or [])
+        fetched = fetch.fetch([*found.points, *(v.point for v in found.vmtest)], cache,
+                              _logged(progress))
+        points = fetched[:len(found.points)]
+        jobs = [replace(v, point=p)
+                for v, p in zip(found.vmtest, fetched[len(points):], strict=True)]
+        distros = [distro.fetch_kernel(k, cache, _logged(progress)) for k in found.distros]
         ctx = cls(options, run_dir, cache, points, distros,
                   module_specs(options.module or []), False,
-                  None if worker_input is None else worker_id())
+                  None if worker_input is None else worker_id(), vmtest=jobs)
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())
         return ctx
 
     def _kvm_verdict(self) -> bool:
         """Probe KVM once for the run (only when some guest is of the host arch)."""
-        arches = [p.kernel.arch for p in self.points] + [k.arch for k in self.distros]
+        arches = ([p.kernel.arch for p in self.points] + [k.arch for k in self.distros]
+                  + [v.point.kernel.arch for v in self.vmtest])
         host = next((a.qemu for a in arches if a.is_host()), None)
         kvm, why = accel.run_verdict(self.options.accel, host, self.run_dir)
         log.info("accelerator for host-arch guests: %s (%s)", "KVM" if kvm else "TCG", why)
@@ -185,6 +204,19 @@ class RunContext:
         """A distro kernel's pipeline in this run."""
         return DistroRun(kernel, self.run_dir, self.cache, self.options.sabotage, self.kvm,
                          tuple(self.options.distro_cmdline))
+
+    def vmtest_run(self, vmtest: VmtestPoint) -> VmtestRun:
+        """A BPF CI job's pipeline in this run."""
+        return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm)
+
+    def vmtest_cases(self, vmtest: VmtestPoint) -> list[str]:
+        """The tests of ``vmtest``'s runner this run runs (--vmtest-tests, read against the
+        tree's prog_tests/), or ["all"] for a runner that reports as a whole.
+        Raises ConfigError."""
+        if not vmtest.per_test:
+            return ["all"]
+        tree = vmtest.point.kernel.source.path / SELFTESTS_DIR
+        return select_tests(tree_tests(tree), self.options.vmtest_tests)
 
     def btf_modes(self, point: MatrixPoint) -> list[str]:
         """The BTF modes of ``point``'s era: before 6.11 every module is split-only."""
@@ -221,6 +253,10 @@ class RunContext:
         """Build each needed kernel once (and the guest root of its arch first), with
         progress (also logged). A failed build is written down for the tests that need it."""
         say = _logged(progress)
+        for job in self.vmtest:
+            if (job.id, "vmtest") in needs:
+                guestroot.ensure_root(job.point.kernel.arch, self.cache, guestroot.VMTEST_PACKAGES)
+                self.vmtest_run(job).build(say)
         for point in self.points:
             if not any(p == point.id for p, _ in needs):
                 continue
@@ -269,7 +305,8 @@ class RunContext:
 
     def point_ids(self) -> list[str]:
         """Every point's and distro kernel's id, longest first (for split_test_id)."""
-        ids = [p.id for p in self.points] + [k.label for k in self.distros]
+        ids = ([p.id for p in self.points] + [k.label for k in self.distros]
+               + [v.id for v in self.vmtest])
         return sorted(ids, key=len, reverse=True)
 
     def record(self, nodeid: str, label: str) -> None:
@@ -283,6 +320,7 @@ class RunContext:
         records = [self._point_record(p) for p in self.points]
         axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
         records += [self._distro_record(k) for k in self.distros]
+        records += [self._vmtest_record(v) for v in self.vmtest]
         preface = ""
         if len({row["point"] for row in axis}) > 1:
             preface = ("## pahole axis (each module against the first pahole of its arch, "
@@ -296,6 +334,16 @@ class RunContext:
         for f in sorted((self.run_dir / point.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         return rec
+
+    def _vmtest_record(self, vmtest: VmtestPoint) -> results.PointRecord:
+        k = vmtest.point.kernel
+        failed = [t.split("[")[-1].rstrip("]").removeprefix(vmtest.id + "-")
+                  for t, label in self.outcomes.get(vmtest.id, {}).items() if label == "failed"]
+        return results.PointRecord(vmtest.id, facts={
+            "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.name,
+            "kernel_pahole": k.pahole.identity, "vmtest_job": vmtest.job.short,
+            "bpf_clang": vmtest.bpf_clang, "substitution": vmtest.substitution or "-",
+            "rerun": vmtest.rerun(failed or None)}, outcomes=self.outcomes.get(vmtest.id, {}))
 
     def _distro_record(self, kernel: distro.DistroKernel) -> results.PointRecord:
         config_pahole = kernel.config().get("CONFIG_PAHOLE_VERSION")

@@ -7,19 +7,30 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.build import kbuild
 from harness.build.distro import DistroKernel
 from harness.errors import ConfigError
 from harness.plan.matrix import MatrixPoint
+from harness.plan.vmtest import VmtestPoint
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run runs: matrix points, distro kernels, BPF CI jobs."""
+
+    points: list[MatrixPoint]
+    distros: list[DistroKernel]
+    vmtest: list[VmtestPoint] = field(default_factory=list)
 
 
 def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: Sequence[str],
-          cache: Path) -> list[dict[str, object]]:
-    """One entry per kernel of ``points`` (its id: the points' kernel_id) and per distro
-    kernel: id, label, the point ids it runs, whether its kernel A is in the cache (and how
-    long that build took), and ``args`` plus ``--point ID``."""
+          cache: Path, vmtest: Sequence[VmtestPoint] = ()) -> list[dict[str, object]]:
+    """One entry per kernel of ``points`` (its id: the points' kernel_id), per distro
+    kernel and per BPF CI job: id, label, the point ids it runs, whether its kernel A is in
+    the cache (and how long that build took), and ``args`` plus ``--point ID``."""
     entries: dict[str, dict[str, object]] = {}
     for p in points:
         unit = entries.setdefault(p.kernel_id, {
@@ -31,6 +42,10 @@ def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: 
         entries[k.label] = {"id": k.label, "label": f"{k.arch.name} {k.release} (distro)",
                             "points": [k.label], "kernel_cached": True,
                             "args": [*args, "--point", k.label]}
+    for v in vmtest:
+        entries[v.id] = {"id": v.id, "label": f"{v.job.short} on {v.point.kernel.source.label}"
+                         " (BPF CI job)", "points": [v.id], **_cached(v.point, cache),
+                         "args": [*args, "--point", v.id]}
     return list(entries.values())
 
 
@@ -46,20 +61,21 @@ def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
     return {"kernel_cached": True, "build_seconds": meta.get("build_seconds")}
 
 
-def select(points: list[MatrixPoint], distros: list[DistroKernel], wanted: Sequence[str]
-           ) -> tuple[list[MatrixPoint], list[DistroKernel]]:
-    """The points and distro kernels of the units (or single points) named in ``wanted``
-    (--point; empty: all). Raises ConfigError for an id the plan does not have."""
+def select(found: RunPlan, wanted: Sequence[str]) -> RunPlan:
+    """The points, distro kernels and BPF CI jobs of the units (or single points) named in
+    ``wanted`` (--point; empty: all). Raises ConfigError for an id the plan does not have."""
     if not wanted:
-        return points, distros
-    known = {p.kernel_id for p in points} | {p.id for p in points} | {k.label for k in distros}
-    unknown = [w for w in wanted if w not in known]
+        return found
+    units_ = ({p.kernel_id for p in found.points} | {k.label for k in found.distros}
+              | {v.id for v in found.vmtest})
+    unknown = [w for w in wanted if w not in units_ | {p.id for p in found.points}]
     if unknown:
-        ids = sorted({p.kernel_id for p in points} | {k.label for k in distros})
         raise ConfigError(f"--point {unknown[0]}: not in this run's plan; its ids: "
-                          f"{', '.join(ids)} (./kbtf plan <the same options> lists them)")
-    return ([p for p in points if p.kernel_id in wanted or p.id in wanted],
-            [k for k in distros if k.label in wanted])
+                          f"{', '.join(sorted(units_))} (./kbtf plan <the same options> lists "
+                          "them)")
+    return RunPlan([p for p in found.points if p.kernel_id in wanted or p.id in wanted],
+                   [k for k in found.distros if k.label in wanted],
+                   [v for v in found.vmtest if v.id in wanted])
 
 
 # GitHub Actions runs at most this many jobs of one matrix.

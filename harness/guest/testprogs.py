@@ -1,0 +1,67 @@
+"""test_progs' output read back: each test's and subtest's verdict from its status lines
+(`#12      kfunc_call:OK`, `#12/3    kfunc_call/kfunc_syscall_test:FAIL`, `...:SKIP`), with
+the log test_progs prints for a failing one before its status line. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# `#<n>[/<m>] <name>[/<sub>]:<VERDICT>`; test_progs pads the number with spaces.
+_STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+(?:/[^:]+)?)"
+                     r":(?P<verdict>OK|FAIL|SKIP)(?: \((?P<why>[^)]*)\))?\s*$")
+_SUMMARY = re.compile(r"^Summary: (?P<passed>\d+)/(?P<subpassed>\d+) PASSED, "
+                      r"(?P<skipped>\d+) SKIPPED, (?P<failed>\d+) FAILED\s*$")
+
+
+@dataclass
+class TestResult:
+    """One test of test_progs (or one subtest: ``name`` 'test/sub')."""
+
+    name: str
+    verdict: str  # OK, FAIL or SKIP
+    log: str = ""  # what test_progs printed for it before its status line (failures)
+    subtests: dict[str, TestResult] = field(default_factory=dict)
+
+    def failed_subtests(self) -> list[TestResult]:
+        return [s for s in self.subtests.values() if s.verdict == "FAIL"]
+
+    def skipped_subtests(self) -> list[TestResult]:
+        return [s for s in self.subtests.values() if s.verdict == "SKIP"]
+
+
+@dataclass
+class RunnerOutput:
+    """A test_progs run: its tests in order and its summary line (None: it never got there,
+    e.g. it crashed)."""
+
+    tests: dict[str, TestResult]
+    summary: str | None
+
+
+def parse(text: str) -> RunnerOutput:
+    """The verdicts of a test_progs run's output ``text`` (console line endings allowed)."""
+    tests: dict[str, TestResult] = {}
+    pending: list[str] = []
+    summary = None
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        m = _STATUS.match(line)
+        if m is None:
+            if _SUMMARY.match(line):
+                summary = line.strip()
+            else:
+                pending.append(line)
+            continue
+        log = "\n".join(pending).strip()
+        pending = []
+        name = m["name"]
+        if m["sub"] is not None and "/" in name:
+            top = name.split("/", 1)[0]
+            parent = tests.setdefault(top, TestResult(top, "RUNNING"))
+            parent.subtests[name] = TestResult(name, m["verdict"], log)
+        else:
+            result = tests.setdefault(name, TestResult(name, m["verdict"]))
+            result.verdict = m["verdict"]
+            result.log = log if m["verdict"] == "FAIL" else ""
+    return RunnerOutput(tests, summary)

@@ -1,0 +1,150 @@
+"""One BPF CI job's pipeline (--vmtest-job): its kernel (BPF CI's configuration of the tree,
+through PointRun), its selftests built for that kernel, a guest that sees them, and each
+test of the runner run there the way BPF CI runs it (from the selftests dir, with the
+tree's DENYLIST files, bpf_testmod loaded by the runner itself)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.build import kbuild, selftests
+from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
+from harness.guest import guestroot, testprogs
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession, boot_name, boot_spec
+from harness.guest.vm import Share
+from harness.plan import ksource, matrix, toolchain
+from harness.plan.vmtest import VmtestPoint, resolve_jobs
+from harness.run.pointrun import (
+    PointRun,
+    guest_shares,
+    kvm_checked,
+    run_kvm,
+    with_accel_note,
+    worker_id,
+)
+
+# Seconds one test of a runner may take in a TCG guest (BPF CI gives a whole job 360 min
+# under KVM; single tests take seconds, the slowest a few minutes there).
+TEST_TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class VmtestRun:
+    """``vmtest`` in the run writing to ``run_dir``, with kbtf's cache at ``cache_dir``."""
+
+    vmtest: VmtestPoint
+    run_dir: Path
+    cache_dir: Path
+    kvm: bool = False
+
+    @property
+    def points(self) -> PointRun:
+        """The kernel's pipeline (builds, failure markers) as for any point."""
+        return PointRun(self.vmtest.point, self.run_dir, self.cache_dir, None, self.kvm)
+
+    @property
+    def dir(self) -> Path:
+        return self.run_dir / self.vmtest.id
+
+    def kernel(self) -> kbuild.KernelBuild:
+        """The job's kernel from the cache. Raises like PointRun.kernel."""
+        return self.points.kernel("")
+
+    def selftests(self, progress: kbuild.Progress | None = None) -> selftests.Selftests:
+        """The job's runner and test modules built for its kernel (cached by content).
+        Raises the error of an earlier failed build in this run again, else what
+        selftests.ensure raises."""
+        marker = self.dir / "selftests-failed.json"
+        if marker.exists():
+            failed = json.loads(marker.read_text())
+            error = BuildFailure if failed["product"] else HarnessError
+            raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
+        return selftests.ensure(self.kernel(), self.vmtest.bpf_clang, self.vmtest.job.binary,
+                                self.cache_dir, progress or (lambda _msg: None))
+
+    def build(self, progress: kbuild.Progress) -> None:
+        """Build the kernel, then the selftests (the controller, before tests are
+        distributed); a failure is written down for the tests, not raised."""
+        self.points.build_kernel("", progress)
+        try:
+            self.selftests(progress)
+        except KbtfError as exc:
+            marker = self.dir / "selftests-failed.json"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({
+                "message": exc.args[0], "log": str(exc.log) if exc.log else None,
+                "product": isinstance(exc, BuildFailure)}))
+            progress(f"kbtf: {self.vmtest.id} selftests: {exc}")
+
+    def guest(self, pool: GuestPool) -> GuestSession:
+        """The live guest of this process running the job's kernel, with the selftests
+        shared at /kbtf/selftests (read only) and the runner's packages in its root."""
+        kernel, built = self.kernel(), self.selftests()
+        logdir = self.dir / "guests"
+        base = f"vmtest-{worker_id()}"
+
+        def make(boot: int) -> GuestSession:
+            shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
+                      Share("selftests", built.bpf_dir))
+            spec = boot_spec(kernel, "kbtf", self.cache_dir, shares,
+                             run_kvm(self.run_dir, self.kvm),
+                             root_packages=guestroot.VMTEST_PACKAGES)
+            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+
+        return kvm_checked(pool.get(kernel.key, make, self.vmtest.id), self.run_dir, self.kvm)
+
+    def runner_argv(self, tests: list[str]) -> list[str]:
+        """The runner's command line in the guest: from the selftests dir, with the tree's
+        DENYLIST and DENYLIST.<arch> (those it has), just ``tests`` (-a each)."""
+        built = selftests.Selftests(Path("/kbtf/selftests"), self.vmtest.job.binary)
+        argv = [f"./{built.runner}"]
+        if self.vmtest.job.parallel:
+            argv.append("-j")
+        tree = self.kernel().source.path / "tools" / "testing" / "selftests" / "bpf"
+        for name in ("DENYLIST", f"DENYLIST.{self.vmtest.job.arch}"):
+            if (tree / name).is_file():
+                argv.append(f"-d@{name}")
+        for test in tests:
+            argv += ["-a", test]
+        return argv
+
+    def run_tests(self, session: GuestSession, tests: list[str]) -> testprogs.RunnerOutput:
+        """Run ``tests`` in ``session``; their verdicts. The runner's output goes to
+        <job>/runs/<first test>.log. Raises KernelTrouble (a splat during the run,
+        quoted), GuestTimeout, ProductFailure (the runner ended without a verdict: it or
+        the kernel broke)."""
+        argv = self.runner_argv(tests)
+        command = f"cd /kbtf/selftests && {shlex.join(argv)}"
+        result = session.run(command, timeout=TEST_TIMEOUT * max(1, len(tests)))
+        out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_')}.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"$ {command}\n# exit {result.rc}\n{result.stdout}\n"
+                       f"# stderr:\n{result.stderr}")
+        parsed = testprogs.parse(result.stdout)
+        if not parsed.tests and parsed.summary is None:
+            tail = (result.stdout + result.stderr).strip()[-300:]
+            raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
+                                 f"{result.rc}): {tail!r}", log=out)
+        return parsed
+
+
+def vmtest_points(names: list[str], kernel_specs: list[str] | None,
+                  pahole_specs: list[str] | None, kconfig_add: tuple[str, ...], cache: Path
+                  ) -> list[VmtestPoint]:
+    """The BPF CI jobs of --vmtest-job ``names`` on each --kernel (default: kbtf's), with
+    the first --pahole (default: kbtf's): the plan, nothing fetched. Raises HarnessError
+    (a job name kbtf cannot map, a tool missing)."""
+    if not names:
+        return []
+    sources = [ksource.resolve(s, cache)
+               for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
+    ph = (matrix.resolve_pahole(pahole_specs[0], cache) if pahole_specs
+          else matrix.default_pahole(cache))
+    jobs = resolve_jobs(names, sources, ph, kconfig_add, toolchain.installed_clangs())
+    for arch in dict.fromkeys(v.point.kernel.arch for v in jobs):
+        matrix.host_tools(arch, "kbtf")
+    return jobs

@@ -1,0 +1,53 @@
+"""BPF CI jobs reproduced (--vmtest-job): each test of the job's runner is a pytest result.
+
+The kernel is BPF CI's configuration of the --kernel tree (its selftests config files
+concatenated, plus kbtf's arch fragment for the console), built with the job's compiler;
+the selftests are built for it as BPF CI builds them; the runner runs in a guest from the
+selftests dir with the tree's DENYLIST files and loads bpf_testmod itself. A test fails on
+the runner's FAIL (the failing subtests and their logs quoted) or on a kernel splat during
+its run; a test the runner skips is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.guest.pool import GuestPool
+from harness.plan.vmtest import VmtestPoint
+from harness.run.vmtestrun import VmtestRun
+from suites.conftest import ctx
+
+
+@pytest.fixture(scope="session")
+def vmtest_run(pytestconfig: pytest.Config, vmtest_case: tuple[VmtestPoint, str]) -> VmtestRun:
+    """The job's pipeline: its kernel, its selftests, its guest."""
+    return ctx(pytestconfig).vmtest_run(vmtest_case[0])
+
+
+def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
+               guest_pool: GuestPool) -> None:
+    job, name = vmtest_case
+    session = vmtest_run.guest(guest_pool)
+    out = vmtest_run.run_tests(session, [] if name == "all" else [name])
+    rerun = f"rerun: {job.rerun([name] if name != 'all' else None)}"
+    if name == "all":
+        failed = [t for t in out.tests.values() if t.verdict == "FAIL"]
+        if failed or out.summary is None:
+            pytest.fail(f"{job.job.binary}: {out.summary or 'no summary line'}; failed: "
+                        f"{', '.join(t.name for t in failed)}\n{rerun}")
+        return
+    result = out.tests.get(name)
+    if result is None:
+        pytest.skip(f"{job.job.binary} ran no test {name!r} (denied by the tree's DENYLIST "
+                    f"files, or not built into this runner): {out.summary}")
+    if result.verdict == "FAIL":
+        subs = result.failed_subtests()
+        logs = "\n".join(f"--- {s.name}\n{s.log}" for s in subs) or result.log
+        pytest.fail(f"{name}: FAIL ({', '.join(s.name for s in subs) or 'the test itself'})"
+                    f"\n{logs}\n{rerun}")
+    if result.verdict == "SKIP":
+        pytest.skip(f"{name}: {job.job.binary} skipped it: {result.log or 'no reason given'}")
+    skipped = result.skipped_subtests()
+    if skipped:
+        print(f"{name}: {len(skipped)} subtests skipped by the runner: "
+              + ", ".join(s.name for s in skipped))
