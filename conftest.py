@@ -80,5 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vmtest-tests", default=None, metavar="all|NAME[/SUB],...",
                     help="the tests of a --vmtest-job runner (default: the module-BTF tests "
                     "the tree has; 'all': the whole runner)")
+    group.addoption("--shell", action="store_true",
+                    help="boot the first unit of this command line (or its --point) with its "
+                    "modules or selftests and hand its shell to the terminal (./kbtf shell)")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

@@ -4,8 +4,7 @@ collection (who is blamed for a red test: suites/blame.py)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +18,7 @@ from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
 from harness.run.context import RunContext, RunOptions, end_cleanly_on_sigterm
 from harness.run.pointrun import PointRun, note_guest
-from suites import blame, planmode
+from suites import blame, modes
 
 RUN = pytest.StashKey[RunContext]()
 # Kernel fixture -> the kernel variant it needs (plan/kernelreq.VARIANTS).
@@ -34,13 +33,13 @@ def ctx(config: pytest.Config) -> RunContext:
 def pytest_configure(config: pytest.Config) -> None:
     worker_input = getattr(config, "workerinput", None)
     if config.option.plan:
-        planmode.print_plan(config)  # and exit
+        modes.print_plan(config)  # and exit
     if worker_input is None and not config.option.xmlpath:
         config.option.xmlpath = "@junit"  # replaced by the run dir's once it exists
     end_cleanly_on_sigterm(worker_input["kbtf_controller_pid"] if worker_input else None)
     try:
         config.stash[RUN] = RunContext.start(RunOptions.from_namespace(config.option),
-                                             worker_input, _progress(config))
+                                             worker_input, modes.progress(config))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.option.xmlpath == "@junit":
@@ -48,6 +47,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(blame, "kbtf-blame")
     if worker_input is None:
         config.pluginmanager.register(blame.OutcomeRecorder(ctx(config)), "kbtf-outcomes")
+    if config.option.shell:
+        modes.shell(config, ctx(config))  # and exit
 
 
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
@@ -82,7 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Without xdist: build the kernels the selected tests need (none for --collect-only)."""
     if ctx(session.config).worker is None and not session.config.option.collectonly:
-        ctx(session.config).build(needed_kernels(session.items), _progress(session.config))
+        ctx(session.config).build(needed_kernels(session.items), modes.progress(session.config))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -91,20 +92,10 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:  # type
     if not node.config.stash.get(BUILT, False):
         node.config.stash[BUILT] = True
         run = ctx(node.config)
-        run.build(run.read_needs(node.workerinput["workerid"]), _progress(node.config))
+        run.build(run.read_needs(node.workerinput["workerid"]), modes.progress(node.config))
 
 
 BUILT = pytest.StashKey[bool]()
-
-
-def _progress(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines on the terminal (on stderr before pytest's reporter exists)."""
-    def say(msg: str) -> None:
-        if (reporter := config.pluginmanager.get_plugin("terminalreporter")) is None:
-            return print(msg, file=sys.stderr, flush=True)
-        reporter.write_line(msg)
-        reporter.flush()
-    return say
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -86,3 +86,13 @@ def test_modpost_undefined_symbol_is_the_telling_line(tmp_path: Path) -> None:
     err = classify(tmp_path, text)
     assert isinstance(err, BuildFailure)
     assert 'ERROR: modpost: "crypto_alloc_ahash" [/m/ovpn-dco-v2.ko] undefined!' in str(err)
+
+
+def test_step_lines_naming_error_files_are_not_the_reason() -> None:
+    log = ("  HDRINST usr/include/linux/can/error.h\n"
+           "  CC      /t/tools/build/libbpf/staticobjs/str_error.o\n"
+           "  CLNG-BPF [test_progs] error_report.bpf.o\n"
+           "jit_disasm_helpers.c:8:10: fatal error: llvm-c/Core.h: No such file or directory\n"
+           "make: *** [Makefile:753: /t/jit_disasm_helpers.o] Error 1\n")
+    assert buildlog.product_reason(log) == (
+        "jit_disasm_helpers.c:8:10: fatal error: llvm-c/Core.h: No such file or directory")

@@ -28,6 +28,11 @@ _REASONS = (
 )
 
 
+# kbuild's and tools/' quiet step lines ("  CC      mm/x.o", "  HDRINST usr/include/linux/
+# can/error.h", "  CLNG-BPF [test_progs] x.bpf.o"): a file named error.h is no error.
+_STEP = re.compile(r"^[A-Z][A-Z0-9_-]*(?: \[[^\]]*\])?\s+\S+$")
+
+
 # make's line for the recipe that failed (the first one is the innermost).
 _MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* .*$", re.MULTILINE)
 # How far back from make's error line the failing recipe's output is looked for.
@@ -67,6 +72,7 @@ def product_reason(log_text: str) -> str | None:
     """The most telling line of a failed build: a crash, pahole's complaint, else the first
     error; None if there is none."""
     lines = [ln.strip() for ln in log_text.splitlines() if not ln.startswith("$ ")]
+    lines = [ln for ln in lines if not _STEP.match(ln)]
     for reason in _REASONS:
         for ln in lines:
             if reason.search(ln):

@@ -323,6 +323,16 @@ class GuestSession:
             self.check_console(command)
             return result
 
+    def interact(self) -> None:
+        """Hand the guest's shell to the terminal until it exits (the guest powers off) or
+        the user types Ctrl-] (the guest is then killed). Raises GuestLost if it is gone."""
+        child = self._require_alive("shell")
+        child.sendline("cd /kbtf; PS1='kbtf-guest# '")
+        try:
+            child.interact(escape_character="\x1d")
+        finally:
+            self.kill()
+
     def sync_console(self, what: str) -> None:
         """Wait until every kernel message so far is in the console log (a marker written
         to /dev/kmsg shows up there), then check it. Raises like run()."""

@@ -1,0 +1,62 @@
+"""./kbtf shell: one unit of a run's plan booted, its modules or selftests at hand, its
+shell handed to the user's terminal. The unit: the --point given, else the run's first
+BPF CI job, matrix point or distro kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.build.kbuild import Progress
+from harness.errors import ConfigError, KbtfError
+from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
+from harness.plan.matrix import MatrixPoint
+from harness.run.context import RunContext
+
+
+def open_shell(ctx: RunContext, say: Progress, wait: Callable[[], None]) -> None:
+    """Build what the run's first unit needs, boot its guest, say where things are in it,
+    ``wait()`` (the terminal is handed over after it), then interact until the guest
+    exits. Raises ConfigError (nothing to boot), what the builds and the boot raise."""
+    pool = GuestPool()
+    try:
+        session, where = _boot(ctx, pool, say)
+        say(f"kbtf: shell on {session.name} ({where}); the repository is /kbtf/repo, the run "
+            f"dir /kbtf/run. Leave with 'exit' or Ctrl-]")
+        wait()
+        session.interact()
+    finally:
+        pool.close_all()
+
+
+def _boot(ctx: RunContext, pool: GuestPool, say: Progress) -> tuple[GuestSession, str]:
+    """The guest of the run's first unit, booted, and what it has at hand."""
+    if ctx.vmtest:
+        job = ctx.vmtest[0]
+        ctx.build({(job.id, "vmtest")}, say)
+        return ctx.vmtest_run(job).guest(pool), (
+            f"{job.id}: cd /kbtf/selftests; ./{job.job.binary} -a <test>; bpf_testmod.ko is "
+            "there")
+    if ctx.points:
+        return _boot_point(ctx, ctx.points[0], pool, say)
+    if ctx.distros:
+        distro = ctx.distros[0]
+        return ctx.distro_run(distro).guest(pool), f"{distro.label} (distro kernel)"
+    raise ConfigError("./kbtf shell: this command line has nothing to boot")
+
+
+def _boot_point(ctx: RunContext, point: MatrixPoint, pool: GuestPool, say: Progress
+                ) -> tuple[GuestSession, str]:
+    """A matrix point's kernel A booted, with kbtf's and the --module modules built."""
+    ctx.build({(point.id, "")}, say)
+    run = ctx.point_run(point)
+    kernel = run.kernel("")
+    built: list[Path] = []
+    for spec in ctx.modules:
+        try:
+            built += run.module(kernel, spec.path, "default").kos
+        except KbtfError as exc:
+            say(f"kbtf: {spec.name} did not build: {exc}")
+    session = run.guest(kernel, pool, "shell")
+    return session, f"{point.id}: modules " + " ".join(session.path(p) for p in built)
