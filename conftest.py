@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "build, load and check in every BTF mode (repeatable; never written to); "
                     ":param=value pairs are passed to insmod. kbtf's modules/kbtf_hello is "
                     "always checked")
+    group.addoption("--dkms", action="append", default=None, metavar="[SUITE:]PACKAGE|DIR",
+                    help="a DKMS package for the generic module suite, built by the real dkms "
+                    "in private trees (repeatable): Debian's (downloaded from SUITE, default "
+                    "bookworm, never installed) or a directory holding a dkms.conf")
     group.addoption("--distro", action="append", default=None, metavar="SPEC",
                     help="a distro's own kernel, a matrix axis (repeatable): debian:bookworm "
                     "(6.1), debian:bookworm-security (6.12+deb12), debian:trixie; its image, "

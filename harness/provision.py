@@ -129,6 +129,14 @@ def package_version(cache_dir: Path, suite: str, package: str,
     return None
 
 
+def package_names(cache_dir: Path, suite: str) -> list[str]:
+    """Every package name ``suite`` offers (its package lists; for near-match hints)."""
+    state = apt_state(cache_dir, suite)
+    out = proc.run(["apt-cache", *apt_options(state), "pkgnames"], timeout=APT_TIMEOUT,
+                   check=False)
+    return out.stdout.split()
+
+
 def upstream_version(deb_version: str) -> str:
     """The upstream part of a Debian version: '1:6.12.57-1~deb12u1' -> '6.12.57'."""
     return deb_version.split(":", 1)[-1].rsplit("-", 1)[0]

@@ -151,7 +151,7 @@ def hello_ko(point_run: PointRun, kernel: KernelBuild) -> ModuleBuild:
 @pytest.fixture(scope="session")
 def module_build(point_run: PointRun, kernel: KernelBuild, module_spec: ModuleSpec,
                  btf_mode: str) -> ModuleBuild:
-    return point_run.module(kernel, module_spec.path, btf_mode)
+    return point_run.module(kernel, module_spec.path, btf_mode, module_spec.dkms is not None)
 
 
 @pytest.fixture(scope="session")

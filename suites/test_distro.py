@@ -39,7 +39,7 @@ def distro_run(pytestconfig: pytest.Config, distro_kernel: DistroKernel) -> Dist
 @pytest.fixture(scope="session")
 def distro_module(distro_run: DistroRun, module_spec: ModuleSpec) -> ModuleBuild:
     """The module built against the distro's headers, the SRU plan's way."""
-    return distro_run.module(module_spec.path)
+    return distro_run.module(module_spec.path, module_spec.dkms is not None)
 
 
 @pytest.fixture

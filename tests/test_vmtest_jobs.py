@@ -59,3 +59,65 @@ def test_bad_names_are_one_line_errors(name: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")) as err:
         parse_job(name)
     assert "\n" not in str(err.value)
+
+
+def test_compiler_of_a_job_is_the_named_one_or_the_nearest_said() -> None:
+    from harness.plan.vmtest import compiler_for
+
+    assert compiler_for(parse_job("x86_64-llvm-19/test_progs"), [19, 16, 14]) == ("llvm-19", "")
+    assert compiler_for(parse_job("x86_64-llvm-18/test_progs"), [19, 16, 14]) == (
+        "llvm-19", "llvm-18 not installable here -> llvm-19")
+    assert compiler_for(parse_job("x86_64-llvm-15/test_progs"), [19, 16, 14])[0] == "llvm-16"
+    assert compiler_for(parse_job("x86_64-gcc/test_progs"), [19]) == ("gcc", "")
+    assert compiler_for(parse_job("x86_64 gcc-15 / test (test_progs, false, 360) / "
+                                  "test_progs on x86_64 with gcc-15"), [19]) == (
+        "gcc", "gcc-15 -> the host's gcc")
+    with pytest.raises(ConfigError, match="no clang-N installed"):
+        compiler_for(parse_job("s390x-llvm-18/test_progs"), [])
+
+
+def _tree(tmp_path: Path) -> Path:
+    tests = tmp_path / "tools/testing/selftests/bpf/prog_tests"
+    tests.mkdir(parents=True)
+    (tests / "module_attach.c").write_text("void test_module_attach(void)\n{\n}\n")
+    (tests / "kfunc_call.c").write_text("static void test_main(void) {}\n"
+                                        "void test_kfunc_call(void)\n{\n}\n")
+    (tests / "struct_ops_module.c").write_text("void serial_test_struct_ops_module(void)\n{}\n")
+    (tests / "xdp.c").write_text("void test_xdp(void)\n{}\n")
+    return tests.parent
+
+
+def test_the_tests_of_a_tree_and_the_default_selection(tmp_path: Path) -> None:
+    from harness.plan.vmtest import select_tests, tree_tests
+
+    tests = tree_tests(_tree(tmp_path))
+    assert tests == ["kfunc_call", "module_attach", "struct_ops_module", "xdp"]
+    assert select_tests(tests, None) == ["kfunc_call", "module_attach", "struct_ops_module"]
+    assert select_tests(tests, "all") == tests
+    assert select_tests(tests, "xdp,module_attach/sub,kfunc*") == [
+        "xdp", "module_attach/sub", "kfunc*"]
+    with pytest.raises(ConfigError, match=r"no test 'module' .*near: module_attach"):
+        select_tests(tests, "module")
+    with pytest.raises(ConfigError, match="no prog_tests"):
+        tree_tests(tmp_path)
+
+
+def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
+    from harness.arches import Toolchain, get_arch
+    from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
+    from harness.plan.ksource import KernelSource
+    from harness.plan.matrix import MatrixPoint
+    from harness.plan.pahole import Pahole
+    from harness.plan.vmtest import VmtestPoint
+
+    src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117", "debian:6.12")
+    ph = Pahole(Path("/p"), "1.30", (), digest="d")
+    req = KernelRequest(get_arch("aarch64"), src, ph, toolchain=Toolchain("llvm", "-19"),
+                        config_base=BPF_CI_BASE)
+    job = VmtestPoint(parse_job("aarch64-llvm-18/test_progs_no_alu32"), MatrixPoint(req, ph),
+                      "clang-19", "llvm-18 not installable here -> llvm-19")
+    assert job.id == "aarch64-llvm-18~llvm-19-test_progs_no_alu32-debian6.12.117"
+    assert job.point.kernel_id == "aarch64-debian6.12.117-llvm-19-pahole1.30-bpf-ci"
+    assert job.rerun(["module_attach"]) == (
+        "./kbtf pytest suites/ --vmtest-job aarch64-llvm-18/test_progs_no_alu32 --kernel "
+        "debian:6.12 --vmtest-tests module_attach")

@@ -3,6 +3,7 @@ the order their .ko files load in (from the depends= of their .modinfo)."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -10,27 +11,43 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from harness import provision
 from harness.errors import ConfigError
+from harness.plan import dkmsconf
 
 # kbtf's own module the generic checks always cover (one code path for every module).
 OWN_MODULES = ("modules/kbtf_hello",)
 
 
 @dataclass(frozen=True)
+class DkmsSource:
+    """Where a --dkms package comes from: Debian's package (downloaded into the cache by
+    the fetch stage) or, with no package, the user's directory holding a dkms.conf."""
+
+    package: str = ""  # Debian's package name, e.g. v4l2loopback-dkms
+    suite: str = ""
+    version: str = ""  # the package version the suite offers
+
+
+@dataclass(frozen=True)
 class ModuleSpec:
     """A module directory to build and check, and what insmod needs."""
 
-    path: Path  # the directory (Kbuild or Makefile with obj-m); read, never written
+    path: Path  # the directory (Kbuild or Makefile with obj-m, or a dkms.conf); never written
     params: tuple[str, ...] = ()  # "param=value" for insmod, every .ko of the directory
+    dkms: DkmsSource | None = None  # built by dkms (--dkms)
 
     @property
     def name(self) -> str:
-        """The directory's name: names the module in test ids."""
-        return self.path.name
+        """Names the module in test ids: the directory's name, a DKMS package's name."""
+        return self.dkms.package if self.dkms and self.dkms.package else self.path.name
 
     @property
     def spec(self) -> str:
-        """The --module SPEC that gives it again."""
+        """The --module (or --dkms) SPEC that gives it again."""
+        if self.dkms is not None:
+            return (f"{self.dkms.suite}:{self.dkms.package}" if self.dkms.package
+                    else str(self.path))
         return ":".join([str(self.path), *self.params])
 
 
@@ -119,3 +136,34 @@ def load_order(kos: list[Path]) -> tuple[list[Path], dict[str, tuple[str, ...]]]
     for name in by_name:
         visit(name)
     return ordered, outside
+
+
+# The suite --dkms PACKAGE comes from unless the SPEC names one (SUITE:PACKAGE): the
+# machine's own release.
+DKMS_SUITE = "bookworm"
+
+
+def parse_dkms(text: str, cache: Path) -> ModuleSpec:
+    """A --dkms SPEC: a directory holding a dkms.conf, or a Debian package name
+    ([SUITE:]PACKAGE, its version from the suite's package list: nothing downloaded).
+
+    Raises ConfigError (one line): a directory without dkms.conf, a dkms.conf bash cannot
+    parse, a package the suite does not have (with near names).
+    """
+    path = Path(text).expanduser()
+    if path.is_dir() or "/" in text:
+        if not (path / "dkms.conf").is_file():
+            raise ConfigError(f"--dkms {text}: no dkms.conf in it: pass a DKMS package's "
+                              "source directory or a Debian package name")
+        dkmsconf.parse(path / "dkms.conf")
+        check_links(path)
+        return ModuleSpec(path.resolve(), dkms=DkmsSource())
+    suite, _, package = text.rpartition(":")
+    suite = suite or DKMS_SUITE
+    version = provision.package_version(cache, suite, package)
+    if version is None:
+        near = difflib.get_close_matches(package, provision.package_names(cache, suite), 3)
+        raise ConfigError(f"--dkms {text}: Debian {suite} has no package {package!r}"
+                          + (f" (near: {', '.join(near)})" if near else ""))
+    dest = cache / "dkms" / f"{suite}-{package}_{version}"
+    return ModuleSpec(dest, dkms=DkmsSource(package, suite, version))

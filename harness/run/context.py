@@ -23,13 +23,13 @@ from pathlib import Path
 from harness import REPO, cacheentry, proc
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
-from harness.build import distro, fetch, kbuild
+from harness.build import distro, dkmsbuild, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
 from harness.guest.session import GuestSession, boot_spec
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
-from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_spec
+from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_dkms, parse_spec
 from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
 from harness.run import plan, results
 from harness.run.plan import RunPlan
@@ -65,6 +65,7 @@ class RunOptions:
     point: list[str] | None = None  # --point: run only these units of the plan
     vmtest_job: list[str] | None = None  # --vmtest-job: BPF CI jobs to reproduce
     vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
+    dkms: list[str] | None = None  # --dkms: DKMS packages (Debian's or a user's dir)
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
@@ -84,11 +85,29 @@ class RunOptions:
         return self.distro_only or bool(self.vmtest_job)
 
 
-def module_specs(given: Iterable[str]) -> list[ModuleSpec]:
-    """The modules the generic suite checks: kbtf's own, then each --module (once each).
-    Raises ConfigError on a bad --module."""
+def module_specs(given: Iterable[str], dkms: Iterable[str], cache: Path) -> list[ModuleSpec]:
+    """The modules the generic suite checks: kbtf's own, each --module, then each --dkms
+    package (once each; packages as planned: fetch_dkms brings them).
+    Raises ConfigError on a bad --module or --dkms."""
     specs = [parse_spec(s, REPO) for s in [*OWN_MODULES, *given]]
+    specs += [parse_dkms(s, cache) for s in dkms]
     return list({s.path: s for s in specs}.values())
+
+
+def fetch_dkms(specs: list[ModuleSpec], cache: Path, say: Callable[[str], None]
+               ) -> list[ModuleSpec]:
+    """``specs`` with each Debian DKMS package downloaded and unpacked into the cache (once)
+    and pointing at its source dir. Raises ConfigError, CommandError naming the log."""
+    fetched = []
+    for spec in specs:
+        d = spec.dkms
+        if d is not None and d.package:
+            if not spec.path.is_dir():
+                say(f"kbtf: fetching {d.package} {d.version} from Debian {d.suite}")
+            spec = replace(spec, path=dkmsbuild.fetch_package(cache, d.suite, d.package,
+                                                              d.version, spec.path))
+        fetched.append(spec)
+    return fetched
 
 
 def split_test_id(nodeid: str, point_ids: list[str]) -> tuple[str, str] | None:
@@ -174,7 +193,8 @@ class RunContext:
                 for v, p in zip(found.vmtest, fetched[len(points):], strict=True)]
         distros = [distro.fetch_kernel(k, cache, _logged(progress)) for k in found.distros]
         ctx = cls(options, run_dir, cache, points, distros,
-                  module_specs(options.module or []), False,
+                  fetch_dkms(module_specs(options.module or [], options.dkms or [], cache),
+                             cache, _logged(progress)), False,
                   None if worker_input is None else worker_id(), vmtest=jobs)
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())

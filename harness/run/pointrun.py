@@ -28,7 +28,7 @@ from harness.btf.btfexpect import (
     read_rules,
 )
 from harness.btf.elfbtf import btf_types, elf_facts, module_type_counts, vmlinux_types
-from harness.build import exports, initramfs, kbuild
+from harness.build import dkmsbuild, exports, initramfs, kbuild
 from harness.build.buildroot import BuildRoot
 from harness.build.distro import DistroKernel
 from harness.build.modbuild import (
@@ -64,15 +64,26 @@ def worker_id() -> str:
 
 def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole | None,
                    btf_mode: str, *, make_args: tuple[str, ...] = (),
-                   build_root: BuildRoot | None = None, sabotage: str | None = None
-                   ) -> ModuleBuild:
-    """Module directory ``src`` built for ``target`` (a kernel build or distro headers);
-    --sabotage strip-* removes a BTF section afterwards. Each .ko's ELF and BTF facts go
-    to <module>.elf-facts.json (type counts when ``target`` has a vmlinux).
+                   build_root: BuildRoot | None = None, sabotage: str | None = None,
+                   dkms_release: str | None = None) -> ModuleBuild:
+    """Module directory ``src`` built for ``target`` (a kernel build or distro headers):
+    by make, or, with ``dkms_release`` (the kernel's release), by dkms from the dkms.conf in
+    ``src``; --sabotage strip-* removes a BTF section afterwards. Each .ko's ELF and BTF
+    facts go to <module>.elf-facts.json (type counts when ``target`` has a vmlinux).
 
-    Raises BuildFailure (the build failed or hung), HarnessError.
+    Raises BuildFailure (the build failed or hung), MissingPrerequisite (dkms: a
+    BUILD_EXCLUSIVE rule, or a split-only build asked of it), HarnessError.
     """
-    built = build_module(target, src, outdir, pahole, btf_mode, make_args, build_root)
+    if dkms_release is not None:
+        if btf_mode != "default":
+            raise MissingPrerequisite(f"{src.name}: dkms builds as its dkms.conf's MAKE says: "
+                                      f"no {btf_mode} BTF build")
+        if build_root is not None:
+            raise MissingPrerequisite(f"{src.name}: dkms builds in a build root are not "
+                                      "supported yet (this kernel's modules need one)")
+        built = dkmsbuild.build(src, target, dkms_release, outdir / src.name, pahole)
+    else:
+        built = build_module(target, src, outdir, pahole, btf_mode, make_args, build_root)
     if (section := STRIP.get(sabotage or "")) is not None:
         strip_section(built, target.arch, section)
     for ko in built.kos:
@@ -205,7 +216,8 @@ class PointRun:
 
     # -- modules -----------------------------------------------------------------------
 
-    def module(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str) -> ModuleBuild:
+    def module(self, kernel: kbuild.KernelBuild, src: Path, btf_mode: str,
+               dkms: bool = False) -> ModuleBuild:
         """Module directory ``src`` built for ``kernel`` with the point's module pahole and the
         kernel's toolchain; BTF mode "split..." leaves out the distilled base the way the
         tree's era allows (btfexpect.ModuleBtfRules.split_args).
@@ -220,7 +232,9 @@ class PointRun:
         outdir = self.run_dir / self.point.id / "modules" / self.worker
         try:
             return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
-                                  make_args=make_args, sabotage=self.sabotage)
+                                  make_args=make_args, sabotage=self.sabotage,
+                                  dkms_release=dkmsbuild.kernel_release(kernel) if dkms
+                                  else None)
         except BuildFailure as exc:
             text = exc.log.read_text(errors="replace") if exc.log and exc.log.is_file() else ""
             if not exports.undefined_symbols(text):
@@ -295,11 +309,13 @@ class DistroRun:
     kvm: bool = False
     cmdline: tuple[str, ...] = ()  # --distro-cmdline words
 
-    def module(self, src: Path) -> ModuleBuild:
-        """Module directory ``src`` built against the headers. Raises like checked_module."""
+    def module(self, src: Path, dkms: bool = False) -> ModuleBuild:
+        """Module directory ``src`` built against the headers (by dkms when ``dkms``).
+        Raises like checked_module."""
         out = self.run_dir / self.kernel.label / "modules" / worker_id()
         return checked_module(self.kernel, src, out, None, "default",
-                              build_root=self.kernel.build_root, sabotage=self.sabotage)
+                              build_root=self.kernel.build_root, sabotage=self.sabotage,
+                              dkms_release=self.kernel.release if dkms else None)
 
     def guest(self, pool: GuestPool) -> GuestSession:
         """The live guest running the distro kernel; it must show the package's release.
