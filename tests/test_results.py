@@ -25,3 +25,20 @@ def test_new_run_dir_and_latest(tmp_path: Path) -> None:
     summary = results.write_matrix(b, [results.PointRecord("p")])
     assert summary.read_text().startswith("# kbtf results")
     assert (b / "matrix.json").exists()
+
+
+def test_module_table_per_point_and_module() -> None:
+    from harness.run.results import PointRecord, module_table
+
+    rec = PointRecord("x86_64-p", outcomes={
+        "test_module_builds_with_btf[default-v4l2loopback-dkms]": "passed",
+        "test_module_builds_with_btf[split-v4l2loopback-dkms]": "skipped",
+        "test_module_loads[default-v4l2loopback-dkms]": "failed",
+        "test_module_builds_with_btf[default-kbtf_hello]": "passed"})
+    distro = PointRecord("debian-bookworm-6.1.0-41-amd64", outcomes={
+        "test_headers_build_gives_module_btf[v4l2loopback-dkms]": "failed"})
+    table = module_table([rec, distro], ["kbtf_hello", "v4l2loopback-dkms"])
+    assert "| x86_64-p | v4l2loopback-dkms | passed | failed | - | - |" in table
+    assert "| x86_64-p | kbtf_hello | passed | - | - | - |" in table
+    assert "| debian-bookworm-6.1.0-41-amd64 | v4l2loopback-dkms | failed | - | - | - |" in table
+    assert module_table([rec], []) == ""

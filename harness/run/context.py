@@ -346,7 +346,7 @@ class RunContext:
             preface = ("## pahole axis (each module against the first pahole of its arch, "
                        "kernel and toolchain)\n\n" + axis_table(sorted(
                            axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
-        results.write_matrix(self.run_dir, records, preface)
+        results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules])
 
     def _point_record(self, point: MatrixPoint) -> results.PointRecord:
         rec = results.PointRecord(point.id, facts={"rerun": point.rerun()},

@@ -70,7 +70,36 @@ def summary_table(records: list[PointRecord]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "") -> Path:
+# The per-module table: (heading, the tests that say it, of source points and distro kernels).
+MODULE_COLUMNS = (
+    ("built, .BTF", ("test_module_builds_with_btf", "test_headers_build_gives_module_btf")),
+    ("loads", ("test_module_loads", "test_distro_kernel_loads_module_btf")),
+    ("BTF in sysfs", ("test_sys_kernel_btf_lists_the_module_functions",
+                      "test_distro_kernel_loads_module_btf")),
+    ("kfunc", ("test_bpftrace_kfunc_attaches", "test_bpftrace_kfunc_on_distro_kernel")),
+)
+
+
+def module_table(records: list[PointRecord], modules: list[str]) -> str:
+    """Markdown table: per point and module (its default BTF mode), the outcome of each
+    MODULE_COLUMNS check ("-": not run for it); empty without modules."""
+    head = ["point", "module", *(h for h, _ in MODULE_COLUMNS)]
+    rows = []
+    for rec in records:
+        for module in modules:
+            mine = {t.split("[")[0]: o for t, o in rec.outcomes.items()
+                    if t.endswith(f"[{module}]") or t.endswith(f"[default-{module}]")}
+            if mine:
+                cells = [next((mine[t] for t in tests if t in mine), "-")
+                         for _, tests in MODULE_COLUMNS]
+                rows.append("| " + " | ".join([rec.point, module, *cells]) + " |")
+    if not rows:
+        return ""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *rows]) + "\n"
+
+
+def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "",
+                 modules: list[str] | None = None) -> Path:
     """Write matrix.json and summary.md (``preface``, markdown, first); return the
     summary's path."""
     (run_dir / "matrix.json").write_text(
@@ -78,7 +107,10 @@ def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "") -
     )
     summary = run_dir / "summary.md"
     reruns = "".join(f"- `{r.facts['rerun']}`\n" for r in records if "rerun" in r.facts)
+    per_module = module_table(records, modules or [])
     summary.write_text("# kbtf results\n\n" + (preface + "\n" if preface else "")
                        + summary_table(records)
+                       + ("\n## Modules (default BTF mode)\n\n" + per_module if per_module
+                          else "")
                        + ("\nRerun one point:\n\n" + reruns if reruns else ""))
     return summary
