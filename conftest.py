@@ -87,5 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shell", action="store_true",
                     help="boot the first unit of this command line (or its --point) with its "
                     "modules or selftests and hand its shell to the terminal (./kbtf shell)")
+    group.addoption("--cache-remote", default=None, metavar="oci://HOST[:PORT]/REPO",
+                    help="share kernels through an OCI registry: pull an entry before building "
+                    "it, push what was built (default: $KBTF_CACHE_REMOTE)")
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="build cache (default: $KBTF_CACHE_DIR or ~/.cache/kbtf)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from harness import cacheentry, kconfig, proc
 from harness.arches import GCC, Arch, Toolchain, make_argv
-from harness.build import buildlog
+from harness.build import buildlog, cacheremote
 from harness.errors import CommandError, ConfigError
 from harness.plan import toolchain
 from harness.plan.kernelreq import BPF_CI_BASE, KBTF_BASE, KCONFIG_DIR, KernelRequest
@@ -139,14 +140,30 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
     final = kernels / entry_name(req, key)
     build = KernelBuild(final, key, req.arch, req.source, req.pahole, req.toolchain)
 
+    remote = cacheremote.configured()
+    built: list[Path] = []
+
     def fill(tmp: Path) -> None:
+        if remote is not None:
+            if cacheremote.pull(remote, final.name, tmp):
+                cacheremote.relocate(tmp, final, req.source.path)
+                progress(f"kbtf: pulled {final.name} from {remote.ref(final.name)}")
+                return
+            for leftover in tmp.iterdir():  # what a failed pull left
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         seed = nearest_build(req, tools, kernels)
         if seed is not None:
             _seed(seed, req, tmp)
         _build(req, tmp, progress, tools, seed)
+        built.append(final)
 
     cacheentry.populate(final, lambda: is_complete(final), fill, "kbtf-build.log",
                         relocate=True)
+    if remote is not None and built:
+        size = cacheremote.push(remote, final.name, final)
+        if size is not None:
+            progress(f"kbtf: pushed {final.name} to {remote.ref(final.name)} "
+                     f"({size / 1e6:.0f} MB, zstd)")
     return build
 
 
@@ -177,6 +194,8 @@ def nearest_build(req: KernelRequest, tools: Mapping[str, str], kernels: Path) -
         if not is_complete(meta_file.parent):
             continue
         meta = json.loads(meta_file.read_text())
+        if meta.get("slim"):  # pulled without its objects: nothing to rebuild from
+            continue
         if (meta.get("cache_version"), meta.get("arch"), meta.get("source"), meta.get("tools")
                 ) != (CACHE_VERSION, req.arch.name, req.source.identity, dict(tools)):
             continue

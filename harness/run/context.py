@@ -23,7 +23,7 @@ from pathlib import Path
 from harness import REPO, cacheentry, proc
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
-from harness.build import distro, dkmsbuild, fetch, kbuild
+from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
 from harness.guest.session import GuestSession, boot_spec
@@ -66,6 +66,7 @@ class RunOptions:
     vmtest_job: list[str] | None = None  # --vmtest-job: BPF CI jobs to reproduce
     vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
     dkms: list[str] | None = None  # --dkms: DKMS packages (Debian's or a user's dir)
+    cache_remote: str | None = None  # --cache-remote: an OCI registry sharing kernels
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
@@ -180,6 +181,10 @@ class RunContext:
         in a worker. Raises HarnessError (bad input, a missing tool, a failed fetch)."""
         cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
         if worker_input is None:
+            if options.cache_remote:  # workers and builds read it from the environment
+                cacheremote.Remote.parse(options.cache_remote)
+                os.environ[cacheremote.ENV] = options.cache_remote
+            cacheremote.configured()  # a malformed $KBTF_CACHE_REMOTE stops the run here
             run_dir = results.new_run_dir()
             cacheentry.sweep(cache)
         else:

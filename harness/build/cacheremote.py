@@ -1,0 +1,178 @@
+"""Kernels shared between machines through an OCI registry (--cache-remote, or
+$KBTF_CACHE_REMOTE = oci://HOST[:PORT]/REPO): a kernel cache entry is pushed as one
+zstd-compressed tar of what module builds, variants' guests and the suites read (no object
+files: a slim entry), tagged with its entry name (arch, version, content key); before a
+build, the entry is pulled by that tag instead, its digest verified, and unpacked into the
+temp dir the build would have used, so a partial or corrupt pull never enters the cache.
+
+The registry client is oras (PyPI); credentials come from the standard docker config
+(~/.docker/config.json, $DOCKER_CONFIG), as oras reads them, and are never logged. A
+registry that is down, refuses us or serves a wrong digest is one warning line and a local
+build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import cacheentry, proc
+from harness.errors import ConfigError
+
+log = logging.getLogger("kbtf")
+
+ENV = "KBTF_CACHE_REMOTE"
+TAR_TIMEOUT = 1800
+# Left out of a pushed entry: what only a rebuild in the entry itself reads (objects,
+# archives, kbuild's .cmd files and dependency lists, link temporaries, the compressed
+# image's intermediate files). A pulled entry is marked slim and never seeds a build.
+SLIM_EXCLUDES = ("*.o", "*.a", ".*.cmd", "*.o.d", ".tmp_vmlinux*", "vmlinux.a",
+                 "*/boot/compressed/*", "*.mod.c")
+MEDIA_TYPE = "application/vnd.kbtf.kernel.tar+zstd"
+# In a pushed tar: where the entry and its kernel tree were on the machine that built it.
+ORIGIN = "kbtf-origin.json"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An OCI repository kernels are shared through."""
+
+    host: str  # HOST[:PORT]
+    repo: str
+
+    @classmethod
+    def parse(cls, url: str) -> Remote:
+        """``oci://HOST[:PORT]/REPO``. Raises ConfigError naming the form."""
+        m = re.fullmatch(r"oci://(?P<host>[A-Za-z0-9.-]+(?::\d+)?)/(?P<repo>[a-z0-9._/-]+)",
+                         url.strip())
+        if m is None:
+            raise ConfigError(f"--cache-remote {url!r}: use oci://HOST[:PORT]/REPO, e.g. "
+                              "oci://registry.example.org:5000/kbtf/kernels")
+        return cls(m["host"], m["repo"])
+
+    @property
+    def insecure(self) -> bool:
+        """Plain HTTP: only for a registry on this machine (as docker allows)."""
+        return self.host.split(":")[0] in ("localhost", "127.0.0.1")
+
+    def ref(self, tag: str) -> str:
+        return f"{self.host}/{self.repo}:{tag}"
+
+
+def configured() -> Remote | None:
+    """The remote of this run ($KBTF_CACHE_REMOTE, which --cache-remote sets), if any.
+    Raises ConfigError for a malformed one."""
+    url = os.environ.get(ENV, "")
+    return Remote.parse(url) if url else None
+
+
+PING_TIMEOUT = 10  # seconds the registry has to answer /v2/ before kbtf builds locally
+
+
+def _registry(remote: Remote):  # type: ignore[no-untyped-def]
+    """oras' client for ``remote``, once the registry answered at all. Raises OSError when
+    it does not answer."""
+    import oras.provider  # imported here: most runs have no remote
+    import requests
+
+    scheme = "http" if remote.insecure else "https"
+    try:
+        requests.get(f"{scheme}://{remote.host}/v2/", timeout=PING_TIMEOUT)
+    except requests.RequestException as exc:
+        raise OSError(f"no answer from {remote.host}: {type(exc).__name__}") from None
+
+    class Registry(oras.provider.Registry):  # type: ignore[misc]
+        """oras' client without its retries (five, with waits up to 81 s): kbtf's answer to
+        any registry trouble is a local build, not a wait."""
+
+        def do_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
+
+    return Registry(remote.host, insecure=remote.insecure)
+
+
+def pull(remote: Remote, tag: str, dest: Path) -> bool:
+    """Unpack the entry tagged ``tag`` into the empty dir ``dest``: True; False (with a
+    warning, ``dest`` left for the caller to discard) when the registry lacks it, cannot be
+    reached, refuses us, or serves a blob whose digest is not its manifest's."""
+    blob = dest.parent / f"{dest.name}.pull.tar.zst"
+    try:
+        registry = _registry(remote)
+        container = registry.get_container(remote.ref(tag))
+        manifest = registry.get_manifest(container)
+        layer = manifest["layers"][0]
+        registry.download_blob(container, layer["digest"], str(blob))
+        got = "sha256:" + _sha256(blob)
+        if got != layer["digest"]:
+            log.warning("kbtf: %s: blob digest %s, manifest says %s: not used",
+                        remote.ref(tag), got, layer["digest"])
+            return False
+        proc.run(["tar", "--zstd", "-xf", blob, "-C", dest], timeout=TAR_TIMEOUT)
+        return True
+    except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
+        log.warning("kbtf: cache remote %s: %s: %s", remote.ref(tag), type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "")
+        return False
+    finally:
+        blob.unlink(missing_ok=True)
+
+
+def push(remote: Remote, tag: str, entry: Path) -> int | None:
+    """Push cache entry ``entry`` slim under ``tag``; its compressed size, or None (with a
+    warning) if the registry would not take it."""
+    blob = entry.parent / f".{entry.name}.push.tar.zst"
+    origin = entry.parent / f".{entry.name}.push" / ORIGIN
+    try:
+        meta = json.loads((entry / "kbtf-build.json").read_text())
+        origin.parent.mkdir(exist_ok=True)
+        origin.write_text(json.dumps({"entry_path": str(entry),
+                                      "source_path": meta.get("source_path")}) + "\n")
+        excludes = [f"--exclude={p}" for p in SLIM_EXCLUDES]
+        proc.run(["tar", "--zstd", "-cf", blob, *excludes, "-C", entry, ".",
+                  "-C", origin.parent, ORIGIN], timeout=TAR_TIMEOUT)
+        registry = _registry(remote)
+        registry.push(remote.ref(tag), files=[f"{blob}:{MEDIA_TYPE}"],
+                      disable_path_validation=True, quiet=True,
+                      manifest_annotations={"org.kbtf.entry": entry.name})
+        return blob.stat().st_size
+    except Exception as exc:  # tar or the registry (oras raises many kinds): no failure
+        log.warning("kbtf: cache remote %s: push failed: %s", remote.ref(tag),
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        return None
+    finally:
+        blob.unlink(missing_ok=True)
+        origin.unlink(missing_ok=True)
+        if origin.parent.is_dir():
+            origin.parent.rmdir()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def relocate(tmp: Path, final: Path, source: Path) -> None:
+    """A pulled entry made elsewhere, at ``tmp`` (to become ``final``; its kernel tree here
+    is ``source``): the paths it recorded (its entry dir and kernel tree there: ORIGIN)
+    rewritten to this machine's, its ``source`` link remade, and it is marked slim (never
+    seeds an incremental build)."""
+    origin = json.loads((tmp / ORIGIN).read_text())
+    (tmp / ORIGIN).unlink()
+    cacheentry.relocate_text(tmp, final, old=Path(origin["entry_path"]))
+    if origin.get("source_path") and origin["source_path"] != str(source):
+        cacheentry.relocate_text(tmp, source, old=Path(origin["source_path"]))
+    link = tmp / "source"
+    if link.is_symlink():
+        link.unlink()
+        link.symlink_to(source)
+    meta_file = tmp / "kbtf-build.json"
+    meta = json.loads(meta_file.read_text())
+    meta.update(slim=True, source_path=str(source), pulled_from=origin["entry_path"])
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")

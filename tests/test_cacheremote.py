@@ -1,0 +1,119 @@
+"""Kernels shared through a real OCI registry: Debian's docker-registry started on
+127.0.0.1 with temporary storage. A small stand-in for a kernel cache entry (its build
+metadata, a Makefile naming its paths, a `source` link, an object file) is pushed from one
+cache dir and pulled into another."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.build import cacheremote
+from harness.errors import ConfigError
+
+REGISTRY = shutil.which("docker-registry")
+pytestmark = pytest.mark.skipif(REGISTRY is None, reason="docker-registry is not installed "
+                                "(./kbtf installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[tuple[cacheremote.Remote, Path]]:
+    """A registry on 127.0.0.1 (its storage dir with it); stopped afterwards."""
+    port = _free_port()
+    storage = tmp_path / "registry"
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
+    server = subprocess.Popen([str(REGISTRY), "serve", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield cacheremote.Remote(f"127.0.0.1:{port}", "kbtf/kernels"), storage
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _entry(cache: Path, name: str) -> Path:
+    """A stand-in kernel entry of ``cache`` with its tree at <cache>/src/linux."""
+    source = cache / "src" / "linux"
+    source.mkdir(parents=True)
+    entry = cache / "kernels" / name
+    (entry / "arch/x86/boot").mkdir(parents=True)
+    (entry / "arch/x86/boot/bzImage").write_bytes(b"image" * 100)
+    (entry / "vmlinux").write_bytes(b"\x7fELF vmlinux")
+    (entry / "kernel").mkdir()
+    (entry / "kernel/fork.o").write_bytes(b"object" * 1000)
+    (entry / "Makefile").write_text(f"include {source}/Makefile\n# output {entry}\n")
+    (entry / "source").symlink_to(source)
+    (entry / "kbtf-build.json").write_text(json.dumps({"source_path": str(source)}))
+    return entry
+
+
+def test_push_then_pull_into_an_empty_cache(registry: tuple[cacheremote.Remote, Path],
+                                            tmp_path: Path) -> None:
+    remote, _ = registry
+    entry = _entry(tmp_path / "runner1", "x86_64-6.12.117-abc")
+    size = cacheremote.push(remote, entry.name, entry)
+    assert size is not None and size > 0
+    cache2 = tmp_path / "runner2"
+    final = cache2 / "kernels" / entry.name
+    tmp = cache2 / "kernels" / ".pulling"
+    tmp.mkdir(parents=True)
+    assert cacheremote.pull(remote, entry.name, tmp)
+    source2 = cache2 / "src" / "linux"
+    cacheremote.relocate(tmp, final, source2)
+    assert (tmp / "arch/x86/boot/bzImage").read_bytes() == b"image" * 100
+    assert not (tmp / "kernel/fork.o").exists()  # slim: no objects
+    assert (tmp / "Makefile").read_text() == f"include {source2}/Makefile\n# output {final}\n"
+    assert Path(str((tmp / "source").readlink())) == source2
+    meta = json.loads((tmp / "kbtf-build.json").read_text())
+    assert meta["slim"] is True and meta["source_path"] == str(source2)
+    assert not (tmp / cacheremote.ORIGIN).exists()
+
+
+def test_missing_tag_unreachable_registry_and_bad_url(registry: tuple[cacheremote.Remote, Path],
+                                                     tmp_path: Path) -> None:
+    remote, _ = registry
+    assert not cacheremote.pull(remote, "no-such-entry", tmp_path)
+    down = cacheremote.Remote(f"127.0.0.1:{_free_port()}", "kbtf/kernels")
+    assert not cacheremote.pull(down, "x", tmp_path)
+    assert cacheremote.push(down, "x", _entry(tmp_path / "c", "x")) is None
+    with pytest.raises(ConfigError, match="use oci://HOST"):
+        cacheremote.Remote.parse("https://example.org/kbtf")
+
+
+def test_a_corrupt_blob_is_not_used(registry: tuple[cacheremote.Remote, Path],
+                                    tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    remote, storage = registry
+    entry = _entry(tmp_path / "runner1", "x86_64-6.12.117-def")
+    assert cacheremote.push(remote, entry.name, entry) is not None
+    client = cacheremote._registry(remote)
+    layer = client.get_manifest(client.get_container(remote.ref(entry.name)))["layers"][0]
+    hexdigest = layer["digest"].removeprefix("sha256:")
+    (blob,) = storage.rglob(f"blobs/sha256/{hexdigest[:2]}/{hexdigest}/data")
+    blob.write_bytes(blob.read_bytes()[:-10] + b"corrupted!")  # same size, other content
+    dest = tmp_path / "pull"
+    dest.mkdir()
+    with caplog.at_level(logging.WARNING, logger="kbtf"):
+        assert not cacheremote.pull(remote, entry.name, dest)
+    assert "blob digest sha256:" in caplog.text and "manifest says" in caplog.text
+    assert not (dest / "kbtf-build.json").exists()
