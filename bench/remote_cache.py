@@ -1,0 +1,90 @@
+"""Two runners sharing kernels through an OCI registry (issue 23), on one machine: runner 1's
+cache (the default, warm) pushes its kernel entries to a local registry (Debian's
+docker-registry on 127.0.0.1, temporary storage), then runner 2 -- an empty cache dir --
+runs the main job with --cache-remote. Prints the pushed sizes, runner 2's time to its first
+test result and its total, and whether any kernel was built.
+
+    python -m bench.remote_cache [--keep DIR] [pytest args...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import REPO
+from harness.build import cacheremote, kbuild
+
+
+def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.Remote]:
+    """docker-registry on a free 127.0.0.1 port, storing under ``storage``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = storage.parent / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
+    server = subprocess.Popen(["docker-registry", "serve", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return server, cacheremote.Remote(f"127.0.0.1:{port}", "kbtf/kernels")
+
+
+def push_all(remote: cacheremote.Remote, cache: Path) -> list[dict[str, object]]:
+    """Push every complete kernel entry of ``cache`` (what runner 1 pushes as it builds)."""
+    pushed = []
+    for entry in sorted((cache / "kernels").iterdir()):
+        if entry.is_dir() and not entry.name.startswith(".") and kbuild.is_complete(entry):
+            start = time.monotonic()
+            size = cacheremote.push(remote, entry.name, entry)
+            pushed.append({"entry": entry.name, "mb": round((size or 0) / 1e6, 1),
+                           "push_s": round(time.monotonic() - start, 1)})
+    return pushed
+
+
+def run_runner2(remote: cacheremote.Remote, cache2: Path, args: list[str]) -> dict[str, object]:
+    """The main job on an empty cache with the registry: time to first result, total."""
+    argv = [str(REPO / "kbtf"), "pytest", "suites/", "-n", "auto",
+            "--cache-remote", f"oci://{remote.host}/{remote.repo}", "--cache-dir", str(cache2),
+            *args]
+    start = time.monotonic()
+    first = None
+    lines = []
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.append(line)
+            if first is None and ("PASSED" in line or "FAILED" in line or "%]" in line):
+                first = time.monotonic() - start
+    total = time.monotonic() - start
+    text = "".join(lines)
+    return {"first_result_s": round(first or total), "total_s": round(total),
+            "rc": child.returncode, "built_kernels": text.count("kbtf: building kernel"),
+            "pulled": text.count("kbtf: pulled "), "last_line": lines[-1].strip() if lines else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", type=Path, help="keep runner 2's cache here")
+    known, rest = parser.parse_known_args()
+    work = Path(tempfile.mkdtemp(prefix="kbtf-remote-bench-"))
+    server, remote = start_registry(work / "registry")
+    try:
+        pushed = push_all(remote, kbuild.default_cache_dir())
+        runner2 = run_runner2(remote, known.keep or work / "runner2", rest)
+        print(json.dumps({"pushed": pushed, "runner2": runner2}, indent=2))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
