@@ -62,6 +62,23 @@ def worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def record_failure(marker: Path, exc: KbtfError) -> None:
+    """Write down at ``marker`` that a build the controller ran for this run failed, for
+    the tests that need it (raise_recorded)."""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"message": exc.args[0], "log": str(exc.log) if exc.log else None,
+                                  "product": isinstance(exc, BuildFailure)}))
+
+
+def raise_recorded(marker: Path) -> None:
+    """Raise the failure written down at ``marker`` again (BuildFailure for the product,
+    HarnessError for the harness); nothing if there is none."""
+    if marker.exists():
+        failed = json.loads(marker.read_text())
+        error = BuildFailure if failed["product"] else HarnessError
+        raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
+
+
 def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole | None,
                    btf_mode: str, *, make_args: tuple[str, ...] = (),
                    build_root: BuildRoot | None = None, sabotage: str | None = None,
@@ -186,11 +203,7 @@ class PointRun:
         Raises the error of an earlier failed build in this run again (BuildFailure or
         HarnessError), else ensure_kernel's errors.
         """
-        marker = self.failure_marker(variant)
-        if marker.exists():
-            failed = json.loads(marker.read_text())
-            error = BuildFailure if failed["product"] else HarnessError
-            raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
+        raise_recorded(self.failure_marker(variant))
         build = kbuild.ensure_kernel(self.point.kernel_variant(variant), self.cache_dir,
                                      progress or proc.log.info)
         dest = self.run_dir / self.point.kernel_id
@@ -207,11 +220,7 @@ class PointRun:
         try:
             self.kernel(variant, progress)
         except KbtfError as exc:
-            marker = self.failure_marker(variant)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({
-                "message": exc.args[0], "log": str(exc.log) if exc.log else None,
-                "product": isinstance(exc, BuildFailure)}))
+            record_failure(self.failure_marker(variant), exc)
             progress(f"kbtf: {self.point.kernel_id} {variant}: {exc}")
 
     # -- modules -----------------------------------------------------------------------

@@ -5,13 +5,12 @@ tree's DENYLIST files, bpf_testmod loaded by the runner itself)."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.build import kbuild, selftests
-from harness.errors import BuildFailure, HarnessError, KbtfError, ProductFailure
+from harness.errors import KbtfError, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
@@ -22,6 +21,8 @@ from harness.run.pointrun import (
     PointRun,
     guest_shares,
     kvm_checked,
+    raise_recorded,
+    record_failure,
     run_kvm,
     with_accel_note,
     worker_id,
@@ -42,7 +43,7 @@ class VmtestRun:
     kvm: bool = False
 
     @property
-    def points(self) -> PointRun:
+    def point_run(self) -> PointRun:
         """The kernel's pipeline (builds, failure markers) as for any point."""
         return PointRun(self.vmtest.point, self.run_dir, self.cache_dir, None, self.kvm)
 
@@ -52,32 +53,24 @@ class VmtestRun:
 
     def kernel(self) -> kbuild.KernelBuild:
         """The job's kernel from the cache. Raises like PointRun.kernel."""
-        return self.points.kernel("")
+        return self.point_run.kernel("")
 
     def selftests(self, progress: kbuild.Progress | None = None) -> selftests.Selftests:
         """The job's runner and test modules built for its kernel (cached by content).
         Raises the error of an earlier failed build in this run again, else what
         selftests.ensure raises."""
-        marker = self.dir / "selftests-failed.json"
-        if marker.exists():
-            failed = json.loads(marker.read_text())
-            error = BuildFailure if failed["product"] else HarnessError
-            raise error(failed["message"], log=Path(failed["log"]) if failed["log"] else None)
+        raise_recorded(self.dir / "selftests-failed.json")
         return selftests.ensure(self.kernel(), self.vmtest.bpf_clang, self.vmtest.job.binary,
                                 self.cache_dir, progress or (lambda _msg: None))
 
     def build(self, progress: kbuild.Progress) -> None:
         """Build the kernel, then the selftests (the controller, before tests are
         distributed); a failure is written down for the tests, not raised."""
-        self.points.build_kernel("", progress)
+        self.point_run.build_kernel("", progress)
         try:
             self.selftests(progress)
         except KbtfError as exc:
-            marker = self.dir / "selftests-failed.json"
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({
-                "message": exc.args[0], "log": str(exc.log) if exc.log else None,
-                "product": isinstance(exc, BuildFailure)}))
+            record_failure(self.dir / "selftests-failed.json", exc)
             progress(f"kbtf: {self.vmtest.id} selftests: {exc}")
 
     def guest(self, pool: GuestPool) -> GuestSession:
