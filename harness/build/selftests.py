@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cacheentry, proc
-from harness.arches import make_argv
+from harness.arches import Arch, make_argv
 from harness.build import buildlog
 from harness.build.kbuild import KernelBuild, StepReporter
 from harness.errors import BuildFailure, CommandError
@@ -74,6 +74,17 @@ def ensure(kernel: KernelBuild, clang: str, runner: str, cache: Path,
 
     cacheentry.populate(final, (final / "selftests.json").exists, fill, "build.log")
     return Selftests(final, runner)
+
+
+def cross_gap(arch: Arch) -> str | None:
+    """Why kbtf cannot build the selftests for ``arch`` on this machine, or None: the
+    static runner needs the target's libelf, zlib and zstd archives, which kbtf does not
+    provision for a foreign arch yet."""
+    if arch.is_host():
+        return None
+    return (f"the BPF selftests for {arch.name} are not cross-built yet: their static "
+            f"runner needs {arch.debian_arch}'s libelf, zlib and zstd archives, which kbtf "
+            "does not provision")
 
 
 def scratch_tree(source: Path, tree: Path) -> None:

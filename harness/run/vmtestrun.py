@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.build import kbuild, selftests
-from harness.errors import KbtfError, ProductFailure
+from harness.errors import KbtfError, MissingPrerequisite, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
@@ -59,13 +59,20 @@ class VmtestRun:
         """The job's runner and test modules built for its kernel (cached by content).
         Raises the error of an earlier failed build in this run again, else what
         selftests.ensure raises."""
+        gap = selftests.cross_gap(self.vmtest.point.kernel.arch)
+        if gap is not None:
+            raise MissingPrerequisite(gap)
         raise_recorded(self.dir / "selftests-failed.json")
         return selftests.ensure(self.kernel(), self.vmtest.bpf_clang, self.vmtest.job.binary,
                                 self.cache_dir, progress or (lambda _msg: None))
 
     def build(self, progress: kbuild.Progress) -> None:
         """Build the kernel, then the selftests (the controller, before tests are
-        distributed); a failure is written down for the tests, not raised."""
+        distributed); a failure is written down for the tests, not raised. Nothing is
+        built for a job whose selftests cannot be built here (its tests skip, saying why)."""
+        if (gap := selftests.cross_gap(self.vmtest.point.kernel.arch)) is not None:
+            progress(f"kbtf: {self.vmtest.id}: {gap}")
+            return
         self.point_run.build_kernel("", progress)
         try:
             self.selftests(progress)
@@ -76,7 +83,8 @@ class VmtestRun:
     def guest(self, pool: GuestPool) -> GuestSession:
         """The live guest of this process running the job's kernel, with the selftests
         shared at /kbtf/selftests (read only) and the runner's packages in its root."""
-        kernel, built = self.kernel(), self.selftests()
+        built = self.selftests()  # first: it says why a job cannot run here
+        kernel = self.kernel()
         logdir = self.dir / "guests"
         base = f"vmtest-{worker_id()}"
 
