@@ -66,3 +66,17 @@ def test_vngs_writable_shares_get_a_mapped_security_model(tmp_path: Path) -> Non
         "-fsdev", "local,id=virtfs1,path=/,security_model=none,readonly=on",
         "-fsdev", "local,id=virtfs3,path=/r/out dir,security_model=mapped-xattr,multidevs=remap",
         "-append", "a b"]
+
+
+def test_guest_init_is_a_clean_bash_script(tmp_path: Path) -> None:
+    """kbtf's init is plain text bash parses (a NUL or a raw newline from a Python escape
+    would break the share mounts of every guest)."""
+    import subprocess
+
+    from harness.guest.guestroot import INIT
+
+    assert not [c for c in INIT if ord(c) < 32 and c not in "\n\t"]
+    script = tmp_path / "init"
+    script.write_text(INIT)
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert "tr '\\0' '\\n'" in INIT

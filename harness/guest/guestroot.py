@@ -43,7 +43,7 @@ mount -t tmpfs run /run
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-for tag in $(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag | tr '\0' '\n'); do
+for tag in $(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag | tr '\\0' '\\n'); do
     case "$tag" in kbtf_*) [ -d "/kbtf/${tag#kbtf_}" ] || continue ;; *) continue ;; esac
     mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "$tag" "/kbtf/${tag#kbtf_}"
 done
