@@ -39,8 +39,12 @@ class ModuleSpec:
 
     @property
     def name(self) -> str:
-        """Names the module in test ids: the directory's name, a DKMS package's name."""
-        return self.dkms.package if self.dkms and self.dkms.package else self.path.name
+        """Names the module in test ids: the directory's name, a DKMS package's name (with
+        its suite when not DKMS_SUITE: trixie-v4l2loopback-dkms)."""
+        if self.dkms and self.dkms.package:
+            d = self.dkms
+            return d.package if d.suite == DKMS_SUITE else f"{d.suite}-{d.package}"
+        return self.path.name
 
     @property
     def spec(self) -> str:
