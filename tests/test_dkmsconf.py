@@ -74,3 +74,25 @@ def test_make_variable_subdirectory_arch_and_config_rules(tmp_path: Path) -> Non
 def test_bad_dkms_conf_is_a_one_line_error(tmp_path: Path, text: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("]", r"\]")):
         dkmsconf.parse(_conf(tmp_path, text))
+
+
+def test_dkms_specs_name_and_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import provision
+    from harness.plan.usermod import parse_dkms
+
+    monkeypatch.setattr(provision, "package_version",
+                        lambda cache, suite, pkg: {"loopcam-dkms": "1.2-1"}.get(pkg))
+    monkeypatch.setattr(provision, "package_names",
+                        lambda cache, suite: ["loopcam-dkms", "loopcam-utils", "bash"])
+    spec = parse_dkms("loopcam-dkms", tmp_path)
+    assert (spec.name, spec.spec) == ("loopcam-dkms", "bookworm:loopcam-dkms")
+    assert spec.path == tmp_path / "dkms" / "bookworm-loopcam-dkms_1.2-1"
+    assert parse_dkms("trixie:loopcam-dkms", tmp_path).name == "trixie-loopcam-dkms"
+    with pytest.raises(ConfigError, match=r"no package 'loopcam-dkm' \(near: loopcam-dkms"):
+        parse_dkms("loopcam-dkm", tmp_path)
+    with pytest.raises(ConfigError, match=r"no dkms\.conf in it"):
+        parse_dkms(str(tmp_path), tmp_path)
+    (tmp_path / "pkg").mkdir()
+    _conf(tmp_path / "pkg", SUBDIR)
+    mine = parse_dkms(str(tmp_path / "pkg"), tmp_path)
+    assert (mine.name, mine.dkms is not None) == ("pkg", True)
