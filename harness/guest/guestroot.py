@@ -17,8 +17,8 @@ SUITE = "sid"
 PACKAGES = ("bash", "coreutils", "util-linux", "mount", "kmod", "busybox-static", "bpftrace",
             "bpftool", "grep", "sed", "gzip", "tar", "xz-utils")
 # Where the guest sees the host dirs shared with it (harness/guest/vm.py mounts them):
-# selftests only in BPF CI jobs' guests.
-SHARES = ("run", "repo", "out", "selftests")
+# selftests only in BPF CI jobs' guests, modules (the kernel's own) in distro guests.
+SHARES = ("run", "repo", "out", "selftests", "modules")
 # What BPF selftests runners need beyond PACKAGES: the tools BPF CI's runners install
 # (libbpf/ci run-vmtest/install-dependencies.sh) for a guest that runs on their root.
 VMTEST_PACKAGES = ("binutils", "ethtool", "gawk", "iproute2", "iptables", "iputils-ping",

@@ -38,6 +38,19 @@ def refusal(insmod_stderr: str, dmesg: str) -> str | None:
     return None
 
 
+# Where a guest sees its kernel's own modules (<dir>/lib/modules/<release>, with
+# modules.dep), when it has them: a distro kernel's image (pointrun.DistroRun).
+KERNEL_MODULES = "/kbtf/modules"
+
+
+def kernel_module(guest: GuestSession, name: str) -> bool:
+    """Whether module ``name`` of the kernel's own is loaded, or loads from the modules the
+    guest has of its kernel (modprobe, with its dependencies)."""
+    script = (f'[ -d /sys/module/{name} ] || {{ [ -d "{KERNEL_MODULES}/lib/modules/$(uname -r)" ]'
+              f' && modprobe -d {KERNEL_MODULES} {name}; }}')
+    return guest.run(script).ok
+
+
 def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
            loaded: list[str]) -> None:
     """Insert ``build``'s .ko files in dependency order with ``params`` (a module of the same
@@ -51,8 +64,9 @@ def insert(guest: GuestSession, build: ModuleBuild, params: tuple[str, ...],
     names = [module_name(k) for k in ordered]
     remove(guest, names)
     for ko, name in zip(ordered, names, strict=True):
-        if outside.get(name):
-            raise MissingPrerequisite(f"{name} depends on {', '.join(outside[name])}, which no "
+        unloadable = [d for d in outside.get(name, ()) if not kernel_module(guest, d)]
+        if unloadable:
+            raise MissingPrerequisite(f"{name} depends on {', '.join(unloadable)}, which no "
                                       "given module provides and the guest cannot load")
         guest.run("dmesg -C")
         res = guest.run("insmod", guest.path(ko), *params)

@@ -337,7 +337,8 @@ class DistroRun:
             root = guestroot.ensure_root(arch, self.cache_dir)
             initrd = initramfs.ensure(self.kernel.modules, self.kernel.root.parent,
                                       root / "bin" / "busybox", arch.virtio_transport)
-            shares = guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out")
+            shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
+                      vm.Share("modules", self.kernel.root))  # modload.kernel_module
             spec = boot_spec(self.kernel, "kbtf", self.cache_dir, shares,
                              run_kvm(self.run_dir, self.kvm), initrd=initrd,
                              release=self.kernel.release, cmdline=self.cmdline)

@@ -82,7 +82,8 @@ MODULE_COLUMNS = (
 
 def module_table(records: list[PointRecord], modules: list[str]) -> str:
     """Markdown table: per point and module (its default BTF mode), the outcome of each
-    MODULE_COLUMNS check ("-": not run for it); empty without modules."""
+    MODULE_COLUMNS check, its kind only (the reasons are in the main table; "-": not run
+    for it); empty without modules."""
     head = ["point", "module", *(h for h, _ in MODULE_COLUMNS)]
     rows = []
     for rec in records:
@@ -90,7 +91,7 @@ def module_table(records: list[PointRecord], modules: list[str]) -> str:
             mine = {t.split("[")[0]: o for t, o in rec.outcomes.items()
                     if t.endswith(f"[{module}]") or t.endswith(f"[default-{module}]")}
             if mine:
-                cells = [next((mine[t] for t in tests if t in mine), "-")
+                cells = [next((mine[t].split(":")[0] for t in tests if t in mine), "-")
                          for _, tests in MODULE_COLUMNS]
                 rows.append("| " + " | ".join([rec.point, module, *cells]) + " |")
     if not rows:
