@@ -97,3 +97,33 @@ def test_enxio_from_init_fails_the_module(tmp_path: Path) -> None:
     guest = FakeGuest("insmod: ERROR: could not insert module {ko}: No such device or address", {})
     with pytest.raises(ModuleLoadFailure, match="No such device or address"):
         modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
+
+
+class KernelModulesGuest(FakeGuest):
+    """A guest whose own kernel modules (modprobe -d /kbtf/modules) hold ``available``."""
+
+    def __init__(self, available: set[str]) -> None:
+        super().__init__("", {})
+        self.available = available
+        self.inserted: list[str] = []
+
+    def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
+        if "modprobe -d" in command:
+            name = command.rsplit(" ", 1)[-1].rstrip("; }")
+            return CommandResult(command, 0 if name in self.available else 1, "", "")
+        if command == "insmod":
+            self.inserted.append(args[0])
+            return CommandResult(command, 0, "", "")
+        return super().run(command, *args, timeout=timeout)
+
+
+def test_a_dependency_on_the_kernels_own_module_is_modprobed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = build(tmp_path)
+    monkeypatch.setattr(modload, "load_order", lambda kos: (kos, {"kbtf_types_distilled": ("videodev",)}))
+    guest = KernelModulesGuest({"videodev"})
+    loaded: list[str] = []
+    modload.insert(guest, b, (), loaded)  # type: ignore[arg-type]
+    assert loaded == ["kbtf_types_distilled"] and guest.inserted == [str(b.kos[0])]
+    with pytest.raises(MissingPrerequisite, match="depends on videodev, which no given module"):
+        modload.insert(KernelModulesGuest(set()), b, (), [])  # type: ignore[arg-type]
