@@ -5,6 +5,7 @@ booted with module.sig_enforce=1 and with lockdown=integrity."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ class KernelModulesGuest(FakeGuest):
 
     def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
         if "modprobe -d" in command:
-            name = command.rsplit(" ", 1)[-1].rstrip("; }")
+            name = re.findall(r"modprobe -d \S+ (\w+)", command)[0]
             return CommandResult(command, 0 if name in self.available else 1, "", "")
         if command == "insmod":
             self.inserted.append(args[0])
@@ -120,7 +121,8 @@ class KernelModulesGuest(FakeGuest):
 def test_a_dependency_on_the_kernels_own_module_is_modprobed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = build(tmp_path)
-    monkeypatch.setattr(modload, "load_order", lambda kos: (kos, {"kbtf_types_distilled": ("videodev",)}))
+    deps = {"kbtf_types_distilled": ("videodev",)}
+    monkeypatch.setattr(modload, "load_order", lambda kos: (kos, deps))
     guest = KernelModulesGuest({"videodev"})
     loaded: list[str] = []
     modload.insert(guest, b, (), loaded)  # type: ignore[arg-type]
