@@ -96,3 +96,13 @@ def test_step_lines_naming_error_files_are_not_the_reason() -> None:
            "make: *** [Makefile:753: /t/jit_disasm_helpers.o] Error 1\n")
     assert buildlog.product_reason(log) == (
         "jit_disasm_helpers.c:8:10: fatal error: llvm-c/Core.h: No such file or directory")
+
+
+def test_a_point_id_in_a_path_is_no_pahole_complaint() -> None:
+    d = "/r/x86_64-debian6.12.117-gcc-pahole1.30/modules/main/m"
+    log = (f'ERROR: modpost: "udp_tunnel6_xmit_skb" [{d}/m.ko] undefined!\n'
+           f"make[3]: *** [/s/scripts/Makefile.modpost:145: {d}/Module.symvers] Error 1\n")
+    want = f'ERROR: modpost: "udp_tunnel6_xmit_skb" [{d}/m.ko] undefined!'
+    assert buildlog.product_reason(log) == want
+    assert buildlog.product_reason("pahole: unrecognized option '--btf_features'\n") == (
+        "pahole: unrecognized option '--btf_features'")

@@ -19,7 +19,8 @@ _ENVIRONMENT = re.compile(
 # the first compiler or make error.
 _REASONS = (
     re.compile(r"Segmentation fault|Aborted|core dumped|Bus error|Illegal instruction"),
-    re.compile(r"pahole.*(?:unrecognized|error|Error|failed)|(?:error|Error).*pahole|"
+    # (pahole the program: a run dir's point id, "...-gcc-pahole1.30/...", is no complaint)
+    re.compile(r"\bpahole\b.*(?:unrecognized|error|Error|failed)|(?:error|Error).*\bpahole\b|"
                r"FAILED to distill base BTF|FAILED: btf permute|FAILED to sort BTF|"
                r"FAILED: (?:load (?:base )?BTF|malformed BTF)|resolve_btfids: "),
     # modpost: a symbol the kernel does not export (an option it lacks), a license problem.
