@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.build.selftests import Selftests
 from harness.guest.pool import GuestPool
+from harness.guest.session import GuestSession
 from harness.plan.vmtest import VmtestPoint
 from harness.run.vmtestrun import VmtestRun
 from suites.conftest import ctx
@@ -24,11 +26,24 @@ def vmtest_run(pytestconfig: pytest.Config, vmtest_case: tuple[VmtestPoint, str]
     return ctx(pytestconfig).vmtest_run(vmtest_case[0])
 
 
+@pytest.fixture(scope="session")
+def vmtest_built(vmtest_run: VmtestRun) -> Selftests:
+    """The job's kernel and selftests, built (a failed build is reported once: the other
+    tests of the job say "not run")."""
+    return vmtest_run.selftests()
+
+
+@pytest.fixture
+def vmtest_guest(vmtest_run: VmtestRun, vmtest_built: Selftests,
+                 guest_pool: GuestPool) -> GuestSession:
+    """The job's guest, the selftests shared at /kbtf/selftests."""
+    return vmtest_run.guest(guest_pool)
+
+
 def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
-               guest_pool: GuestPool) -> None:
+               vmtest_guest: GuestSession) -> None:
     job, name = vmtest_case
-    session = vmtest_run.guest(guest_pool)
-    out = vmtest_run.run_tests(session, [] if name == "all" else [name])
+    out = vmtest_run.run_tests(vmtest_guest, [] if name == "all" else [name])
     rerun = f"rerun: {job.rerun([name] if name != 'all' else None)}"
     if name == "all":
         failed = [t for t in out.tests.values() if t.verdict == "FAIL"]
