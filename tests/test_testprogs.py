@@ -1,16 +1,22 @@
-"""test_progs' status lines read back (captured from a 6.12 runner in a kbtf guest)."""
+"""test_progs' status lines read back: a captured run of a 7.2 runner in a kbtf guest when
+tests/data has one, and the line shapes test_progs prints (test_progs.c's
+print_test_result: `#%-*d %s:%s`, subtests `#%d/%-*d %s/%s:%s`, a skip's count in
+parentheses, the summary line)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.guest import testprogs
 
-CAPTURED = (Path(__file__).parent / "data/test_progs-6.12.txt").read_text()
+CAPTURES = sorted((Path(__file__).parent / "data").glob("test_progs-*.txt"))
 
 
-def test_verdicts_subtests_and_logs_of_a_captured_run() -> None:
-    out = testprogs.parse(CAPTURED)
+@pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
+def test_verdicts_subtests_and_logs_of_a_captured_run(capture: Path) -> None:
+    out = testprogs.parse(capture.read_text())
     assert out.summary is not None and out.summary.startswith("Summary: ")
     assert out.tests, "no test parsed"
     for test in out.tests.values():
@@ -39,3 +45,16 @@ def test_a_failing_subtest_keeps_its_log() -> None:
 def test_a_run_that_crashed_has_no_summary() -> None:
     out = testprogs.parse("Failed to load bpf_testmod.ko into the kernel: -22\n")
     assert out.tests == {} and out.summary is None
+
+
+def test_the_line_shapes() -> None:
+    text = ("#121/1   kfunc_call/kfunc_syscall_test:OK\n"
+            "#121/2   kfunc_call/kfunc_call_test_get_mem:SKIP\n"
+            "#121     kfunc_call:OK (SKIP: 1/2)\n"
+            "#200     module_attach:SKIP\n"
+            "Summary: 1/1 PASSED, 2 SKIPPED, 0 FAILED\n")
+    out = testprogs.parse(text)
+    assert out.tests["kfunc_call"].verdict == "OK"
+    assert [s.name for s in out.tests["kfunc_call"].skipped_subtests()] == [
+        "kfunc_call/kfunc_call_test_get_mem"]
+    assert out.tests["module_attach"].verdict == "SKIP"
