@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import socket
@@ -68,7 +69,7 @@ def run_runner2(remote: cacheremote.Remote, cache2: Path, args: list[str]) -> di
         assert child.stdout is not None
         for line in child.stdout:
             lines.append(line)
-            if first is None and ("PASSED" in line or "FAILED" in line or "%]" in line):
+            if first is None and re.match(r"[.FEsx]", line):  # xdist's first result mark
                 first = time.monotonic() - start
     total = time.monotonic() - start
     text = "".join(lines)
