@@ -58,3 +58,14 @@ def test_the_line_shapes() -> None:
     assert [s.name for s in out.tests["kfunc_call"].skipped_subtests()] == [
         "kfunc_call/kfunc_call_test_get_mem"]
     assert out.tests["module_attach"].verdict == "SKIP"
+
+
+def test_logs_come_from_the_json_summary_where_there_is_one() -> None:
+    out = testprogs.parse("#7/2     foo/attach:FAIL\n#7       foo:FAIL\n#8       bar:OK\n")
+    testprogs.apply_json(out, {"results": [
+        {"name": "foo", "number": 7, "message": "test log\n", "failed": True, "subtests": [
+            {"name": "attach", "number": 2, "message": "attach: -22\n", "failed": True}]},
+        {"name": "gone", "number": 9, "message": "x", "failed": True, "subtests": []}]})
+    assert out.tests["foo"].log == "test log"
+    assert out.tests["foo"].subtests["foo/attach"].log == "attach: -22"
+    assert out.tests["bar"].log == ""

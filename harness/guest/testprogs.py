@@ -1,6 +1,8 @@
 """test_progs' output read back: each test's and subtest's verdict from its status lines
 (`#12      kfunc_call:OK`, `#12/3    kfunc_call/kfunc_syscall_test:FAIL`, `...:SKIP`), with
-the log test_progs prints for a failing one before its status line. Pure."""
+the log test_progs prints for a failing one before its status line, or, where the runner
+writes a JSON summary (-J: the failed tests, their logs and their failed subtests' logs),
+the logs from there. Pure."""
 
 from __future__ import annotations
 
@@ -65,3 +67,19 @@ def parse(text: str) -> RunnerOutput:
             result.verdict = m["verdict"]
             result.log = log if m["verdict"] == "FAIL" else ""
     return RunnerOutput(tests, summary)
+
+
+def apply_json(out: RunnerOutput, summary: dict[str, object]) -> None:
+    """Take the failing tests' and subtests' logs from test_progs' JSON summary (-J) into
+    ``out`` (its verdicts stay the status lines')."""
+    results = summary.get("results", [])
+    for entry in results if isinstance(results, list) else []:
+        test = out.tests.get(str(entry.get("name", "")))
+        if test is None:
+            continue
+        if entry.get("message"):
+            test.log = str(entry["message"]).strip()
+        for sub in entry.get("subtests", []):
+            found = test.subtests.get(f"{test.name}/{sub.get('name', '')}")
+            if found is not None and sub.get("message"):
+                found.log = str(sub["message"]).strip()

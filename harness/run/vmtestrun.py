@@ -5,6 +5,8 @@ tree's DENYLIST files, bpf_testmod loaded by the runner itself)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.guest.vm import Share
 from harness.plan import ksource, matrix, toolchain
+from harness.plan.kernelreq import SELFTESTS_DIR
 from harness.plan.vmtest import VmtestPoint, resolve_jobs
 from harness.run.pointrun import (
     PointRun,
@@ -31,6 +34,8 @@ from harness.run.pointrun import (
 # Seconds one test of a runner may take in a TCG guest (BPF CI gives a whole job 360 min
 # under KVM; single tests take seconds, the slowest a few minutes there).
 TEST_TIMEOUT = 900
+# Where the runner writes its JSON summary in the guest (its tmpfs).
+JSON_SUMMARY = "/tmp/kbtf-test_progs.json"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,10 @@ class VmtestRun:
         quoted), GuestTimeout, ProductFailure (the runner ended without a verdict: it or
         the kernel broke)."""
         argv = self.runner_argv(tests)
+        json_summary = self.vmtest.per_test and "json-summary" in (
+            self.kernel().source.path / SELFTESTS_DIR / "test_progs.c").read_text(errors="replace")
+        if json_summary:
+            argv += ["-J", JSON_SUMMARY]
         command = f"cd /kbtf/selftests && {shlex.join(argv)}"
         result = session.run(command, timeout=TEST_TIMEOUT * max(1, len(tests)))
         out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_')}.log"
@@ -126,6 +135,10 @@ class VmtestRun:
         out.write_text(f"$ {command}\n# exit {result.rc}\n{result.stdout}\n"
                        f"# stderr:\n{result.stderr}")
         parsed = testprogs.parse(result.stdout)
+        if json_summary:
+            summary = session.run("cat", JSON_SUMMARY)
+            with contextlib.suppress(ValueError):
+                testprogs.apply_json(parsed, json.loads(summary.stdout))
         if not parsed.tests and parsed.summary is None:
             tail = (result.stdout + result.stderr).strip()[-300:]
             raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
