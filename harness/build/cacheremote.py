@@ -6,7 +6,7 @@ build, the entry is pulled by that tag instead, its digest verified, and unpacke
 temp dir the build would have used, so a partial or corrupt pull never enters the cache.
 
 The registry client is oras (PyPI); credentials come from the standard docker config
-(~/.docker/config.json, $DOCKER_CONFIG), as oras reads them, and are never logged. A
+(~/.docker/config.json: oras reads that file), and are never logged. A
 registry that is down, refuses us or serves a wrong digest is one warning line and a local
 build."""
 
