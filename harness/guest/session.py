@@ -328,6 +328,9 @@ class GuestSession:
         the user types Ctrl-] (the guest is then killed). Raises GuestLost if it is gone."""
         child = self._require_alive("shell")
         child.sendline("cd /kbtf; PS1='kbtf-guest# '")
+        # pexpect hands interact's bytes to the (text) serial log: the session is not
+        # logged while the user has it.
+        child.logfile = child.logfile_read = child.logfile_send = None
         try:
             child.interact(escape_character="\x1d")
         finally:
