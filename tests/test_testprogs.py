@@ -1,28 +1,11 @@
-"""test_progs' status lines read back: a captured run of a 7.2 runner in a kbtf guest when
-tests/data has one, and the line shapes test_progs prints (test_progs.c's
-print_test_result: `#%-*d %s:%s`, subtests `#%d/%-*d %s/%s:%s`, a skip's count in
-parentheses, the summary line)."""
+"""test_progs' status lines read back, in the shapes test_progs.c prints them
+(print_test_result: `#%-*d %s:%s`, subtests `#%d/%-*d %s/%s:%s`, a skip's count in
+parentheses, the summary line), and its JSON summary's logs. No run of a real runner was
+captured yet: neither Debian tree's selftests built here (bench/RESULTS.md, session 7)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from harness.guest import testprogs
-
-CAPTURES = sorted((Path(__file__).parent / "data").glob("test_progs-*.txt"))
-
-
-@pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
-def test_verdicts_subtests_and_logs_of_a_captured_run(capture: Path) -> None:
-    out = testprogs.parse(capture.read_text())
-    assert out.summary is not None and out.summary.startswith("Summary: ")
-    assert out.tests, "no test parsed"
-    for test in out.tests.values():
-        assert test.verdict in ("OK", "FAIL", "SKIP")
-        for name in test.subtests:
-            assert name.startswith(test.name + "/")
 
 
 def test_a_failing_subtest_keeps_its_log() -> None:
