@@ -153,7 +153,7 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
     Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
-    found = resolve(options, cache)
+    found = plan.select(resolve(options, cache), options.point or [])
     units = plan.units(found.points, found.distros, args, cache, found.vmtest)
     return json.dumps(units, indent=2) + "\n"
 
