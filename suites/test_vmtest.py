@@ -37,7 +37,7 @@ def vmtest_built(vmtest_run: VmtestRun) -> Selftests:
 def vmtest_guest(vmtest_run: VmtestRun, vmtest_built: Selftests,
                  guest_pool: GuestPool) -> GuestSession:
     """The job's guest, the selftests shared at /kbtf/selftests."""
-    return vmtest_run.guest(guest_pool)
+    return vmtest_run.guest(guest_pool, vmtest_built)
 
 
 def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],

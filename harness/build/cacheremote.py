@@ -12,6 +12,7 @@ build."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -71,6 +72,7 @@ def configured() -> Remote | None:
 
 
 PING_TIMEOUT = 10  # seconds the registry has to answer /v2/ before kbtf builds locally
+REQUEST_TIMEOUT = 300  # seconds without a byte from the registry during one request
 
 
 def _registry(remote: Remote):  # type: ignore[no-untyped-def]
@@ -92,7 +94,11 @@ def _registry(remote: Remote):  # type: ignore[no-untyped-def]
         def do_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             return oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
 
-    return Registry(remote.host, insecure=remote.insecure)
+    registry = Registry(remote.host, insecure=remote.insecure)
+    # oras passes requests no timeout: a registry that stalls mid-transfer would hang us.
+    registry.session.request = functools.partial(registry.session.request,
+                                                 timeout=REQUEST_TIMEOUT)
+    return registry
 
 
 def pull(remote: Remote, tag: str, dest: Path) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness import cacheentry, proc, provision
+from harness import cacheentry, kconfig, proc, provision
 from harness.build import buildlog
 from harness.build.modbuild import SKIPPED_BTF, BuildTarget, ModuleBuild
 from harness.errors import BuildFailure, CommandError, ConfigError, MissingPrerequisite
@@ -95,8 +95,7 @@ def _config(target: BuildTarget) -> dict[str, str]:
     path = target.dir / ".config"
     if not path.is_file():
         return {}
-    return dict(line.split("=", 1) for line in path.read_text(errors="replace").splitlines()
-                if line.startswith("CONFIG_") and "=" in line)
+    return {name: opt.value for name, opt in kconfig.parse(path.read_text(), str(path)).items()}
 
 
 def fetch_package(cache: Path, suite: str, package: str, version: str, dest: Path) -> Path:

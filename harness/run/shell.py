@@ -35,7 +35,8 @@ def _boot(ctx: RunContext, pool: GuestPool, say: Progress) -> tuple[GuestSession
     if ctx.vmtest:
         job = ctx.vmtest[0]
         ctx.build({(job.id, "vmtest")}, say)
-        return ctx.vmtest_run(job).guest(pool), (
+        run = ctx.vmtest_run(job)
+        return run.guest(pool, run.selftests()), (
             f"{job.id}: cd /kbtf/selftests; ./{job.job.binary} -a <test>; bpf_testmod.ko is "
             "there")
     if ctx.points:

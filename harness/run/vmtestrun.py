@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.build import kbuild, selftests
+from harness.build.selftests import Selftests
 from harness.errors import KbtfError, MissingPrerequisite, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
@@ -60,7 +61,7 @@ class VmtestRun:
         """The job's kernel from the cache. Raises like PointRun.kernel."""
         return self.point_run.kernel("")
 
-    def selftests(self, progress: kbuild.Progress | None = None) -> selftests.Selftests:
+    def selftests(self, progress: kbuild.Progress | None = None) -> Selftests:
         """The job's runner and test modules built for its kernel (cached by content).
         Raises the error of an earlier failed build in this run again, else what
         selftests.ensure raises."""
@@ -85,10 +86,10 @@ class VmtestRun:
             record_failure(self.dir / "selftests-failed.json", exc)
             progress(f"kbtf: {self.vmtest.id} selftests: {exc}")
 
-    def guest(self, pool: GuestPool) -> GuestSession:
-        """The live guest of this process running the job's kernel, with the selftests
-        shared at /kbtf/selftests (read only) and the runner's packages in its root."""
-        built = self.selftests()  # first: it says why a job cannot run here
+    def guest(self, pool: GuestPool, built: Selftests) -> GuestSession:
+        """The live guest of this process running the job's kernel, with the ``built``
+        selftests shared at /kbtf/selftests (read only) and the runner's packages in its
+        root."""
         kernel = self.kernel()
         logdir = self.dir / "guests"
         base = f"vmtest-{worker_id()}"
@@ -110,7 +111,7 @@ class VmtestRun:
         argv = [f"./{built.runner}"]
         if self.vmtest.job.parallel:
             argv.append("-j")
-        tree = self.kernel().source.path / "tools" / "testing" / "selftests" / "bpf"
+        tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
         for name in ("DENYLIST", f"DENYLIST.{self.vmtest.job.arch}"):
             if (tree / name).is_file():
                 argv.append(f"-d@{name}")
@@ -125,7 +126,8 @@ class VmtestRun:
         the kernel broke)."""
         argv = self.runner_argv(tests)
         json_summary = self.vmtest.per_test and "json-summary" in (
-            self.kernel().source.path / SELFTESTS_DIR / "test_progs.c").read_text(errors="replace")
+            self.vmtest.point.kernel.source.path / SELFTESTS_DIR / "test_progs.c"
+        ).read_text(errors="replace")
         if json_summary:
             argv += ["-J", JSON_SUMMARY]
         command = f"cd /kbtf/selftests && {shlex.join(argv)}"
