@@ -143,13 +143,16 @@ def upstream_version(deb_version: str) -> str:
 
 
 def make_tree(tree: Path, suite: str, debarch: str, packages: tuple[str, ...], variant: str,
-              log: Path, timeout: float) -> None:
+              log: Path, timeout: float, foreign: tuple[str, ...] = ()) -> None:
     """A Debian ``suite`` tree of ``debarch`` at ``tree``, made by mmdebstrap with
     ``packages`` and their dependencies: ``variant`` extract (packages unpacked, no
     maintainer scripts: any architecture) or essential (the Essential set too, configured:
-    the host's architecture). Raises ToolMissing, CommandError naming the log."""
+    the host's architecture). ``foreign`` architectures are enabled too (multiarch: a
+    package 'libelf-dev:arm64' installs next to the native one). Raises ToolMissing,
+    CommandError naming the log."""
     mmdebstrap = proc.require_tool("mmdebstrap")
-    proc.run([mmdebstrap, f"--variant={variant}", f"--architectures={debarch}",
+    proc.run([mmdebstrap, f"--variant={variant}",
+              f"--architectures={','.join((debarch, *foreign))}",
               f"--include={','.join(packages)}",
               "--aptopt=Acquire::Check-Valid-Until \"false\"",
               f"--keyring={KEYRING}", suite, tree, MIRRORS.get(suite, MIRROR)],

@@ -61,7 +61,8 @@ def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
               for i in items]
     return {(p["point"].id, KERNEL_FIXTURES[name]) for p, names in params if "point" in p
             for name in names if name in KERNEL_FIXTURES} | {
-            (p["vmtest_case"][0].id, "vmtest") for p, _ in params if "vmtest_case" in p}
+            (p["vmtest_case"][0].id, "vmtest") for p, _ in params if "vmtest_case" in p} | {
+            (p["vmtest_job"].id, "vmtest") for p, _ in params if "vmtest_job" in p}
 
 
 @pytest.hookimpl(trylast=True)
@@ -70,7 +71,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     worker then writes down which kernels its selected tests need."""
     run = ctx(config)
     empty = [n for n, given in (("point", run.points), ("distro_kernel", run.distros),
-                                 ("vmtest_case", run.vmtest)) if not given]
+                                 ("vmtest_case", run.vmtest), ("vmtest_job", run.vmtest))
+             if not given]
     drop = [i for i in items if any(n in getattr(i, "fixturenames", ()) for n in empty)]
     if drop:
         items[:] = [i for i in items if i not in drop]
@@ -114,6 +116,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("vmtest_case", [pytest.param(
             (v, t), id=f"{v.id}-{t}", marks=pytest.mark.xdist_group(v.point.kernel_id))
             for v in run.vmtest for t in run.vmtest_cases(v)], scope="session")
+    if "vmtest_job" in names:
+        metafunc.parametrize("vmtest_job", [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(
+            v.point.kernel_id)) for v in run.vmtest], scope="session")
     if "module_spec" in names:
         metafunc.parametrize("module_spec", run.modules, ids=[s.name for s in run.modules],
                              scope="session")

@@ -40,9 +40,25 @@ def vmtest_guest(vmtest_run: VmtestRun, vmtest_built: Selftests,
     return vmtest_run.guest(guest_pool, vmtest_built)
 
 
+def test_selftests_build(pytestconfig: pytest.Config, vmtest_job: VmtestPoint) -> None:
+    """Every BPF program of the tree's selftests compiles for the job: one that does not is
+    the tree's failure (quoted); the runner is built without it and the tests that embed
+    its skeleton fail by name."""
+    built = ctx(pytestconfig).vmtest_run(vmtest_job).selftests()
+    aside = built.set_aside()
+    if aside:
+        pytest.fail(f"{len(aside)} BPF programs of the tree do not compile with "
+                    f"{vmtest_job.bpf_llvm.label} (log: {built.log}):\n" + "\n".join(
+                        f"  {a.program}: {a.error}\n    left out with it: "
+                        f"{', '.join(a.files) or 'nothing'}" for a in aside))
+
+
 def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
-               vmtest_guest: GuestSession) -> None:
+               vmtest_built: Selftests, vmtest_guest: GuestSession) -> None:
     job, name = vmtest_case
+    if (aside := vmtest_built.left_out(name)) is not None:
+        pytest.fail(f"{name}: not built into {job.job.binary}: {aside.files} embeds the "
+                    f"skeleton of {aside.program}, which does not compile: {aside.error}")
     out = vmtest_run.run_tests(vmtest_guest, [] if name == "all" else [name])
     rerun = f"rerun: {job.rerun([name] if name != 'all' else None)}"
     if name == "all":

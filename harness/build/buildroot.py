@@ -61,17 +61,21 @@ class BuildRoot:
         return Pahole(path, version, features)
 
 
-def ensure(cache_dir: Path, suite: str, packages: Sequence[str]) -> BuildRoot:
-    """The build root of ``suite`` holding ``packages`` (and BASE_PACKAGES), made once into
-    ``cache_dir``/buildroots. Raises ToolMissing, CommandError naming mmdebstrap's log."""
+def ensure(cache_dir: Path, suite: str, packages: Sequence[str],
+           foreign: tuple[str, ...] = ()) -> BuildRoot:
+    """The build root of ``suite`` holding ``packages`` (and BASE_PACKAGES; 'name:arch' for
+    a ``foreign`` architecture's), made once into ``cache_dir``/buildroots. Raises
+    ToolMissing, CommandError naming mmdebstrap's log."""
     wanted = tuple(sorted({*BASE_PACKAGES, *packages}))
-    key = hashlib.sha256(json.dumps({"suite": suite, "packages": wanted, "version": 1})
-                         .encode()).hexdigest()[:16]
+    facts: dict[str, object] = {"suite": suite, "packages": wanted, "version": 1}
+    if foreign:
+        facts["foreign"] = foreign
+    key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
     final = cache_dir / "buildroots" / f"{suite}-{key}"
 
     def fill(tmp: Path) -> None:
         provision.make_tree(tmp / "tree", suite, provision.HOST_DEBARCH, wanted, "essential",
-                            tmp / "root.log", ROOT_TIMEOUT)
+                            tmp / "root.log", ROOT_TIMEOUT, foreign)
         (tmp / "packages").write_text("\n".join(wanted) + "\n")
 
     cacheentry.populate(final, (final / "packages").exists, fill, "root.log")

@@ -7,6 +7,14 @@ The selftests Makefile writes next to its sources (bpf_testmod/ is built with M=
 and nothing may be written into a kernel tree: the build runs in a scratch tree whose
 tools/ is a copy and whose other top-level entries link to the real tree; the UAPI headers
 go to their own O= dir.
+
+An LLVM the host has not got comes from a Debian suite's build root (clang-21 from sid for
+7.x, whose BPF programs clang-19 cannot compile): the selftests make then runs inside it,
+with the scratch tree, the kernel and its pahole bound at their own paths.
+
+A tree whose selftests do not all compile is real (a distribution's tree, a patch under
+test): the BPF programs that fail are set aside, quoting the compiler, with the
+prog_tests/ files that embed their skeletons, and the runner is built without them.
 """
 
 from __future__ import annotations
@@ -14,23 +22,50 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import cacheentry, proc
-from harness.arches import Arch, make_argv
-from harness.build import buildlog
+from harness.arches import make_argv
+from harness.build import buildlog, buildroot
+from harness.build.buildroot import BuildRoot
 from harness.build.kbuild import KernelBuild, StepReporter
 from harness.errors import BuildFailure, CommandError
+from harness.plan.vmtest import BpfLlvm, tree_tests
 
 # Bump when what a key builds changes in a way the key's inputs do not show.
-RECIPE = 1
+RECIPE = 2
 BUILD_TIMEOUT = 7200  # the whole selftests build (about 20-40 min on 2 cores, cold)
 HEADERS_TIMEOUT = 900
 COPY_TIMEOUT = 900
+QUERY_TIMEOUT = 60
+# What the selftests make runs in a build root, beyond the LLVM: the libraries of the static
+# runner, python3 (bpf_doc.py), xxd (embedded objects), openssl (verify_sig_setup.sh's
+# signing key), and pahole's libraries (the kernel's pahole is bound in, but its
+# libdwarves finds libdw by the loader's search path, not the binary's RUNPATH).
+ROOT_PACKAGES = ("make", "gcc", "libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev",
+                 "libcap-dev", "libssl-dev", "pkg-config", "python3", "xxd", "bc", "openssl",
+                 "pahole")
+# The target's libraries a cross-built static runner links (its libelf, zlib, zstd, libcap,
+# libcrypto), installed for the target's architecture next to the host's.
+CROSS_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libcap-dev",
+                   "libssl-dev")
+HOST_SUITE = "bookworm"  # the suite of a build root that only adds a cross target
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A BPF program of the tree that did not compile, left out of the runner."""
+
+    program: str  # progs/<name>.c, or prog_tests/<name>.c (a test that did not compile)
+    error: str  # the compiler's first error for it
+    files: tuple[str, ...]  # the prog_tests/ files left out with it (embedding its skeleton)
+    tests: tuple[str, ...]  # the runner's tests those files held
 
 
 @dataclass(frozen=True)
@@ -50,41 +85,94 @@ class Selftests:
     def log(self) -> Path:
         return self.dir / "build.log"
 
+    def set_aside(self) -> list[SetAside]:
+        """The tree's BPF programs that did not compile and were left out."""
+        facts = json.loads((self.dir / "selftests.json").read_text())
+        return [SetAside(a["program"], a["error"], tuple(a["files"]), tuple(a["tests"]))
+                for a in facts.get("set_aside", [])]
 
-def ensure(kernel: KernelBuild, clang: str, runner: str, cache: Path,
+    def left_out(self, test: str) -> SetAside | None:
+        """The set-aside program whose prog_tests/ file held ``test``, if any."""
+        return next((a for a in self.set_aside() if test.split("/")[0] in a.tests), None)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where the selftests make runs: the host, or a build root seeing ``binds``."""
+
+    root: BuildRoot | None
+    binds: tuple[Path, ...] = ()
+
+    def argv(self, argv: Sequence[str | Path]) -> list[str]:
+        if self.root is None:
+            return [str(a) for a in argv]
+        return self.root.command(argv, self.binds)
+
+    def version(self, program: str) -> str:
+        """``program --version``'s output there. Raises ToolMissing / CommandError."""
+        if self.root is None:
+            return proc.output([proc.require_tool(program), "--version"],
+                               timeout=QUERY_TIMEOUT).strip()
+        return proc.output(self.argv([program, "--version"]), timeout=QUERY_TIMEOUT).strip()
+
+
+def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
            progress: Progress) -> Selftests:
-    """The selftests of ``kernel``'s tree built for it with LLVM ``clang`` (clang-19: the
-    BPF programs; the programs on the host side use the kernel's toolchain), making
-    ``runner`` and the test kernel modules. Built once per key (temp dir + rename).
+    """The selftests of ``kernel``'s tree built for it with ``llvm`` (the BPF programs;
+    on the host the programs of the host side use the kernel's toolchain, in a build root
+    the root's gcc), making ``runner`` and the test kernel modules. Built once per key
+    (temp dir + rename).
 
     Raises BuildFailure naming the log (the tree's selftests do not build), CommandError /
     HarnessError for the environment.
     """
-    suffix = clang.removeprefix("clang")
-    tools = {p: proc.output([proc.require_tool(p), "--version"], timeout=60).strip()
-             for p in (clang, f"llc{suffix}", f"llvm-strip{suffix}",
-                       *kernel.toolchain.programs(kernel.arch))}
+    where = _where(kernel, llvm, cache)
+    v = f"-{llvm.version}"
+    chain, arch = kernel.toolchain, kernel.arch
+    # In a root the host side is the root's gcc (and the kernel's clang for its modules).
+    host_side = chain.programs(arch) if where.root is None else (
+        arch.tool("gcc"), *(chain.programs(arch)[:1] if chain.family == "llvm" else ()))
+    programs = (llvm.clang, f"llc{v}", f"llvm-strip{v}", *host_side)
+    tools = {p: where.version(p) for p in programs}
     key = hashlib.sha256(json.dumps({
         "recipe": RECIPE, "source": kernel.source.identity, "kernel": kernel.key,
-        "tools": tools, "runner": runner}, sort_keys=True).encode()).hexdigest()[:16]
+        "tools": tools, "runner": runner,
+        "root": where.root.tree.parent.name if where.root else None},
+        sort_keys=True).encode()).hexdigest()[:16]
     final = cache / "selftests" / f"{kernel.arch.name}-{kernel.source.version}-{runner}-{key}"
 
     def fill(tmp: Path) -> None:
-        _build(kernel, clang, runner, tmp, final, progress)
+        _build(kernel, llvm, runner, _Where(where.root, (*where.binds, tmp)), tmp, final,
+               progress)
 
     cacheentry.populate(final, (final / "selftests.json").exists, fill, "build.log")
     return Selftests(final, runner)
 
 
-def cross_gap(arch: Arch) -> str | None:
-    """Why kbtf cannot build the selftests for ``arch`` on this machine, or None: the
-    static runner needs the target's libelf, zlib and zstd archives, which kbtf does not
-    provision for a foreign arch yet."""
-    if arch.is_host():
-        return None
-    return (f"the BPF selftests for {arch.name} are not cross-built yet: their static "
-            f"runner needs {arch.debian_arch}'s libelf, zlib and zstd archives, which kbtf "
-            "does not provision")
+def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
+    """The host when ``llvm`` is the host's and the kernel's arch the host's; else a build
+    root of ``llvm.suite`` (the host's suite for the host's LLVM) holding that LLVM, the
+    kernel's own LLVM (for the modules' build) and, for a foreign arch, its cross compiler
+    and its libraries (multiarch), made once."""
+    arch = kernel.arch
+    if llvm.suite is None and arch.is_host():
+        return _Where(None)
+    packages = [*ROOT_PACKAGES, *_llvm_packages(llvm.version)]
+    if kernel.toolchain.family == "llvm":
+        packages += _llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
+    foreign: tuple[str, ...] = ()
+    if not arch.is_host():
+        foreign = (arch.debian_arch,)
+        triplet = arch.cross_compile.rstrip("-")
+        packages += [f"gcc-{triplet}", f"binutils-{triplet}", f"libc6-dev-{arch.debian_arch}-cross",
+                     *(f"{p}:{arch.debian_arch}" for p in CROSS_LIBRARIES)]
+    root = buildroot.ensure(cache, llvm.suite or HOST_SUITE, packages, foreign)
+    pahole_prefix = kernel.pahole.path.resolve().parents[2]  # <prefix>/usr/bin/pahole
+    return _Where(root, (kernel.dir, kernel.source.path.resolve(), pahole_prefix))
+
+
+def _llvm_packages(version: int) -> tuple[str, ...]:
+    return (f"clang-{version}", f"llvm-{version}", f"lld-{version}")
 
 
 def scratch_tree(source: Path, tree: Path) -> None:
@@ -97,45 +185,121 @@ def scratch_tree(source: Path, tree: Path) -> None:
     proc.run(["cp", "-a", str(source / "tools"), str(tree / "tools")], timeout=COPY_TIMEOUT)
 
 
-def _build(kernel: KernelBuild, clang: str, runner: str, tmp: Path, final: Path,
-           progress: Progress) -> None:
+def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: Path,
+           final: Path, progress: Progress) -> None:
     """The build steps into ``tmp`` (renamed to ``final`` afterwards). Raises BuildFailure."""
     log = tmp / "build.log"
     progress(f"kbtf: building BPF selftests ({runner}, bpf_testmod) of {kernel.source.label} "
-             f"for {kernel.arch.name} with {clang} in {tmp} (log: {log})")
+             f"for {kernel.arch.name} with {llvm.label} in {tmp} (log: {log})")
     started = time.monotonic()
     scratch_tree(kernel.source.path, tmp / "tree")
     headers = tmp / "headers"
+    selftests = tmp / "tree" / "tools" / "testing" / "selftests" / "bpf"
+    set_aside: list[SetAside] = []
     try:
         proc.run(make_argv(kernel.arch, source=kernel.source.path, out=headers,
                            toolchain=kernel.toolchain, targets=["headers"]),
                  logfile=log, timeout=HEADERS_TIMEOUT)
-        suffix = clang.removeprefix("clang")
-        selftests = tmp / "tree" / "tools" / "testing" / "selftests" / "bpf"
-        extra = [f"CLANG={clang}", f"LLC=llc{suffix}", f"LLVM_STRIP=llvm-strip{suffix}",
-                 # No LLVM disassembler in test_progs: BPF CI links it statically from
-                 # libLLVM (llvm-N-dev, about 1 GB); its JIT-dump checks then skip.
-                 f"LLVM_CONFIG=llvm-config{suffix}", "feature-llvm=0",
-                 f"VMLINUX_BTF={kernel.vmlinux}",
-                 f"KHDR_INCLUDES=-isystem {headers}/usr/include",
-                 f"KDIR={kernel.source.path}", "EXTRA_LDFLAGS=-static",
-                 f"-j{os.cpu_count() or 1}"]
-        argv = make_argv(kernel.arch, source=selftests, toolchain=kernel.toolchain,
-                         pahole=kernel.pahole.path, extra=extra, targets=[runner])
-        # KBUILD_OUTPUT (not O=, which tools/ builds take as their own output dir): the
-        # kernel build bpf_testmod's `make -C $(KDIR) M=` uses.
-        rc = proc.stream(argv, logfile=log, timeout=BUILD_TIMEOUT,
-                         on_line=StepReporter(progress, time.monotonic()),
-                         env={"KBUILD_OUTPUT": str(kernel.dir)})
-        if rc != 0:
-            raise CommandError(f"make exit {rc}", log=log)
+        argv = where.argv(_make(kernel, llvm, runner, selftests, headers))
+        if _stream(argv, kernel, log, progress, keep_going=True) != 0:
+            set_aside = _set_aside(selftests, log.read_text(errors="replace"), tmp)
+            if not set_aside:
+                raise CommandError("make failed", log=log)
+            progress(f"kbtf: {len(set_aside)} BPF programs of the tree did not compile, set "
+                     "aside: " + ", ".join(a.program for a in set_aside))
+            if (rc := _stream(argv, kernel, log, progress, keep_going=False)) != 0:
+                raise CommandError(f"make exit {rc} (after setting aside "
+                                   f"{', '.join(a.program for a in set_aside)})", log=log)
     except CommandError as exc:
         raise buildlog.classify(f"building the BPF selftests of {kernel.source.label}", exc,
                                 log) from None
-    built = selftests / runner
-    if not built.is_file() or not (selftests / "bpf_testmod.ko").is_file():
+    if not (selftests / runner).is_file() or not (selftests / "bpf_testmod.ko").is_file():
         raise BuildFailure(f"the selftests build made no {runner} or bpf_testmod.ko", log=log)
     cacheentry.relocate_text(tmp, final)
     (tmp / "selftests.json").write_text(json.dumps({
-        "runner": runner, "clang": clang, "kernel": str(kernel.dir),
+        "runner": runner, "clang": llvm.label, "kernel": str(kernel.dir),
+        "set_aside": [asdict(a) for a in set_aside],
         "build_seconds": round(time.monotonic() - started)}, indent=2) + "\n")
+
+
+def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, headers: Path
+          ) -> list[str]:
+    """The selftests make command line (BPF CI's variables) for ``runner``."""
+    v = f"-{llvm.version}"
+    extra = [f"CLANG={llvm.clang}", f"LLC=llc{v}", f"LLVM_STRIP=llvm-strip{v}",
+             # No LLVM disassembler in test_progs: BPF CI links it statically from libLLVM
+             # (llvm-N-dev, about 1 GB); its JIT-dump checks then skip.
+             f"LLVM_CONFIG=llvm-config{v}", "feature-llvm=0",
+             f"VMLINUX_BTF={kernel.vmlinux}",
+             f"KHDR_INCLUDES=-isystem {headers}/usr/include",
+             f"KDIR={kernel.source.path}", "EXTRA_LDFLAGS=-static",
+             f"-j{os.cpu_count() or 1}"]
+    return make_argv(kernel.arch, source=selftests, toolchain=kernel.toolchain,
+                     pahole=kernel.pahole.path, extra=extra, targets=[runner])
+
+
+def _stream(argv: list[str], kernel: KernelBuild, log: Path, progress: Progress,
+            keep_going: bool) -> int:
+    """Run the selftests make (-k: on past programs that fail); its exit code."""
+    if keep_going:
+        argv = [*argv, "-k"]
+    # KBUILD_OUTPUT (not O=, which tools/ builds take as their own output dir): the
+    # kernel build bpf_testmod's `make -C $(KDIR) M=` uses.
+    return proc.stream(argv, logfile=log, timeout=BUILD_TIMEOUT,
+                       on_line=StepReporter(progress, time.monotonic()),
+                       env={"KBUILD_OUTPUT": str(kernel.dir)})
+
+
+# make's line for a target that failed: `make: *** [Makefile:NNN: <dir>/<name>.bpf.o] Error 1`
+# (a BPF program, progs/<name>.c) or `<dir>/<name>.test.o` (a test, prog_tests/<name>.c)
+_FAILED = re.compile(r"\*\*\* \[[^\]]*?(?P<name>[\w-]+)\.(?P<kind>bpf|test)\.o\] Error \d+")
+_SOURCE_DIR = {"bpf": "progs", "test": "prog_tests"}
+
+
+def failed_sources(log_text: str) -> list[tuple[str, str]]:
+    """(progs/<name>.c or prog_tests/<name>.c, its compiler's first error line) of each
+    object make reports failed in ``log_text``, in order. The error is the first `error:`
+    line whose own file or include chain ("In file included from") is that source."""
+    sources = list(dict.fromkeys(f"{_SOURCE_DIR[m['kind']]}/{m['name']}.c"
+                                 for m in _FAILED.finditer(log_text)))
+    errors: dict[str, str] = {}
+    chain: list[str] = []
+    for line in log_text.splitlines():
+        if line.startswith(("In file included from", "                 from")):
+            chain.append(line)
+            continue
+        if "error:" in line:
+            for source in sources:
+                if source not in errors and any(f"/{source}:" in x or x.startswith(
+                        f"{source}:") or f" {source}:" in x for x in (*chain, line)):
+                    errors[source] = re.sub(r"^/\S*/(?=progs/|prog_tests/|[\w.-]+\.h:)", "",
+                                            line.strip())
+        chain = []
+    return [(src, errors.get(src, "(no compiler error line found in the log)"))
+            for src in sources]
+
+
+def _set_aside(selftests: Path, log_text: str, tmp: Path) -> list[SetAside]:
+    """Move the sources make could not compile out of the scratch tree into
+    ``tmp``/set-aside: a BPF program with the prog_tests/ files that embed its skeleton, a
+    test file alone. What was moved."""
+    moved = []
+    aside = tmp / "set-aside"
+    for source, error in failed_sources(log_text):
+        path = selftests / source
+        if not path.is_file():
+            continue
+        if source.startswith("progs/"):
+            skels = tuple(f'"{path.stem}.{kind}.h"' for kind in ("skel", "lskel", "subskel"))
+            users = [f for f in sorted((selftests / "prog_tests").glob("*.c"))
+                     if any(s in f.read_text(errors="replace") for s in skels)]
+        else:
+            users = [path]
+        tests = tree_tests(selftests, users)
+        for f in dict.fromkeys([path, *users]):
+            dest = aside / f.relative_to(selftests)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(f, dest)
+        moved.append(SetAside(source, error,
+                              tuple(str(f.relative_to(selftests)) for f in users), tuple(tests)))
+    return moved

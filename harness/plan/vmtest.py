@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,13 +142,14 @@ MODULE_BTF_TESTS = (
 _TEST_FUNCTION = re.compile(r"^void (?:serial_)?test_(\w+)\(void\)", re.MULTILINE)
 
 
-def tree_tests(selftests: Path) -> list[str]:
-    """The test_progs tests of a tree's tools/testing/selftests/bpf, sorted.
+def tree_tests(selftests: Path, files: list[Path] | None = None) -> list[str]:
+    """The test_progs tests of a tree's tools/testing/selftests/bpf (of just ``files`` of
+    its prog_tests/, when given), sorted.
 
     Raises ConfigError if it has no prog_tests/.
     """
-    files = sorted((selftests / "prog_tests").glob("*.c"))
-    if not files:
+    files = files if files is not None else sorted((selftests / "prog_tests").glob("*.c"))
+    if not files and not (selftests / "prog_tests").is_dir():
         raise ConfigError(f"{selftests} has no prog_tests/*.c: not a tree with BPF selftests")
     return sorted({m[1] for f in files for m in _TEST_FUNCTION.finditer(
         f.read_text(errors="replace"))})
@@ -193,6 +195,55 @@ def compiler_for(job: VmtestJob, installed_clangs: list[int]) -> tuple[str, str]
     return f"llvm-{near}", f"{job.toolchain} not installable here -> llvm-{near}"
 
 
+# The LLVM BPF CI compiles a gcc job's BPF programs with (kernel-patches/bpf's matrix, its
+# LLVM_VERSION, 2026-12): a gcc row names no LLVM, so kbtf takes CI's.
+BPF_CI_LLVM = 21
+# Debian suites a BPF compiler comes from when the host has not got it, oldest first (the
+# oldest root is the closest to the host that built the kernel).
+LLVM_SUITES = ("bookworm", "trixie", "sid")
+
+
+@dataclass(frozen=True)
+class BpfLlvm:
+    """The LLVM that compiles a job's BPF programs (and builds its selftests): the host's
+    clang-N, or clang-N in a build root of a Debian suite."""
+
+    version: int
+    suite: str | None = None  # the build root's suite; None: the host's clang
+
+    @property
+    def clang(self) -> str:
+        return f"clang-{self.version}"
+
+    @property
+    def label(self) -> str:
+        """clang-21 (sid build root), for logs and summaries."""
+        return self.clang + (f" ({self.suite} build root)" if self.suite else "")
+
+
+def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], list[int]]
+                 ) -> tuple[BpfLlvm, str]:
+    """The LLVM for ``job``'s BPF programs: its own llvm-N (a gcc job: BPF_CI_LLVM) from the
+    host if installed, else from the oldest of LLVM_SUITES offering clang-N, else the
+    nearest version anywhere (newer on a tie) with the substitution said ("" if none).
+    ``suite_clangs(suite)`` lists the clang-N versions a suite offers.
+
+    Raises ConfigError when neither the host nor any suite has a clang."""
+    want = int(job.version) if job.compiler == "llvm" and job.version else BPF_CI_LLVM
+    if want in host:
+        return BpfLlvm(want), ""
+    offers = {suite: suite_clangs(suite) for suite in LLVM_SUITES}
+    for suite, versions in offers.items():
+        if want in versions:
+            return BpfLlvm(want, suite), ""
+    found = [BpfLlvm(v) for v in host] + [BpfLlvm(v, s) for s, vs in offers.items() for v in vs]
+    if not found:
+        raise ConfigError(f"{job.short}: no clang-N on this machine or in Debian "
+                          f"{', '.join(LLVM_SUITES)} for its BPF programs")
+    near = min(found, key=lambda b: (abs(b.version - want), -b.version))
+    return near, f"BPF programs: clang-{want} is in no Debian suite -> {near.label}"
+
+
 # test_progs and its flavours report each test (`#N name:OK`); the other runners are one
 # result each (their exit code and last lines).
 TEST_PROGS_RUNNERS = ("test_progs", "test_progs_no_alu32", "test_progs_cpuv4")
@@ -205,17 +256,20 @@ class VmtestPoint:
 
     job: VmtestJob
     point: MatrixPoint  # the kernel: config_base BPF_CI_BASE, the job's arch and compiler
-    bpf_clang: str  # clang-N for the BPF programs (BPF CI: its LLVM version, any compiler)
+    bpf_llvm: BpfLlvm  # compiles the BPF programs (BPF CI: its LLVM version, any compiler)
     substitution: str = ""  # what kbtf runs instead of what the job names ("" if nothing)
 
     @property
     def id(self) -> str:
         """Names the job and the kernel in test ids: x86_64-llvm-18~llvm-19-test_progs-
-        debian6.12.117 (``~``: the substitute kbtf runs)."""
+        debian6.12.117 (``~``: the substitute kbtf runs; ``~bpf-clang-N``: the BPF
+        programs' one)."""
         chain = self.job.toolchain
         actual = self.point.kernel.toolchain.name
         if self.substitution and actual != chain:
             chain += f"~{actual}"
+        if "BPF programs" in self.substitution:
+            chain += f"~bpf-{self.bpf_llvm.clang}"
         runner = self.job.runner + ("_parallel" if self.job.parallel else "")
         return f"{self.job.arch}-{chain}-{runner}-{self.point.kernel.source.label}"
 
@@ -234,10 +288,10 @@ class VmtestPoint:
 
 
 def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
-                 kconfig_add: tuple[str, ...], installed_clangs: list[int]
-                 ) -> list[VmtestPoint]:
+                 kconfig_add: tuple[str, ...], installed_clangs: list[int],
+                 suite_clangs: Callable[[str], list[int]]) -> list[VmtestPoint]:
     """One VmtestPoint per job name and kernel source (the plan: nothing is read from the
-    trees, which may not be fetched yet).
+    trees, which may not be fetched yet; ``suite_clangs`` as for bpf_llvm_for).
 
     Raises ConfigError (a name kbtf cannot map, no clang), ToolMissing (a compiler's
     programs).
@@ -247,10 +301,10 @@ def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
         spec, note = compiler_for(job, installed_clangs)
         arch = get_arch(job.arch)
         chain = toolchain.resolve(spec, arch)
-        bpf_clang = f"clang{chain.suffix}" if chain.family == "llvm" else \
-            f"clang-{max(installed_clangs)}" if installed_clangs else "clang"
+        bpf, bpf_note = bpf_llvm_for(job, installed_clangs, suite_clangs)
+        notes = "; ".join(n for n in (note, bpf_note) if n)
         for source in sources:
             req = KernelRequest(arch, source, ph, kconfig_add, toolchain=chain,
                                 config_base=BPF_CI_BASE)
-            found.append(VmtestPoint(job, MatrixPoint(req, ph, "kbtf"), bpf_clang, note))
+            found.append(VmtestPoint(job, MatrixPoint(req, ph, "kbtf"), bpf, notes))
     return found

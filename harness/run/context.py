@@ -67,6 +67,7 @@ class RunOptions:
     vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
     dkms: list[str] | None = None  # --dkms: DKMS packages (Debian's or a user's dir)
     cache_remote: str | None = None  # --cache-remote: an OCI registry sharing kernels
+    shell: bool = False  # ./kbtf shell: one guest handed to the terminal, no test run
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | object) -> RunOptions:
@@ -185,7 +186,7 @@ class RunContext:
                 cacheremote.Remote.parse(options.cache_remote)
                 os.environ[cacheremote.ENV] = options.cache_remote
             cacheremote.configured()  # a malformed $KBTF_CACHE_REMOTE stops the run here
-            run_dir = results.new_run_dir()
+            run_dir = results.new_run_dir(shell=options.shell)
             cacheentry.sweep(cache)
         else:
             run_dir = Path(str(worker_input["kbtf_run_dir"]))
@@ -367,7 +368,7 @@ class RunContext:
         return results.PointRecord(vmtest.id, facts={
             "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.name,
             "kernel_pahole": k.pahole.identity, "vmtest_job": vmtest.job.short,
-            "bpf_clang": vmtest.bpf_clang, "substitution": vmtest.substitution or "-",
+            "bpf_clang": vmtest.bpf_llvm.label, "substitution": vmtest.substitution or "-",
             "rerun": vmtest.rerun(failed or None)}, outcomes=self.outcomes.get(vmtest.id, {}))
 
     def _distro_record(self, kernel: distro.DistroKernel) -> results.PointRecord:

@@ -32,10 +32,11 @@ COLUMNS = (
 )
 
 
-def new_run_dir(base: Path = RESULTS_DIR) -> Path:
-    """Create results/<timestamp>[-n]/ and point results/latest at it."""
+def new_run_dir(base: Path = RESULTS_DIR, shell: bool = False) -> Path:
+    """Create results/<timestamp>[-n]/ and point results/latest at it; for a shell
+    (./kbtf shell: no test results), results/<timestamp>-shell[-n]/, latest untouched."""
     base.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%S") + ("-shell" if shell else "")
     for n in range(1000):
         run = base / (stamp if n == 0 else f"{stamp}-{n}")
         try:
@@ -43,6 +44,8 @@ def new_run_dir(base: Path = RESULTS_DIR) -> Path:
             break
         except FileExistsError:
             continue
+    if shell:
+        return run
     latest = base / "latest"
     latest.unlink(missing_ok=True)
     latest.symlink_to(run.name)

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import provision
 from harness.build import kbuild, selftests
 from harness.build.selftests import Selftests
-from harness.errors import KbtfError, MissingPrerequisite, ProductFailure
+from harness.errors import KbtfError, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.guest.vm import Share
-from harness.plan import ksource, matrix, toolchain
+from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
 from harness.plan.vmtest import VmtestPoint, resolve_jobs
 from harness.run.pointrun import (
@@ -65,20 +67,13 @@ class VmtestRun:
         """The job's runner and test modules built for its kernel (cached by content).
         Raises the error of an earlier failed build in this run again, else what
         selftests.ensure raises."""
-        gap = selftests.cross_gap(self.vmtest.point.kernel.arch)
-        if gap is not None:
-            raise MissingPrerequisite(gap)
         raise_recorded(self.dir / "selftests-failed.json")
-        return selftests.ensure(self.kernel(), self.vmtest.bpf_clang, self.vmtest.job.binary,
+        return selftests.ensure(self.kernel(), self.vmtest.bpf_llvm, self.vmtest.job.binary,
                                 self.cache_dir, progress or (lambda _msg: None))
 
     def build(self, progress: kbuild.Progress) -> None:
         """Build the kernel, then the selftests (the controller, before tests are
-        distributed); a failure is written down for the tests, not raised. Nothing is
-        built for a job whose selftests cannot be built here (its tests skip, saying why)."""
-        if (gap := selftests.cross_gap(self.vmtest.point.kernel.arch)) is not None:
-            progress(f"kbtf: {self.vmtest.id}: {gap}")
-            return
+        distributed); a failure is written down for the tests, not raised."""
         self.point_run.build_kernel("", progress)
         try:
             self.selftests(progress)
@@ -152,15 +147,22 @@ def vmtest_points(names: list[str], kernel_specs: list[str] | None,
                   pahole_specs: list[str] | None, kconfig_add: tuple[str, ...], cache: Path
                   ) -> list[VmtestPoint]:
     """The BPF CI jobs of --vmtest-job ``names`` on each --kernel (default: kbtf's), with
-    the first --pahole (default: kbtf's): the plan, nothing fetched. Raises HarnessError
-    (a job name kbtf cannot map, a tool missing)."""
+    the first --pahole (default: the newest Debian's, as BPF CI builds pahole's master):
+    the plan, nothing fetched but apt lists. Raises HarnessError (a job name kbtf cannot
+    map, a tool missing)."""
     if not names:
         return []
     sources = [ksource.resolve(s, cache)
                for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
-    ph = (matrix.resolve_pahole(pahole_specs[0], cache) if pahole_specs
-          else matrix.default_pahole(cache))
-    jobs = resolve_jobs(names, sources, ph, kconfig_add, toolchain.installed_clangs())
+    newest = max(provision.DEBIAN_PAHOLES, key=pahole.version_code)
+    ph = matrix.resolve_pahole(pahole_specs[0] if pahole_specs else f"debian:{newest}", cache)
+
+    def suite_clangs(suite: str) -> list[int]:
+        return [int(m[1]) for name in provision.package_names(cache, suite)
+                if (m := re.fullmatch(r"clang-(\d+)", name))]
+
+    jobs = resolve_jobs(names, sources, ph, kconfig_add, toolchain.installed_clangs(),
+                        suite_clangs)
     for arch in dict.fromkeys(v.point.kernel.arch for v in jobs):
         matrix.host_tools(arch, "kbtf")
     return jobs

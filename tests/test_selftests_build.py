@@ -1,0 +1,70 @@
+"""The selftests build's handling of a tree whose programs do not all compile (captured make
+-k output of Debian's 7.2 and 6.12 trees), and the shell suite's command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.build import selftests
+from harness.build.selftests import SetAside
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_failed_sources_quote_each_ones_first_compiler_error() -> None:
+    found = selftests.failed_sources((DATA / "selftests-make-k.log").read_text())
+    assert found == [
+        ("progs/cpumask_failure.c", "progs/cpumask_common.h:64:5: error: conflicting types "
+                                    "for 'bpf_cpumask_populate'"),
+        ("prog_tests/bpf_attr_size.c", "prog_tests/bpf_attr_size.c:8:10: fatal error: "
+                                       "cgroup_skb_direct_packet_access.skel.h: No such file "
+                                       "or directory"),
+    ]
+
+
+def _tree(root: Path) -> Path:
+    bpf = root / "tools/testing/selftests/bpf"
+    (bpf / "progs").mkdir(parents=True)
+    (bpf / "prog_tests").mkdir()
+    (bpf / "progs/cpumask_failure.c").write_text("int x;\n")
+    (bpf / "progs/kfunc_call_test.c").write_text("int y;\n")
+    (bpf / "prog_tests/cpumask.c").write_text(
+        '#include "cpumask_failure.skel.h"\nvoid test_cpumask(void)\n{}\n')
+    (bpf / "prog_tests/kfunc_call.c").write_text(
+        '#include "kfunc_call_test.skel.h"\nvoid test_kfunc_call(void)\n{}\n')
+    (bpf / "prog_tests/bpf_attr_size.c").write_text("void test_bpf_attr_size(void)\n{}\n")
+    return bpf
+
+
+def test_set_aside_moves_a_program_with_its_users_and_a_test_alone(tmp_path: Path) -> None:
+    bpf = _tree(tmp_path / "tree")
+    log = (DATA / "selftests-make-k.log").read_text()
+    moved = selftests._set_aside(bpf, log, tmp_path / "entry")
+    assert [(a.program, a.files, a.tests) for a in moved] == [
+        ("progs/cpumask_failure.c", ("prog_tests/cpumask.c",), ("cpumask",)),
+        ("prog_tests/bpf_attr_size.c", ("prog_tests/bpf_attr_size.c",), ("bpf_attr_size",)),
+    ]
+    left = sorted(str(p.relative_to(bpf)) for p in bpf.rglob("*.c"))
+    assert left == ["prog_tests/kfunc_call.c", "progs/kfunc_call_test.c"]
+    assert (tmp_path / "entry/set-aside/progs/cpumask_failure.c").is_file()
+
+
+def test_a_built_entry_says_which_tests_were_left_out(tmp_path: Path) -> None:
+    aside = SetAside("progs/cpumask_failure.c", "error: x", ("prog_tests/cpumask.c",),
+                     ("cpumask",))
+    (tmp_path / "selftests.json").write_text(json.dumps({"set_aside": [aside.__dict__]}))
+    built = selftests.Selftests(tmp_path, "test_progs")
+    assert built.set_aside() == [aside]
+    assert built.left_out("cpumask/populate") == aside
+    assert built.left_out("kfunc_call") is None
+
+
+def test_the_shell_suite_keeps_the_runs_options_but_its_selection() -> None:
+    from suites.test_shell import shell_argv
+
+    argv = shell_argv(["suites/", "-n", "auto", "--kernel", "debian:7.2", "-k", "insmod",
+                       "--point=x", "--accel", "tcg", "suites/test_pahole.py::test_a", "-n2"],
+                      "unit-1")
+    assert argv[1:] == ["-m", "pytest", "suites/", "--shell", "-p", "no:cacheprovider",
+                        "--kernel", "debian:7.2", "--accel", "tcg", "--point", "unit-1"]
