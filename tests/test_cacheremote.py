@@ -5,6 +5,10 @@ cache dir and pulled into another."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import shutil
@@ -30,14 +34,40 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash of ``password`` (the registry's htpasswd takes no other), by the C
+    library's crypt (libxcrypt)."""
+    libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt"))
+    libcrypt.crypt_gensalt.restype = libcrypt.crypt.restype = ctypes.c_char_p
+    salt = libcrypt.crypt_gensalt(b"$2b$", 10, None, 0)
+    return str(libcrypt.crypt(password.encode(), salt).decode())
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[tuple[cacheremote.Remote, Path]]:
     """A registry on 127.0.0.1 (its storage dir with it); stopped afterwards."""
+    with _serve(tmp_path, auth=False) as served:
+        yield served
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[tuple[cacheremote.Remote, Path]]:
+    """The same, wanting user kbtf with password 'right' (htpasswd)."""
+    with _serve(tmp_path, auth=True) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serve(tmp_path: Path, auth: bool) -> Iterator[tuple[cacheremote.Remote, Path]]:
     port = _free_port()
     storage = tmp_path / "registry"
     config = tmp_path / "registry.yml"
+    htpasswd = ""
+    if auth:
+        (tmp_path / "htpasswd").write_text(f"kbtf:{_bcrypt('right')}\n")
+        htpasswd = f"auth:\n  htpasswd:\n    realm: kbtf\n    path: {tmp_path / 'htpasswd'}\n"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n{htpasswd}")
     server = subprocess.Popen([str(REGISTRY), "serve", str(config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -117,3 +147,32 @@ def test_a_corrupt_blob_is_not_used(registry: tuple[cacheremote.Remote, Path],
         assert not cacheremote.pull(remote, entry.name, dest)
     assert "blob digest sha256:" in caplog.text and "manifest says" in caplog.text
     assert not (dest / "kbtf-build.json").exists()
+
+
+def _docker_config(home: Path, host: str, password: str) -> None:
+    """~/.docker/config.json of ``home`` with kbtf's credentials for ``host``."""
+    token = base64.b64encode(f"kbtf:{password}".encode()).decode()
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker/config.json").write_text(json.dumps({"auths": {host: {"auth": token}}}))
+
+
+def test_wrong_credentials_are_a_warning_and_right_ones_work(
+        auth_registry: tuple[cacheremote.Remote, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    remote, _ = auth_registry
+    entry = _entry(tmp_path / "runner1", "x86_64-6.12.117-aaa")
+    monkeypatch.setenv("HOME", str(tmp_path / "wrong"))
+    _docker_config(tmp_path / "wrong", remote.host, "wrong-password-9f2c")
+    dest = tmp_path / "pull"
+    dest.mkdir()
+    with caplog.at_level(logging.DEBUG):
+        assert cacheremote.push(remote, entry.name, entry) is None
+        assert not cacheremote.pull(remote, entry.name, dest)
+    assert "push failed" in caplog.text and "~/.docker/config.json" in caplog.text
+    assert "wrong-password-9f2c" not in caplog.text
+    assert base64.b64encode(b"kbtf:wrong-password-9f2c").decode() not in caplog.text
+    assert list(dest.iterdir()) == []  # nothing of a refused pull is left
+    monkeypatch.setenv("HOME", str(tmp_path / "right"))
+    _docker_config(tmp_path / "right", remote.host, "right")
+    assert cacheremote.push(remote, entry.name, entry) is not None
+    assert cacheremote.pull(remote, entry.name, dest)

@@ -30,7 +30,9 @@ def _tree(root: Path) -> Path:
     (bpf / "progs/cpumask_failure.c").write_text("int x;\n")
     (bpf / "progs/kfunc_call_test.c").write_text("int y;\n")
     (bpf / "prog_tests/cpumask.c").write_text(
-        '#include "cpumask_failure.skel.h"\nvoid test_cpumask(void)\n{}\n')
+        '#include "cpumask_failure.skel.h"\n#include "cpumask_success.skel.h"\n'
+        'void test_cpumask(void)\n{}\n')
+    (bpf / "progs/cpumask_success.c").write_text("int z;\n")
     (bpf / "prog_tests/kfunc_call.c").write_text(
         '#include "kfunc_call_test.skel.h"\nvoid test_kfunc_call(void)\n{}\n')
     (bpf / "prog_tests/bpf_attr_size.c").write_text("void test_bpf_attr_size(void)\n{}\n")
@@ -39,13 +41,17 @@ def _tree(root: Path) -> Path:
 
 def test_set_aside_moves_a_program_with_its_users_and_a_test_alone(tmp_path: Path) -> None:
     bpf = _tree(tmp_path / "tree")
-    log = (DATA / "selftests-make-k.log").read_text()
+    log = (DATA / "selftests-make-k.log").read_text() + (
+        "make: *** [Makefile:889: /x/bpf/cpumask_success.bpf.o] Error 1\n")
     moved = selftests._set_aside(bpf, log, tmp_path / "entry")
     assert [(a.program, a.files, a.tests) for a in moved] == [
         ("progs/cpumask_failure.c", ("prog_tests/cpumask.c",), ("cpumask",)),
         ("prog_tests/bpf_attr_size.c", ("prog_tests/bpf_attr_size.c",), ("bpf_attr_size",)),
+        # its user was set aside with the first: still named
+        ("progs/cpumask_success.c", ("prog_tests/cpumask.c",), ("cpumask",)),
     ]
     left = sorted(str(p.relative_to(bpf)) for p in bpf.rglob("*.c"))
+    assert not (bpf / "progs/cpumask_success.c").exists()
     assert left == ["prog_tests/kfunc_call.c", "progs/kfunc_call_test.c"]
     assert (tmp_path / "entry/set-aside/progs/cpumask_failure.c").is_file()
 

@@ -83,9 +83,13 @@ def _registry(remote: Remote):  # type: ignore[no-untyped-def]
 
     scheme = "http" if remote.insecure else "https"
     try:
-        requests.get(f"{scheme}://{remote.host}/v2/", timeout=PING_TIMEOUT)
+        ping = requests.get(f"{scheme}://{remote.host}/v2/", timeout=PING_TIMEOUT)
     except requests.RequestException as exc:
         raise OSError(f"no answer from {remote.host}: {type(exc).__name__}") from None
+    # The registry's challenge says how it wants credentials: Bearer (a token service:
+    # Docker Hub, GHCR, Harbor) or Basic (htpasswd, the usual self-hosted CI registry).
+    challenge = ping.headers.get("WWW-Authenticate", "")
+    backend = "basic" if challenge.lower().startswith("basic") else "token"
 
     class Registry(oras.provider.Registry):  # type: ignore[misc]
         """oras' client without its retries (five, with waits up to 81 s): kbtf's answer to
@@ -94,7 +98,7 @@ def _registry(remote: Remote):  # type: ignore[no-untyped-def]
         def do_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             return oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
 
-    registry = Registry(remote.host, insecure=remote.insecure)
+    registry = Registry(remote.host, insecure=remote.insecure, auth_backend=backend)
     # oras passes requests no timeout: a registry that stalls mid-transfer would hang us.
     registry.session.request = functools.partial(registry.session.request,
                                                  timeout=REQUEST_TIMEOUT)
@@ -120,8 +124,8 @@ def pull(remote: Remote, tag: str, dest: Path) -> bool:
         proc.run(["tar", "--zstd", "-xf", blob, "-C", dest], timeout=TAR_TIMEOUT)
         return True
     except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
-        log.warning("kbtf: cache remote %s: %s: %s", remote.ref(tag), type(exc).__name__,
-                    str(exc).splitlines()[0][:200] if str(exc) else "")
+        log.warning("kbtf: cache remote %s: %s: %s%s", remote.ref(tag), type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "", _hint(remote, exc))
         return False
     finally:
         blob.unlink(missing_ok=True)
@@ -146,14 +150,23 @@ def push(remote: Remote, tag: str, entry: Path) -> int | None:
                       manifest_annotations={"org.kbtf.entry": entry.name})
         return blob.stat().st_size
     except Exception as exc:  # tar or the registry (oras raises many kinds): no failure
-        log.warning("kbtf: cache remote %s: push failed: %s", remote.ref(tag),
-                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        log.warning("kbtf: cache remote %s: push failed: %s%s", remote.ref(tag),
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
+                    _hint(remote, exc))
         return None
     finally:
         blob.unlink(missing_ok=True)
         origin.unlink(missing_ok=True)
         if origin.parent.is_dir():
             origin.parent.rmdir()
+
+
+def _hint(remote: Remote, exc: Exception) -> str:
+    """What to do about a refusal: where kbtf's credentials for ``remote`` come from."""
+    if "unauthorized" in str(exc).lower() or "denied" in str(exc).lower():
+        return (f" (the registry refused the credentials: check {remote.host}'s entry in "
+                "~/.docker/config.json, `docker login` writes it)")
+    return ""
 
 
 def _sha256(path: Path) -> str:

@@ -290,16 +290,18 @@ def _set_aside(selftests: Path, log_text: str, tmp: Path) -> list[SetAside]:
         if not path.is_file():
             continue
         if source.startswith("progs/"):
+            # prog_tests/ files embedding its skeleton, those set aside already included
             skels = tuple(f'"{path.stem}.{kind}.h"' for kind in ("skel", "lskel", "subskel"))
-            users = [f for f in sorted((selftests / "prog_tests").glob("*.c"))
+            users = [f for d in (selftests, aside) for f in sorted(d.glob("prog_tests/*.c"))
                      if any(s in f.read_text(errors="replace") for s in skels)]
         else:
             users = [path]
         tests = tree_tests(selftests, users)
         for f in dict.fromkeys([path, *users]):
-            dest = aside / f.relative_to(selftests)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(f, dest)
-        moved.append(SetAside(source, error,
-                              tuple(str(f.relative_to(selftests)) for f in users), tuple(tests)))
+            if f.is_relative_to(selftests):
+                dest = aside / f.relative_to(selftests)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(f, dest)
+        names = sorted({f"prog_tests/{f.name}" for f in users})
+        moved.append(SetAside(source, error, tuple(names), tuple(tests)))
     return moved

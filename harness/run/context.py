@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -233,7 +234,7 @@ class RunContext:
 
     def vmtest_run(self, vmtest: VmtestPoint) -> VmtestRun:
         """A BPF CI job's pipeline in this run."""
-        return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm)
+        return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm, self.options.sabotage)
 
     def vmtest_cases(self, vmtest: VmtestPoint) -> list[str]:
         """The tests of ``vmtest``'s runner this run runs (--vmtest-tests, read against the
@@ -300,26 +301,30 @@ class RunContext:
 
     def _probe_kvm_with_kernel(self, needs: set[tuple[str, str]],
                                say: Callable[[str], None]) -> None:
-        """Boot one built host-arch kernel of the run under KVM until its first output; a
-        silent one sends the whole run to TCG (written into the run dir for the workers)."""
-        for point in self.points:
-            if point.kernel.arch.is_host() and (point.id, "") in needs:
-                try:
-                    kernel = self.point_run(point).kernel("")
-                    spec = boot_spec(kernel, point.launcher, self.cache,
-                                     guest_shares(self.run_dir, self.run_dir / "kvm-probe.out"),
-                                     kvm=True)
-                except KbtfError:
-                    continue  # no kernel to probe with: each boot's own deadline decides
-                probe = GuestSession(spec, self.run_dir, "kvm-probe")
-                if probe.shows_output():
-                    say(f"kbtf: KVM runs {point.kernel_id}: host-arch guests use KVM")
-                else:
-                    accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({point.kernel_id} "
-                                          f"printed nothing under KVM: {probe.qemu_log})")
-                    say(f"kbtf: {accel.KVM_SILENT} ({point.kernel_id} printed nothing in "
-                        f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM)")
-                return
+        """Boot one built host-arch kernel of the run (a point's, else a BPF CI job's) under
+        KVM until its first output; a silent one sends the whole run to TCG (written into
+        the run dir for the workers)."""
+        candidates = [(p.kernel_id, p.launcher, functools.partial(self.point_run(p).kernel, ""))
+                      for p in self.points
+                      if p.kernel.arch.is_host() and (p.id, "") in needs] + [
+                      (j.id, "kbtf", self.vmtest_run(j).kernel) for j in self.vmtest
+                      if j.point.kernel.arch.is_host() and (j.id, "vmtest") in needs]
+        for label, launcher, kernel_of in candidates:
+            try:
+                spec = boot_spec(kernel_of(), launcher, self.cache,
+                                 guest_shares(self.run_dir, self.run_dir / "kvm-probe.out"),
+                                 kvm=True)
+            except KbtfError:
+                continue  # no kernel to probe with: each boot's own deadline decides
+            probe = GuestSession(spec, self.run_dir, "kvm-probe")
+            if probe.shows_output():
+                say(f"kbtf: KVM runs {label}: host-arch guests use KVM")
+            else:
+                accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({label} printed "
+                                      f"nothing under KVM: {probe.qemu_log})")
+                say(f"kbtf: {accel.KVM_SILENT} ({label} printed nothing in "
+                    f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM)")
+            return
 
     # -- facts, outcomes, results ----------------------------------------------------
 
@@ -363,8 +368,10 @@ class RunContext:
 
     def _vmtest_record(self, vmtest: VmtestPoint) -> results.PointRecord:
         k = vmtest.point.kernel
-        failed = [t.split("[")[-1].rstrip("]").removeprefix(vmtest.id + "-")
-                  for t, label in self.outcomes.get(vmtest.id, {}).items() if label == "failed"]
+        # the runner's tests that failed (test_progs[<test>]); a failed build reruns the job
+        failed = [t.removeprefix("test_progs[").removesuffix("]")
+                  for t, label in self.outcomes.get(vmtest.id, {}).items()
+                  if label == "failed" and t.startswith("test_progs[")]
         return results.PointRecord(vmtest.id, facts={
             "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.name,
             "kernel_pahole": k.pahole.identity, "vmtest_job": vmtest.job.short,

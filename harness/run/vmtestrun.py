@@ -9,10 +9,11 @@ import contextlib
 import json
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import provision
+from harness import proc, provision
 from harness.build import kbuild, selftests
 from harness.build.selftests import Selftests
 from harness.errors import KbtfError, ProductFailure
@@ -24,6 +25,7 @@ from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
 from harness.plan.vmtest import VmtestPoint, resolve_jobs
 from harness.run.pointrun import (
+    STRIP,
     PointRun,
     guest_shares,
     kvm_checked,
@@ -39,6 +41,7 @@ from harness.run.pointrun import (
 TEST_TIMEOUT = 900
 # Where the runner writes its JSON summary in the guest (its tmpfs).
 JSON_SUMMARY = "/tmp/kbtf-test_progs.json"
+COPY_TIMEOUT = 900  # linking (or copying) the selftests dir for a sabotaged run
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class VmtestRun:
     run_dir: Path
     cache_dir: Path
     kvm: bool = False
+    sabotage: str | None = None  # --sabotage strip-btf / strip-btf-base: the test modules
 
     @property
     def point_run(self) -> PointRun:
@@ -89,15 +93,43 @@ class VmtestRun:
         logdir = self.dir / "guests"
         base = f"vmtest-{worker_id()}"
 
+        shared = self.sabotaged(built)
+
         def make(boot: int) -> GuestSession:
             shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
-                      Share("selftests", built.bpf_dir))
+                      Share("selftests", shared))
             spec = boot_spec(kernel, "kbtf", self.cache_dir, shares,
                              run_kvm(self.run_dir, self.kvm),
                              root_packages=guestroot.VMTEST_PACKAGES)
             return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
 
         return kvm_checked(pool.get(kernel.key, make, self.vmtest.id), self.run_dir, self.kvm)
+
+    def sabotaged(self, built: Selftests) -> Path:
+        """The selftests dir the guest sees: the cached one, or with --sabotage strip-*
+        a run-local tree of hard links to it (a copy where links cannot be made) whose test
+        modules (the .ko files the runner loads) are copies with the section removed."""
+        section = STRIP.get(self.sabotage or "")
+        if section is None:
+            return built.bpf_dir
+        tree = self.dir / f"selftests-{self.sabotage}"
+        if not tree.is_dir():
+            tmp = tree.with_name(tree.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            linked = proc.run(["cp", "-al", built.bpf_dir, tmp], timeout=COPY_TIMEOUT,
+                              check=False)
+            if linked.returncode != 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+                proc.run(["cp", "-a", built.bpf_dir, tmp], timeout=COPY_TIMEOUT)
+            for ko in sorted(tmp.glob("*.ko")):
+                data = ko.read_bytes()
+                ko.unlink()  # never through the link into the cache
+                ko.write_bytes(data)
+                proc.run([self.vmtest.point.kernel.arch.tool("objcopy"), "--remove-section",
+                          section, ko], timeout=60)
+            tmp.rename(tree)
+        return tree
 
     def runner_argv(self, tests: list[str]) -> list[str]:
         """The runner's command line in the guest: from the selftests dir, with the tree's
