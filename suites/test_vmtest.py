@@ -11,6 +11,7 @@ its run; a test the runner skips is skipped with its reason.
 from __future__ import annotations
 
 import pytest
+from pytest_subtests import SubTests
 
 from harness.build.selftests import Selftests
 from harness.guest.pool import GuestPool
@@ -54,7 +55,8 @@ def test_selftests_build(pytestconfig: pytest.Config, vmtest_job: VmtestPoint) -
 
 
 def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
-               vmtest_built: Selftests, vmtest_guest: GuestSession) -> None:
+               vmtest_built: Selftests, vmtest_guest: GuestSession,
+               subtests: SubTests) -> None:
     job, name = vmtest_case
     if (aside := vmtest_built.left_out(name)) is not None:
         pytest.fail(f"{name}: not built into {job.job.binary}: {aside.files} embeds the "
@@ -71,6 +73,12 @@ def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
     if result is None:
         pytest.skip(f"{job.job.binary} ran no test {name!r} (denied by the tree's DENYLIST "
                     f"files, or not built into this runner): {out.summary}")
+    for sub in result.subtests.values():  # each its own result: test_progs[...] [name/sub]
+        with subtests.test(msg=sub.name):
+            if sub.verdict == "FAIL":
+                pytest.fail(f"{sub.name}: FAIL\n{sub.log}\nrerun: {job.rerun([sub.name])}")
+            if sub.verdict == "SKIP":
+                pytest.skip(f"{sub.name}: {job.job.binary} skipped it: {sub.log or 'no reason'}")
     if result.verdict == "FAIL":
         subs = result.failed_subtests()
         logs = "\n".join(f"--- {s.name}\n{s.log}" for s in subs) or result.log

@@ -1,11 +1,38 @@
 """test_progs' status lines read back, in the shapes test_progs.c prints them
 (print_test_result: `#%-*d %s:%s`, subtests `#%d/%-*d %s/%s:%s`, a skip's count in
-parentheses, the summary line), and its JSON summary's logs. No run of a real runner was
-captured yet: neither Debian tree's selftests built here (bench/RESULTS.md, session 7)."""
+parentheses, the summary line), and its JSON summary's logs; and real runs captured from
+Debian's 7.2.13 tree (BPF CI config kernel, clang-21 selftests, TCG guest): a passing test
+with skipped subtests, and module_attach with bpf_testmod's .BTF stripped."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.guest import testprogs
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_captured_7_2_run_with_skipped_subtests() -> None:
+    out = testprogs.parse((DATA / "test_progs-7.2.13-btf_tag-ok.log").read_text())
+    tag = out.tests["btf_tag"]
+    assert tag.verdict == "OK" and len(tag.subtests) == 9
+    assert [s.name for s in tag.skipped_subtests()][:2] == [
+        "btf_tag/btf_type_tag_user_mod1", "btf_tag/btf_type_tag_user_mod2"]
+    assert len(tag.skipped_subtests()) == 7 and not tag.failed_subtests()
+    assert out.summary == "Summary: 1/2 PASSED, 7 SKIPPED, 0 FAILED"
+
+
+def test_a_captured_7_2_run_without_module_btf_fails_each_subtest_with_its_log() -> None:
+    out = testprogs.parse((DATA / "test_progs-7.2.13-module_attach-strip-btf.log").read_text())
+    attach = out.tests["module_attach"]
+    assert attach.verdict == "FAIL"
+    failed = {s.name: s.log for s in attach.failed_subtests()}
+    assert "module_attach/handle_raw_tp" in failed and "module_attach/handle_fentry" in failed
+    assert "failed to resolve CO-RE relocation" in failed["module_attach/handle_raw_tp"]
+    assert "failed to find kernel BTF type ID of 'bpf_testmod_test_read'" in failed[
+        "module_attach/handle_fentry"]
+    assert out.summary is not None and out.summary.endswith("1 FAILED")
 
 
 def test_a_failing_subtest_keeps_its_log() -> None:
