@@ -152,3 +152,13 @@ def test_a_silent_kvm_boot_sends_the_run_to_tcg(tmp_path: Path) -> None:
         GuestSession(fake_spec(tmp_path, kvm=False), tmp_path, "guest-A-prime-gw0"), run_dir, True)
     assert later.accel == accel.TCG_AFTER_SILENT_KVM  # the summary says why
     assert not pointrun.run_kvm(run_dir, False)
+
+
+def test_the_kernel_probe_verdict_is_kept_per_host_boot_and_qemu(tmp_path: Path) -> None:
+    memo = accel.boot_memo(tmp_path, "/usr/bin/qemu-system-x86_64 1")
+    assert memo != accel.boot_memo(tmp_path, "/usr/bin/qemu-system-x86_64 2")  # QEMU changed
+    assert accel.read_memo(memo) is None
+    accel.write_memo(memo, False, "x86_64-debian6.12 printed nothing in 10s under KVM")
+    assert accel.read_memo(memo) == (False, "x86_64-debian6.12 printed nothing in 10s under KVM")
+    memo.write_text("{not json")
+    assert accel.read_memo(memo) is None  # a damaged memo: probe again

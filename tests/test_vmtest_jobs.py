@@ -66,7 +66,7 @@ def test_compiler_of_a_job_is_the_named_one_or_the_nearest_said() -> None:
 
     assert compiler_for(parse_job("x86_64-llvm-19/test_progs"), [19, 16, 14]) == ("llvm-19", "")
     assert compiler_for(parse_job("x86_64-llvm-18/test_progs"), [19, 16, 14]) == (
-        "llvm-19", "llvm-18 not installable here -> llvm-19")
+        "llvm-19", "kernel: llvm-18 is not on the host -> llvm-19")
     assert compiler_for(parse_job("x86_64-llvm-15/test_progs"), [19, 16, 14])[0] == "llvm-16"
     assert compiler_for(parse_job("x86_64-gcc/test_progs"), [19]) == ("gcc", "")
     assert compiler_for(parse_job("x86_64 gcc-15 / test (test_progs, false, 360) / "
@@ -156,7 +156,7 @@ def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
     req = KernelRequest(get_arch("aarch64"), src, ph, toolchain=Toolchain("llvm", "-19"),
                         config_base=BPF_CI_BASE)
     job = VmtestPoint(parse_job("aarch64-llvm-18/test_progs_no_alu32"), MatrixPoint(req, ph),
-                      BpfLlvm(18, "trixie"), "llvm-18 not installable here -> llvm-19")
+                      BpfLlvm(18, "trixie"), "kernel: llvm-18 is not on the host -> llvm-19")
     assert job.id == "aarch64-llvm-18~llvm-19-test_progs_no_alu32-debian6.12.117"
     assert job.point.kernel_id == "aarch64-debian6.12.117-llvm-19-pahole1.30-bpf-ci"
     assert job.rerun(["module_attach"]) == (

@@ -15,6 +15,8 @@ QEMU (the probe) with a timeout, killed with its parent.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import shlex
@@ -56,6 +58,36 @@ def mark_kvm_silent(run_dir: Path, why: str) -> None:
     tmp = run_dir / f".{SILENT_FILE}.{os.getpid()}"
     tmp.write_text(why + "\n")
     tmp.rename(run_dir / SILENT_FILE)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_memo(cache_dir: Path, qemu_identity: str) -> Path:
+    """Where the kernel probe's verdict is kept for this host boot and QEMU: whether KVM
+    ran a Linux guest here does not change until the host reboots or QEMU changes, and
+    every run would otherwise spend the probe's 10 s finding out again."""
+    boot = BOOT_ID.read_text().strip() if BOOT_ID.exists() else "unknown-boot"
+    digest = hashlib.sha256(f"{boot}\n{qemu_identity}".encode()).hexdigest()[:16]
+    return cache_dir / "kvm-verdicts" / f"{digest}.json"
+
+
+def read_memo(memo: Path) -> tuple[bool, str] | None:
+    """(KVM ran a guest, what was seen) recorded in ``memo``, or None."""
+    try:
+        data = json.loads(memo.read_text())
+        return bool(data["runs"]), str(data["seen"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_memo(memo: Path, runs: bool, seen: str) -> None:
+    """Record the probe's verdict (temp file + rename)."""
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"runs": runs, "seen": seen,
+                               "when": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    tmp.rename(memo)
 
 
 @dataclass(frozen=True)

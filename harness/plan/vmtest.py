@@ -192,7 +192,7 @@ def compiler_for(job: VmtestJob, installed_clangs: list[int]) -> tuple[str, str]
     if want in installed_clangs:
         return f"llvm-{want}", ""
     near = min(installed_clangs, key=lambda v: (abs(v - want), -v))
-    return f"llvm-{near}", f"{job.toolchain} not installable here -> llvm-{near}"
+    return f"llvm-{near}", f"kernel: {job.toolchain} is not on the host -> llvm-{near}"
 
 
 # The LLVM BPF CI compiles a gcc job's BPF programs with (kernel-patches/bpf's matrix, its

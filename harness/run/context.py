@@ -316,14 +316,23 @@ class RunContext:
                                  kvm=True)
             except KbtfError:
                 continue  # no kernel to probe with: each boot's own deadline decides
-            probe = GuestSession(spec, self.run_dir, "kvm-probe")
-            if probe.shows_output():
-                say(f"kbtf: KVM runs {label}: host-arch guests use KVM")
+            qemu = proc.require_tool(spec.arch.qemu)
+            memo = accel.boot_memo(self.cache, f"{qemu} {os.stat(qemu).st_mtime_ns}")
+            known = accel.read_memo(memo)
+            if known is None:
+                runs = GuestSession(spec, self.run_dir, "kvm-probe").shows_output()
+                seen = (f"{label} printed its first output under KVM" if runs else
+                        f"{label} printed nothing in "
+                        f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM")
+                accel.write_memo(memo, runs, seen)
             else:
-                accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({label} printed "
-                                      f"nothing under KVM: {probe.qemu_log})")
-                say(f"kbtf: {accel.KVM_SILENT} ({label} printed nothing in "
-                    f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM)")
+                runs, seen = known
+                seen += f" (earlier on this host boot: {memo})"
+            if runs:
+                say(f"kbtf: KVM runs guests ({seen}): host-arch guests use KVM")
+            else:
+                accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({seen})")
+                say(f"kbtf: {accel.KVM_SILENT} ({seen})")
             return
 
     # -- facts, outcomes, results ----------------------------------------------------
