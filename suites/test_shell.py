@@ -15,6 +15,9 @@ import pexpect
 import pytest
 
 from harness import proc
+from harness.build.distro import DistroKernel
+from harness.plan.matrix import MatrixPoint
+from harness.plan.vmtest import VmtestPoint
 from suites.conftest import ctx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,9 +30,30 @@ _DROP_WITH_VALUE = ("-n", "--numprocesses", "--dist", "-k", "-m", "--point", "--
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "shell_unit" in metafunc.fixturenames:
         run = ctx(metafunc.config)
-        units = ([p.kernel_id for p in run.points[:1]] or [v.id for v in run.vmtest[:1]]
-                 or [k.label for k in run.distros[:1]])
-        metafunc.parametrize("shell_unit", units, scope="session")
+        units: list[MatrixPoint | VmtestPoint | DistroKernel] = []
+        units += run.points[:1] or run.vmtest[:1] or run.distros[:1]
+        metafunc.parametrize("shell_unit", units, ids=[_unit_id(u) for u in units],
+                             scope="session")
+
+
+def _unit_id(unit: MatrixPoint | VmtestPoint | DistroKernel) -> str:
+    """The unit's id in the plan (what --point takes)."""
+    if isinstance(unit, MatrixPoint):
+        return unit.kernel_id
+    return unit.id if isinstance(unit, VmtestPoint) else unit.label
+
+
+@pytest.fixture
+def shell_built(pytestconfig: pytest.Config, shell_unit: MatrixPoint | VmtestPoint | DistroKernel
+                ) -> str:
+    """The unit's id, once this run built what its shell boots (a failed build of this run
+    is reported once: the shell test is then "not run")."""
+    run = ctx(pytestconfig)
+    if isinstance(shell_unit, MatrixPoint):
+        run.point_run(shell_unit).kernel("")
+    elif isinstance(shell_unit, VmtestPoint):
+        run.vmtest_run(shell_unit).selftests()
+    return _unit_id(shell_unit)
 
 
 def shell_argv(args: list[str], unit: str) -> list[str]:
@@ -75,7 +99,8 @@ def _qemus_under(pid: int) -> list[int]:
 
 
 def test_shell_hands_the_guest_to_a_terminal_and_exit_powers_it_off(
-        pytestconfig: pytest.Config, shell_unit: str) -> None:
+        pytestconfig: pytest.Config, shell_built: str) -> None:
+    shell_unit = shell_built
     argv = shell_argv([str(a) for a in pytestconfig.invocation_params.args], shell_unit)
     log = ctx(pytestconfig).run_dir / "shell" / f"{shell_unit}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

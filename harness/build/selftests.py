@@ -26,7 +26,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness import cacheentry, proc
@@ -102,6 +102,17 @@ class _Where:
 
     root: BuildRoot | None
     binds: tuple[Path, ...] = ()
+    guest_suite: str = ""  # the Debian suite of the guest root the runner runs in
+
+    @property
+    def link(self) -> str:
+        """How the runner is linked: against the guest's own libraries ("dynamic") when it
+        is built in a root of the guest root's suite (same libraries, same sonames), else
+        "static" (the host's bookworm libraries are not the guest's). Static links of
+        older trees can fail against a newer suite's archives (6.12's bpftool bootstrap
+        does not add -lzstd, which sid's libelf.a needs)."""
+        return ("dynamic" if self.root is not None and self.root.suite == self.guest_suite
+                else "static")
 
     def argv(self, argv: Sequence[str | Path]) -> list[str]:
         if self.root is None:
@@ -117,7 +128,7 @@ class _Where:
 
 
 def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
-           progress: Progress) -> Selftests:
+           progress: Progress, guest_suite: str) -> Selftests:
     """The selftests of ``kernel``'s tree built for it with ``llvm`` (the BPF programs;
     on the host the programs of the host side use the kernel's toolchain, in a build root
     the root's gcc), making ``runner`` and the test kernel modules. Built once per key
@@ -126,7 +137,7 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     Raises BuildFailure naming the log (the tree's selftests do not build), CommandError /
     HarnessError for the environment.
     """
-    where = _where(kernel, llvm, cache)
+    where = replace(_where(kernel, llvm, cache), guest_suite=guest_suite)
     v = f"-{llvm.version}"
     chain, arch = kernel.toolchain, kernel.arch
     # In a root the host side is the root's gcc (and the kernel's clang for its modules).
@@ -136,13 +147,13 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     tools = {p: where.version(p) for p in programs}
     key = hashlib.sha256(json.dumps({
         "recipe": RECIPE, "source": kernel.source.identity, "kernel": kernel.key,
-        "tools": tools, "runner": runner,
+        "tools": tools, "runner": runner, "link": where.link,
         "root": where.root.tree.parent.name if where.root else None},
         sort_keys=True).encode()).hexdigest()[:16]
     final = cache / "selftests" / f"{kernel.arch.name}-{kernel.source.version}-{runner}-{key}"
 
     def fill(tmp: Path) -> None:
-        _build(kernel, llvm, runner, _Where(where.root, (*where.binds, tmp)), tmp, final,
+        _build(kernel, llvm, runner, replace(where, binds=(*where.binds, tmp)), tmp, final,
                progress)
 
     cacheentry.populate(final, (final / "selftests.json").exists, fill, "build.log")
@@ -200,7 +211,7 @@ def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: 
         proc.run(make_argv(kernel.arch, source=kernel.source.path, out=headers,
                            toolchain=kernel.toolchain, targets=["headers"]),
                  logfile=log, timeout=HEADERS_TIMEOUT)
-        argv = where.argv(_make(kernel, llvm, runner, selftests, headers))
+        argv = where.argv(_make(kernel, llvm, runner, selftests, headers, where.link))
         if _stream(argv, kernel, log, progress, keep_going=True) != 0:
             set_aside = _set_aside(selftests, log.read_text(errors="replace"), tmp)
             if not set_aside:
@@ -217,14 +228,15 @@ def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: 
         raise BuildFailure(f"the selftests build made no {runner} or bpf_testmod.ko", log=log)
     cacheentry.relocate_text(tmp, final)
     (tmp / "selftests.json").write_text(json.dumps({
-        "runner": runner, "clang": llvm.label, "kernel": str(kernel.dir),
+        "runner": runner, "clang": llvm.label, "kernel": str(kernel.dir), "link": where.link,
         "set_aside": [asdict(a) for a in set_aside],
         "build_seconds": round(time.monotonic() - started)}, indent=2) + "\n")
 
 
-def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, headers: Path
-          ) -> list[str]:
-    """The selftests make command line (BPF CI's variables) for ``runner``."""
+def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, headers: Path,
+          link: str) -> list[str]:
+    """The selftests make command line (BPF CI's variables) for ``runner``, linked
+    ``link`` ("static" or "dynamic")."""
     v = f"-{llvm.version}"
     extra = [f"CLANG={llvm.clang}", f"LLC=llc{v}", f"LLVM_STRIP=llvm-strip{v}",
              # No LLVM disassembler in test_progs: BPF CI links it statically from libLLVM
@@ -232,7 +244,8 @@ def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, head
              f"LLVM_CONFIG=llvm-config{v}", "feature-llvm=0",
              f"VMLINUX_BTF={kernel.vmlinux}",
              f"KHDR_INCLUDES=-isystem {headers}/usr/include",
-             f"KDIR={kernel.source.path}", "EXTRA_LDFLAGS=-static",
+             f"KDIR={kernel.source.path}",
+             *(["EXTRA_LDFLAGS=-static"] if link == "static" else []),
              f"-j{os.cpu_count() or 1}"]
     return make_argv(kernel.arch, source=selftests, toolchain=kernel.toolchain,
                      pahole=kernel.pahole.path, extra=extra, targets=[runner])

@@ -16,7 +16,7 @@ from pathlib import Path
 from harness import proc, provision
 from harness.build import kbuild, selftests
 from harness.build.selftests import Selftests
-from harness.errors import KbtfError, ProductFailure
+from harness.errors import HarnessError, KbtfError, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
@@ -73,7 +73,8 @@ class VmtestRun:
         selftests.ensure raises."""
         raise_recorded(self.dir / "selftests-failed.json")
         return selftests.ensure(self.kernel(), self.vmtest.bpf_llvm, self.vmtest.job.binary,
-                                self.cache_dir, progress or (lambda _msg: None))
+                                self.cache_dir, progress or (lambda _msg: None),
+                                guestroot.SUITE)
 
     def build(self, progress: kbuild.Progress) -> None:
         """Build the kernel, then the selftests (the controller, before tests are
@@ -170,6 +171,9 @@ class VmtestRun:
                 testprogs.apply_json(parsed, json.loads(summary.stdout))
         if not parsed.tests and parsed.summary is None:
             tail = (result.stdout + result.stderr).strip()[-300:]
+            if "error while loading shared libraries" in tail:  # the guest root lacks one
+                raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
+                                   f"root: {tail!r}", log=out)
             raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
                                  f"{result.rc}): {tail!r}", log=out)
         return parsed
