@@ -162,3 +162,33 @@ def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
     assert job.rerun(["module_attach"]) == (
         "./kbtf pytest suites/ --vmtest-job aarch64-llvm-18/test_progs_no_alu32 --kernel "
         "debian:6.12 --vmtest-tests module_attach")
+
+
+def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None:
+    from harness.arches import GCC, get_arch
+    from harness.plan.kernelreq import BPF_CI_BASE, SELFTESTS_DIR, KernelRequest
+    from harness.plan.ksource import KernelSource
+    from harness.plan.matrix import MatrixPoint
+    from harness.plan.pahole import Pahole
+    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.run.vmtestrun import VmtestRun
+
+    tree = tmp_path / "linux"
+    (tree / SELFTESTS_DIR).mkdir(parents=True)
+    (tree / SELFTESTS_DIR / "DENYLIST").write_text("# comment\nsend_signal\n")
+    (tree / SELFTESTS_DIR / "DENYLIST.aarch64").write_text("fexit_sleep\n")
+    (tree / SELFTESTS_DIR / "DENYLIST.s390x").write_text("xdp\n")
+    src = KernelSource(tree, "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
+    ph = Pahole(Path("/p"), "1.32", (), digest="d")
+
+    def argv(name: str, tests: list[str]) -> list[str]:
+        job = parse_job(name)
+        req = KernelRequest(get_arch(job.arch), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)
+        point = VmtestPoint(job, MatrixPoint(req, ph), BpfLlvm(21, "sid"))
+        return VmtestRun(point, tmp_path / "run", tmp_path / "cache").runner_argv(tests)
+
+    assert argv("aarch64-gcc/test_progs", ["module_attach", "kfunc_call/sub"]) == [
+        "./test_progs", "-d@DENYLIST", "-d@DENYLIST.aarch64", "-a", "module_attach",
+        "-a", "kfunc_call/sub"]
+    assert argv("x86_64-gcc/test_progs_no_alu32_parallel", ["btf_module"]) == [
+        "./test_progs-no_alu32", "-j", "-d@DENYLIST", "-a", "btf_module"]
