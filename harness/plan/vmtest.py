@@ -232,11 +232,11 @@ def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], 
     want = int(job.version) if job.compiler == "llvm" and job.version else BPF_CI_LLVM
     if want in host:
         return BpfLlvm(want), ""
-    offers = {suite: suite_clangs(suite) for suite in LLVM_SUITES}
-    for suite, versions in offers.items():
-        if want in versions:
+    for suite in LLVM_SUITES:  # the lists are read only as far as needed
+        if want in suite_clangs(suite):
             return BpfLlvm(want, suite), ""
-    found = [BpfLlvm(v) for v in host] + [BpfLlvm(v, s) for s, vs in offers.items() for v in vs]
+    found = [BpfLlvm(v) for v in host] + [BpfLlvm(v, s) for s in LLVM_SUITES
+                                          for v in suite_clangs(s)]
     if not found:
         raise ConfigError(f"{job.short}: no clang-N on this machine or in Debian "
                           f"{', '.join(LLVM_SUITES)} for its BPF programs")

@@ -6,6 +6,7 @@ tree's DENYLIST files, bpf_testmod loaded by the runner itself)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import shlex
@@ -193,6 +194,7 @@ def vmtest_points(names: list[str], kernel_specs: list[str] | None,
     newest = max(provision.DEBIAN_PAHOLES, key=pahole.version_code)
     ph = matrix.resolve_pahole(pahole_specs[0] if pahole_specs else f"debian:{newest}", cache)
 
+    @functools.cache
     def suite_clangs(suite: str) -> list[int]:
         return [int(m[1]) for name in provision.package_names(cache, suite)
                 if (m := re.fullmatch(r"clang-(\d+)", name))]
