@@ -36,6 +36,7 @@ def _tree(root: Path) -> Path:
     (bpf / "prog_tests/kfunc_call.c").write_text(
         '#include "kfunc_call_test.skel.h"\nvoid test_kfunc_call(void)\n{}\n')
     (bpf / "prog_tests/bpf_attr_size.c").write_text("void test_bpf_attr_size(void)\n{}\n")
+    (bpf / "prog_tests/tests.h").write_text("DEFINE_TEST(cpumask)\n")
     return bpf
 
 
@@ -50,6 +51,7 @@ def test_set_aside_moves_a_program_with_its_users_and_a_test_alone(tmp_path: Pat
         # its user was set aside with the first: still named
         ("progs/cpumask_success.c", ("prog_tests/cpumask.c",), ("cpumask",)),
     ]
+    assert not (bpf / "prog_tests/tests.h").exists()  # the runner's list is made again
     left = sorted(str(p.relative_to(bpf)) for p in bpf.rglob("*.c"))
     assert not (bpf / "progs/cpumask_success.c").exists()
     assert left == ["prog_tests/kfunc_call.c", "progs/kfunc_call_test.c"]
