@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,15 @@ class BuildRoot:
         for path in (*self.binds, *binds):
             args += ["--bind", str(path), str(path)]  # bwrap makes the mount point
         return [*args, "--remount-ro", "/", "--", *(str(a) for a in argv)]
+
+    def wrapper(self, program: str, binds: Sequence[Path] = ()) -> str:
+        """A shell script that runs the root's ``program`` with the script's arguments,
+        stdin and working directory (which must lie in ``binds``): a host build calls it in
+        place of a compiler the host has not got."""
+        argv = self.command([program], binds)
+        head, tail = argv[:-2], argv[-2:]  # tail: "--", program
+        return ("#!/bin/sh\n# kbtf: " + program + f" of the {self.suite} build root\n"
+                f'exec {shlex.join(head)} --chdir "$PWD" {shlex.join(tail)} "$@"\n')
 
     def has_program(self, name: str) -> bool:
         """Whether ``name`` is on the root's PATH."""

@@ -98,9 +98,12 @@ class Selftests:
 
 @dataclass(frozen=True)
 class _Where:
-    """Where the selftests make runs: the host, or a build root seeing ``binds``."""
+    """Where the selftests make runs: on the host (its LLVM, or the LLVM programs of
+    ``llvm_root`` called through wrapper scripts), or all of it inside ``root``, with
+    ``binds`` seen at their host paths."""
 
-    root: BuildRoot | None
+    root: BuildRoot | None = None
+    llvm_root: BuildRoot | None = None
     binds: tuple[Path, ...] = ()
     guest_suite: str = ""  # the Debian suite of the guest root the runner runs in
 
@@ -108,9 +111,7 @@ class _Where:
     def link(self) -> str:
         """How the runner is linked: against the guest's own libraries ("dynamic") when it
         is built in a root of the guest root's suite (same libraries, same sonames), else
-        "static" (the host's bookworm libraries are not the guest's). Static links of
-        older trees can fail against a newer suite's archives (6.12's bpftool bootstrap
-        does not add -lzstd, which sid's libelf.a needs)."""
+        "static" (the host's bookworm libraries are not the guest's)."""
         return ("dynamic" if self.root is not None and self.root.suite == self.guest_suite
                 else "static")
 
@@ -119,12 +120,27 @@ class _Where:
             return [str(a) for a in argv]
         return self.root.command(argv, self.binds)
 
+    def wrappers(self, bin_dir: Path, programs: Sequence[str]) -> dict[str, str]:
+        """With an ``llvm_root``: scripts in ``bin_dir`` running its ``programs``, and the
+        environment putting them first on PATH; else nothing."""
+        if self.llvm_root is None:
+            return {}
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for program in programs:
+            script = bin_dir / program
+            script.write_text(self.llvm_root.wrapper(program, self.binds))
+            script.chmod(0o755)
+        return {"PATH": f"{bin_dir}{os.pathsep}{proc.tool_path()}"}
+
     def version(self, program: str) -> str:
         """``program --version``'s output there. Raises ToolMissing / CommandError."""
-        if self.root is None:
-            return proc.output([proc.require_tool(program), "--version"],
+        if self.root is not None:
+            return proc.output(self.argv([program, "--version"]), timeout=QUERY_TIMEOUT).strip()
+        if self.llvm_root is not None and program.startswith(("clang", "llc", "llvm")):
+            return proc.output(self.llvm_root.command([program, "--version"], self.binds),
                                timeout=QUERY_TIMEOUT).strip()
-        return proc.output(self.argv([program, "--version"]), timeout=QUERY_TIMEOUT).strip()
+        return proc.output([proc.require_tool(program), "--version"],
+                           timeout=QUERY_TIMEOUT).strip()
 
 
 def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
@@ -140,7 +156,7 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     where = replace(_where(kernel, llvm, cache), guest_suite=guest_suite)
     v = f"-{llvm.version}"
     chain, arch = kernel.toolchain, kernel.arch
-    # In a root the host side is the root's gcc (and the kernel's clang for its modules).
+    # All in a root: the host side is the root's gcc (and the kernel's clang, its modules).
     host_side = chain.programs(arch) if where.root is None else (
         arch.tool("gcc"), *(chain.programs(arch)[:1] if chain.family == "llvm" else ()))
     programs = (llvm.clang, f"llc{v}", f"llvm-strip{v}", *host_side)
@@ -148,7 +164,7 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     key = hashlib.sha256(json.dumps({
         "recipe": RECIPE, "source": kernel.source.identity, "kernel": kernel.key,
         "tools": tools, "runner": runner, "link": where.link,
-        "root": where.root.tree.parent.name if where.root else None},
+        "root": root.tree.parent.name if (root := where.root or where.llvm_root) else None},
         sort_keys=True).encode()).hexdigest()[:16]
     final = cache / "selftests" / f"{kernel.arch.name}-{kernel.source.version}-{runner}-{key}"
 
@@ -161,25 +177,32 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
 
 
 def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
-    """The host when ``llvm`` is the host's and the kernel's arch the host's; else a build
-    root of ``llvm.suite`` (the host's suite for the host's LLVM) holding that LLVM, the
-    kernel's own LLVM (for the modules' build) and, for a foreign arch, its cross compiler
-    and its libraries (multiarch), made once."""
+    """Where the selftests of ``kernel`` are built with ``llvm``:
+
+    - the host's LLVM, the host's arch: on the host;
+    - an LLVM of a suite's build root, the host's arch: on the host, with that root's LLVM
+      programs through wrappers, so the runner's and the test modules' gcc is the one that
+      built the kernel (a newer suite's gcc adds warnings older trees' -Werror fail on);
+    - a foreign arch: inside a root (``llvm.suite``'s, else the host's suite) holding the
+      LLVM, the kernel's own LLVM (its modules' build), the cross compiler and the
+      target's libraries (multiarch; the host has no foreign libraries).
+    Roots are made once."""
     arch = kernel.arch
-    if llvm.suite is None and arch.is_host():
-        return _Where(None)
+    pahole_prefix = kernel.pahole.path.resolve().parents[2]  # <prefix>/usr/bin/pahole
+    binds = (kernel.dir, kernel.source.path.resolve(), pahole_prefix)
+    if arch.is_host():
+        if llvm.suite is None:
+            return _Where()
+        return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, _llvm_packages(llvm.version)),
+                      binds=binds)
     packages = [*ROOT_PACKAGES, *_llvm_packages(llvm.version)]
     if kernel.toolchain.family == "llvm":
         packages += _llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
-    foreign: tuple[str, ...] = ()
-    if not arch.is_host():
-        foreign = (arch.debian_arch,)
-        triplet = arch.cross_compile.rstrip("-")
-        packages += [f"gcc-{triplet}", f"binutils-{triplet}", f"libc6-dev-{arch.debian_arch}-cross",
-                     *(f"{p}:{arch.debian_arch}" for p in CROSS_LIBRARIES)]
-    root = buildroot.ensure(cache, llvm.suite or HOST_SUITE, packages, foreign)
-    pahole_prefix = kernel.pahole.path.resolve().parents[2]  # <prefix>/usr/bin/pahole
-    return _Where(root, (kernel.dir, kernel.source.path.resolve(), pahole_prefix))
+    triplet = arch.cross_compile.rstrip("-")
+    packages += [f"gcc-{triplet}", f"binutils-{triplet}", f"libc6-dev-{arch.debian_arch}-cross",
+                 *(f"{p}:{arch.debian_arch}" for p in CROSS_LIBRARIES)]
+    root = buildroot.ensure(cache, llvm.suite or HOST_SUITE, packages, (arch.debian_arch,))
+    return _Where(root, binds=binds)
 
 
 def _llvm_packages(version: int) -> tuple[str, ...]:
@@ -212,13 +235,16 @@ def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: 
                            toolchain=kernel.toolchain, targets=["headers"]),
                  logfile=log, timeout=HEADERS_TIMEOUT)
         argv = where.argv(_make(kernel, llvm, runner, selftests, headers, where.link))
-        if _stream(argv, kernel, log, progress, keep_going=True) != 0:
+        v = f"-{llvm.version}"
+        env = where.wrappers(tmp / "llvm-bin", (llvm.clang, f"llc{v}", f"llvm-strip{v}",
+                                                f"llvm-config{v}", f"llvm-objcopy{v}"))
+        if _stream(argv, kernel, log, progress, env, keep_going=True) != 0:
             set_aside = _set_aside(selftests, log.read_text(errors="replace"), tmp)
             if not set_aside:
                 raise CommandError("make failed", log=log)
             progress(f"kbtf: {len(set_aside)} BPF programs of the tree did not compile, set "
                      "aside: " + ", ".join(a.program for a in set_aside))
-            if (rc := _stream(argv, kernel, log, progress, keep_going=False)) != 0:
+            if (rc := _stream(argv, kernel, log, progress, env, keep_going=False)) != 0:
                 raise CommandError(f"make exit {rc} (after setting aside "
                                    f"{', '.join(a.program for a in set_aside)})", log=log)
     except CommandError as exc:
@@ -252,7 +278,7 @@ def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, head
 
 
 def _stream(argv: list[str], kernel: KernelBuild, log: Path, progress: Progress,
-            keep_going: bool) -> int:
+            env: dict[str, str], keep_going: bool) -> int:
     """Run the selftests make (-k: on past programs that fail); its exit code."""
     if keep_going:
         argv = [*argv, "-k"]
@@ -260,7 +286,7 @@ def _stream(argv: list[str], kernel: KernelBuild, log: Path, progress: Progress,
     # kernel build bpf_testmod's `make -C $(KDIR) M=` uses.
     return proc.stream(argv, logfile=log, timeout=BUILD_TIMEOUT,
                        on_line=StepReporter(progress, time.monotonic()),
-                       env={"KBUILD_OUTPUT": str(kernel.dir)})
+                       env={**env, "KBUILD_OUTPUT": str(kernel.dir)})
 
 
 # make's line for a target that failed: `make: *** [Makefile:NNN: <dir>/<name>.bpf.o] Error 1`
