@@ -107,17 +107,19 @@ class OutcomeRecorder:
             self.run.record(report.nodeid, outcome_label(report))
 
 
-# Product failures of fixtures already reported, per process: id -> (the error, its test).
-_FIXTURE_FAILURES = pytest.StashKey[dict[int, tuple[BaseException, str]]]()
+# Product failures of fixtures already reported, per process: (type, message) -> its test.
+_FIXTURE_FAILURES = pytest.StashKey[dict[tuple[str, str], str]]()
 
 
 def _reported_before(item: pytest.Item, error: BaseException) -> str | None:
-    """The test that already FAILED with this very error object (a session fixture's,
-    re-raised), else None (and ``item`` becomes that test)."""
+    """The test that already FAILED with this error (a session fixture's re-raised, or the
+    same build failure read back from the run's marker: same type, same message), else
+    None (and ``item`` becomes that test)."""
     seen = item.config.stash.setdefault(_FIXTURE_FAILURES, {})
-    if id(error) in seen:
-        return seen[id(error)][1]
-    seen[id(error)] = (error, item.nodeid)
+    key = (type(error).__name__, str(error))
+    if key in seen:
+        return seen[key]
+    seen[key] = item.nodeid
     return None
 
 

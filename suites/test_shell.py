@@ -20,6 +20,7 @@ from harness.plan.matrix import MatrixPoint
 from harness.plan.vmtest import VmtestPoint
 from suites.conftest import ctx
 
+pytestmark = pytest.mark.lifetime  # after the run's other tests: its own guest, not theirs
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 600  # the child's plan, fetch check and boot (a boot is seconds to a minute)
 COMMAND_TIMEOUT = 120

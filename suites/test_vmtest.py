@@ -41,11 +41,18 @@ def vmtest_guest(vmtest_run: VmtestRun, vmtest_built: Selftests,
     return vmtest_run.guest(guest_pool, vmtest_built)
 
 
-def test_selftests_build(pytestconfig: pytest.Config, vmtest_job: VmtestPoint) -> None:
+@pytest.fixture
+def job_selftests(pytestconfig: pytest.Config, vmtest_job: VmtestPoint) -> Selftests:
+    """The job's selftests, built (its kernel's or its own failed build FAILS here first,
+    then its other tests say "not run")."""
+    return ctx(pytestconfig).vmtest_run(vmtest_job).selftests()
+
+
+def test_selftests_build(job_selftests: Selftests, vmtest_job: VmtestPoint) -> None:
     """Every BPF program of the tree's selftests compiles for the job: one that does not is
     the tree's failure (quoted); the runner is built without it and the tests that embed
     its skeleton fail by name."""
-    built = ctx(pytestconfig).vmtest_run(vmtest_job).selftests()
+    built = job_selftests
     aside = built.set_aside()
     if aside:
         pytest.fail(f"{len(aside)} BPF programs of the tree do not compile with "

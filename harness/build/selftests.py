@@ -54,6 +54,7 @@ ROOT_PACKAGES = ("make", "gcc", "libc6-dev", "libelf-dev", "zlib1g-dev", "libzst
 # libcrypto), installed for the target's architecture next to the host's.
 CROSS_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libcap-dev",
                    "libssl-dev")
+LLVM_ROOT_LIBRARIES = ("libelf-dev", "zlib1g-dev", "libzstd-dev")
 HOST_SUITE = "bookworm"  # the suite of a build root that only adds a cross target
 Progress = Callable[[str], None]
 
@@ -193,8 +194,10 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     if arch.is_host():
         if llvm.suite is None:
             return _Where()
-        return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, _llvm_packages(llvm.version)),
-                      binds=binds)
+        # the LLVM, and what the userspace pieces it compiles include (urandom_read's
+        # library includes libbpf's headers, which include libelf.h)
+        wanted = (*_llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
+        return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
     packages = [*ROOT_PACKAGES, *_llvm_packages(llvm.version)]
     if kernel.toolchain.family == "llvm":
         packages += _llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
