@@ -79,3 +79,15 @@ def test_logs_come_from_the_json_summary_where_there_is_one() -> None:
     assert out.tests["foo"].log == "test log"
     assert out.tests["foo"].subtests["foo/attach"].log == "attach: -22"
     assert out.tests["bar"].log == ""
+
+
+def test_captured_6_12_runs_a_test_with_subtests_and_one_without() -> None:
+    calls = testprogs.parse((DATA / "test_progs-6.12.117-kfunc_call-ok.log").read_text())
+    kfunc = calls.tests["kfunc_call"]
+    assert kfunc.verdict == "OK" and len(kfunc.subtests) == 20
+    assert "kfunc_call/kfunc_syscall_test_fail" in kfunc.subtests
+    assert not kfunc.failed_subtests() and not kfunc.skipped_subtests()
+    attach = testprogs.parse((DATA / "test_progs-6.12.117-module_attach-ok.log").read_text())
+    assert attach.tests["module_attach"].verdict == "OK"
+    assert attach.tests["module_attach"].subtests == {}  # 6.12's has none (7.2's has 14)
+    assert attach.summary == "Summary: 1/0 PASSED, 0 SKIPPED, 0 FAILED"
