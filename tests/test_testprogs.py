@@ -1,8 +1,9 @@
 """test_progs' status lines read back, in the shapes test_progs.c prints them
 (print_test_result: `#%-*d %s:%s`, subtests `#%d/%-*d %s/%s:%s`, a skip's count in
 parentheses, the summary line), and its JSON summary's logs; and real runs captured from
-Debian's 7.2.13 tree (BPF CI config kernel, clang-21 selftests, TCG guest): a passing test
-with skipped subtests, and module_attach with bpf_testmod's .BTF stripped."""
+Debian's 7.2.13 and 6.12.117 trees (BPF CI config kernels, clang-21 selftests, TCG guests):
+passing tests with and without subtests, skipped subtests, and module_attach with
+bpf_testmod's .BTF stripped."""
 
 from __future__ import annotations
 
