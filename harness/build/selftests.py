@@ -43,19 +43,21 @@ BUILD_TIMEOUT = 7200  # the whole selftests build (about 20-40 min on 2 cores, c
 HEADERS_TIMEOUT = 900
 COPY_TIMEOUT = 900
 QUERY_TIMEOUT = 60
-# What the selftests make runs in a build root, beyond the LLVM: the libraries of the static
-# runner, python3 (bpf_doc.py), xxd (embedded objects), openssl (verify_sig_setup.sh's
-# signing key), and pahole's libraries (the kernel's pahole is bound in, but its
-# libdwarves finds libdw by the loader's search path, not the binary's RUNPATH).
+# What the selftests make runs in a cross build root, beyond the LLVM and the cross gcc: the
+# host side's libraries (bpftool's bootstrap), python3 (bpf_doc.py), xxd (embedded objects),
+# openssl (verify_sig_setup.sh's signing key), and pahole's libraries (the kernel's pahole
+# is bound in, but its libdwarves finds libdw by the loader's path, not the binary's RUNPATH).
 ROOT_PACKAGES = ("make", "gcc", "libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev",
                  "libcap-dev", "libssl-dev", "pkg-config", "python3", "xxd", "bc", "openssl",
                  "pahole")
-# The target's libraries a cross-built static runner links (its libelf, zlib, zstd, libcap,
-# libcrypto), installed for the target's architecture next to the host's.
+# The target's libraries a cross-built runner links (libelf, zlib, zstd, libcap, libcrypto),
+# installed for the target's architecture next to the host's (multiarch).
 CROSS_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libcap-dev",
                    "libssl-dev")
+# Beside an LLVM called from the host's build: headers of what clang compiles beyond BPF
+# programs (urandom_read's library includes libbpf's headers, which include libelf.h).
 LLVM_ROOT_LIBRARIES = ("libelf-dev", "zlib1g-dev", "libzstd-dev")
-HOST_SUITE = "bookworm"  # the suite of a build root that only adds a cross target
+HOST_SUITE = "bookworm"  # a cross root's suite when the LLVM is the host's own
 Progress = Callable[[str], None]
 
 
@@ -147,9 +149,9 @@ class _Where:
 def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
            progress: Progress, guest_suite: str) -> Selftests:
     """The selftests of ``kernel``'s tree built for it with ``llvm`` (the BPF programs;
-    on the host the programs of the host side use the kernel's toolchain, in a build root
-    the root's gcc), making ``runner`` and the test kernel modules. Built once per key
-    (temp dir + rename).
+    the host side and the test modules with the kernel's toolchain, or a cross root's gcc:
+    see _where), making ``runner`` and the test kernel modules, its runner linked to run in
+    a guest root of ``guest_suite``. Built once per key (temp dir + rename).
 
     Raises BuildFailure naming the log (the tree's selftests do not build), CommandError /
     HarnessError for the environment.
@@ -194,8 +196,6 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     if arch.is_host():
         if llvm.suite is None:
             return _Where()
-        # the LLVM, and what the userspace pieces it compiles include (urandom_read's
-        # library includes libbpf's headers, which include libelf.h)
         wanted = (*_llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
         return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
     packages = [*ROOT_PACKAGES, *_llvm_packages(llvm.version)]
