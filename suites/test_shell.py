@@ -8,6 +8,7 @@ for it)."""
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_shell_hands_the_guest_to_a_terminal_and_exit_powers_it_off(
     argv = shell_argv([str(a) for a in pytestconfig.invocation_params.args], shell_unit)
     log = ctx(pytestconfig).run_dir / "shell" / f"{shell_unit}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    rerun = f"rerun: ./kbtf shell --point {shell_unit}"
+    rerun = "rerun: ./kbtf shell " + shlex.join(argv[argv.index("--shell") + 1:])
     proc.log.info("run (pty, timeout %ds): %s", START_TIMEOUT, " ".join(argv))
     with log.open("w") as out:
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8",
