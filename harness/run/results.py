@@ -62,15 +62,49 @@ class PointRecord:
 
 
 def summary_table(records: list[PointRecord]) -> str:
-    """Markdown table: one row per point, the facts that matter and what did not pass."""
+    """Markdown table: one row per point (BPF CI jobs have their own, job_table), the facts
+    that matter and what did not pass; empty without points."""
     head = ["point", *(h for _, h in COLUMNS), "not passed"]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    records = [r for r in records if "vmtest_job" not in r.facts]
+    if not records:
+        return ""
     for rec in records:
         bad = [f"{t} ({o})" for t, o in sorted(rec.outcomes.items()) if o != "passed"]
         cells = [rec.point, *(str(rec.facts.get(k, "-")) for k, _ in COLUMNS),
                  ", ".join(bad) or "none"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+# Columns of the BPF CI jobs' table: (fact key, heading).
+JOB_COLUMNS = (
+    ("vmtest_job", "job"),
+    ("kernel", "kernel"),
+    ("toolchain", "kernel toolchain"),
+    ("kernel_pahole", "kernel pahole"),
+    ("bpf_clang", "BPF programs"),
+    ("substitution", "substitution"),
+)
+
+
+def job_table(records: list[PointRecord]) -> str:
+    """Markdown table: one row per BPF CI job, its toolchain, and its runner's tests by
+    outcome (the selftests build, and what did not pass, by name); empty without jobs."""
+    head = ["job id", *(h for _, h in JOB_COLUMNS), "tests passed", "build", "not passed"]
+    rows = []
+    for rec in (r for r in records if "vmtest_job" in r.facts):
+        tests = {t: o for t, o in rec.outcomes.items() if t.startswith("test_progs[")}
+        bad = [f"{t.removeprefix('test_progs[').rstrip(']')} ({o})"
+               for t, o in sorted(tests.items()) if o != "passed"]
+        passed = sum(o == "passed" for o in tests.values())
+        cells = [rec.point, *(str(rec.facts.get(k, "-")) for k, _ in JOB_COLUMNS),
+                 f"{passed}/{len(tests)}", rec.outcomes.get("test_selftests_build", "-"),
+                 ", ".join(bad) or "none"]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *rows]) + "\n"
 
 
 # The per-module table: (heading, the tests that say it, of source points and distro kernels).
@@ -114,6 +148,7 @@ def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "",
     per_module = module_table(records, modules or [])
     summary.write_text("# kbtf results\n\n" + (preface + "\n" if preface else "")
                        + summary_table(records)
+                       + (f"\n## BPF CI jobs\n\n{jobs}" if (jobs := job_table(records)) else "")
                        + ("\n## Modules (default BTF mode)\n\n" + per_module if per_module
                           else "")
                        + ("\nRerun one point:\n\n" + reruns if reruns else ""))
