@@ -66,7 +66,7 @@ def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
                subtests: SubTests) -> None:
     job, name = vmtest_case
     if (aside := vmtest_built.left_out(name)) is not None:
-        pytest.fail(f"{name}: not built into {job.job.binary}: {aside.files} embeds the "
+        pytest.fail(f"{name}: not built into {job.job.binary}: {', '.join(aside.files)} embeds the "
                     f"skeleton of {aside.program}, which does not compile: {aside.error}")
     out = vmtest_run.run_tests(vmtest_guest, [] if name == "all" else [name])
     rerun = f"rerun: {job.rerun([name] if name != 'all' else None)}"

@@ -163,8 +163,13 @@ def without_btf(build: ModuleBuild, arch: Arch) -> ModuleBuild:
 
 
 def strip_section(build: ModuleBuild, arch: Arch, section: str) -> None:
-    """Remove ``section`` from every .ko of ``build`` (objcopy; --sabotage strip-*).
+    """Remove ``section`` from every .ko of ``build`` (--sabotage strip-*).
     Raises CommandError naming the build log."""
     for ko in build.kos:
-        proc.run([arch.tool("objcopy"), "--remove-section", section, ko], logfile=build.log,
-                 timeout=60)
+        remove_section(ko, arch, section, build.log)
+
+
+def remove_section(ko: Path, arch: Arch, section: str, log: Path | None = None) -> None:
+    """Remove ``section`` from module ``ko`` in place (objcopy writes a new file, so a hard
+    link to it elsewhere keeps the old one). Raises CommandError (naming ``log``)."""
+    proc.run([arch.tool("objcopy"), "--remove-section", section, ko], logfile=log, timeout=60)

@@ -9,8 +9,9 @@ tools/ is a copy and whose other top-level entries link to the real tree; the UA
 go to their own O= dir.
 
 An LLVM the host has not got comes from a Debian suite's build root (clang-21 from sid for
-7.x, whose BPF programs clang-19 cannot compile): the selftests make then runs inside it,
-with the scratch tree, the kernel and its pahole bound at their own paths.
+7.x, whose BPF programs clang-19 cannot compile): on the host's arch the host's make and gcc
+call it through wrapper scripts; a foreign arch is built entirely inside a multiarch root.
+Either way the scratch tree, the kernel and its pahole are bound at their own paths.
 
 A tree whose selftests do not all compile is real (a distribution's tree, a patch under
 test): the BPF programs that fail are set aside, quoting the compiler, with the
@@ -58,6 +59,8 @@ CROSS_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libc
 # programs (urandom_read's library includes libbpf's headers, which include libelf.h).
 LLVM_ROOT_LIBRARIES = ("libelf-dev", "zlib1g-dev", "libzstd-dev")
 HOST_SUITE = "bookworm"  # a cross root's suite when the LLVM is the host's own
+# The LLVM programs the selftests make calls (wrapped when they come from a root).
+LLVM_PROGRAMS = ("clang", "llc", "llvm-strip", "llvm-config", "llvm-objcopy")
 Progress = Callable[[str], None]
 
 
@@ -157,12 +160,11 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     HarnessError for the environment.
     """
     where = replace(_where(kernel, llvm, cache), guest_suite=guest_suite)
-    v = f"-{llvm.version}"
     chain, arch = kernel.toolchain, kernel.arch
     # All in a root: the host side is the root's gcc (and the kernel's clang, its modules).
     host_side = chain.programs(arch) if where.root is None else (
         arch.tool("gcc"), *(chain.programs(arch)[:1] if chain.family == "llvm" else ()))
-    programs = (llvm.clang, f"llc{v}", f"llvm-strip{v}", *host_side)
+    programs = (llvm.clang, llvm.tool("llc"), llvm.tool("llvm-strip"), *host_side)
     tools = {p: where.version(p) for p in programs}
     key = hashlib.sha256(json.dumps({
         "recipe": RECIPE, "source": kernel.source.identity, "kernel": kernel.key,
@@ -238,9 +240,7 @@ def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: 
                            toolchain=kernel.toolchain, targets=["headers"]),
                  logfile=log, timeout=HEADERS_TIMEOUT)
         argv = where.argv(_make(kernel, llvm, runner, selftests, headers, where.link))
-        v = f"-{llvm.version}"
-        env = where.wrappers(tmp / "llvm-bin", (llvm.clang, f"llc{v}", f"llvm-strip{v}",
-                                                f"llvm-config{v}", f"llvm-objcopy{v}"))
+        env = where.wrappers(tmp / "llvm-bin", [llvm.tool(p) for p in LLVM_PROGRAMS])
         if _stream(argv, kernel, log, progress, env, keep_going=True) != 0:
             set_aside = _set_aside(selftests, log.read_text(errors="replace"), tmp)
             if not set_aside:
@@ -266,11 +266,11 @@ def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, head
           link: str) -> list[str]:
     """The selftests make command line (BPF CI's variables) for ``runner``, linked
     ``link`` ("static" or "dynamic")."""
-    v = f"-{llvm.version}"
-    extra = [f"CLANG={llvm.clang}", f"LLC=llc{v}", f"LLVM_STRIP=llvm-strip{v}",
+    extra = [f"CLANG={llvm.clang}", f"LLC={llvm.tool('llc')}",
+             f"LLVM_STRIP={llvm.tool('llvm-strip')}",
              # No LLVM disassembler in test_progs: BPF CI links it statically from libLLVM
              # (llvm-N-dev, about 1 GB); its JIT-dump checks then skip.
-             f"LLVM_CONFIG=llvm-config{v}", "feature-llvm=0",
+             f"LLVM_CONFIG={llvm.tool('llvm-config')}", "feature-llvm=0",
              f"VMLINUX_BTF={kernel.vmlinux}",
              f"KHDR_INCLUDES=-isystem {headers}/usr/include",
              f"KDIR={kernel.source.path}",

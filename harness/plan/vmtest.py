@@ -76,6 +76,12 @@ class VmtestJob:
         return self.compiler + (f"-{self.version}" if self.version else "")
 
     @property
+    def bpf_llvm_version(self) -> int:
+        """The LLVM major version the job compiles its BPF programs with: its own llvm-N, a
+        gcc row's (or an unversioned llvm row's) BPF CI's."""
+        return int(self.version) if self.compiler == "llvm" and self.version else BPF_CI_LLVM
+
+    @property
     def short(self) -> str:
         """The short job name kbtf takes and prints: x86_64-llvm-18/test_progs_parallel."""
         runner = self.runner + ("_parallel" if self.parallel else "")
@@ -213,7 +219,11 @@ class BpfLlvm:
 
     @property
     def clang(self) -> str:
-        return f"clang-{self.version}"
+        return self.tool("clang")
+
+    def tool(self, name: str) -> str:
+        """This LLVM's program ``name``: llc -> llc-21."""
+        return f"{name}-{self.version}"
 
     @property
     def label(self) -> str:
@@ -229,7 +239,7 @@ def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], 
     ``suite_clangs(suite)`` lists the clang-N versions a suite offers.
 
     Raises ConfigError when neither the host nor any suite has a clang."""
-    want = int(job.version) if job.compiler == "llvm" and job.version else BPF_CI_LLVM
+    want = job.bpf_llvm_version
     if want in host:
         return BpfLlvm(want), ""
     for suite in LLVM_SUITES:  # the lists are read only as far as needed
@@ -268,7 +278,7 @@ class VmtestPoint:
         actual = self.point.kernel.toolchain.name
         if self.substitution and actual != chain:
             chain += f"~{actual}"
-        if "BPF programs" in self.substitution:
+        if self.bpf_llvm.version != self.job.bpf_llvm_version:
             chain += f"~bpf-{self.bpf_llvm.clang}"
         runner = self.job.runner + ("_parallel" if self.job.parallel else "")
         return f"{self.job.arch}-{chain}-{runner}-{self.point.kernel.source.label}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc, provision
-from harness.build import kbuild, selftests
+from harness.build import kbuild, modbuild, selftests
 from harness.build.selftests import Selftests
 from harness.errors import HarnessError, KbtfError, ProductFailure
 from harness.guest import guestroot, testprogs
@@ -126,10 +126,9 @@ class VmtestRun:
                 proc.run(["cp", "-a", built.bpf_dir, tmp], timeout=COPY_TIMEOUT)
             for ko in sorted(tmp.glob("*.ko")):
                 data = ko.read_bytes()
-                ko.unlink()  # never through the link into the cache
+                ko.unlink()  # a copy of its own: never through the link into the cache
                 ko.write_bytes(data)
-                proc.run([self.vmtest.point.kernel.arch.tool("objcopy"), "--remove-section",
-                          section, ko], timeout=60)
+                modbuild.remove_section(ko, self.vmtest.point.kernel.arch, section)
             tmp.rename(tree)
         return tree
 
