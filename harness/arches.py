@@ -61,6 +61,12 @@ class Arch:
         return {self.tool("gcc"): gcc, self.tool("objcopy"): binutils, self.qemu: self.qemu_package}
 
 
+# The LLVM programs kbuild's LLVM=1 runs (Documentation/kbuild/llvm.rst), the compiler first;
+# the first five are the build's identity (its cache key).
+LLVM_KBUILD_PROGRAMS = ("clang", "ld.lld", "llvm-objcopy", "llvm-ar", "llvm-nm")
+LLVM_MORE_PROGRAMS = ("clang++", "llvm-objdump", "llvm-readelf", "llvm-strip", "llvm-link")
+
+
 @dataclass(frozen=True)
 class Toolchain:
     """The compiler family a kernel and its modules are built with (harness/plan/toolchain.py
@@ -68,24 +74,35 @@ class Toolchain:
 
     family: str = "gcc"  # "gcc" or "llvm"
     suffix: str = ""  # llvm: "-19" picks Debian's clang-19, ld.lld-19, ... (make LLVM=-19)
+    # llvm: the Debian suite whose build root has clang-N when the host has not got it
+    # (its programs are called through wrapper scripts on PATH); "": the host's.
+    suite: str = ""
 
     @property
     def name(self) -> str:
         """kbtf's name, as in test ids and --toolchain: "gcc", "llvm-19"."""
         return self.family + self.suffix
 
+    @property
+    def label(self) -> str:
+        """The name and where its programs come from: "llvm-21 (sid build root)"."""
+        return self.name + (f" ({self.suite} build root)" if self.suite else "")
+
     def make_vars(self, arch: Arch) -> list[str]:
         """make variables selecting this toolchain for ``arch`` (LLVM cross-builds from ARCH=
-        alone: clang takes the target from it)."""
+        alone: clang takes the target from it). A root's clang links against the root's
+        libc, so the programs a build runs on the host (fixdep, objtool, bpftool's
+        bootstrap) are built by the host's gcc."""
         if self.family == "llvm":
-            return [f"LLVM={self.suffix or 1}"]
+            # 7.x links host programs with -fuse-ld=lld under LLVM= unless told a linker
+            host = ["HOSTCC=gcc", "HOSTCXX=g++", "HOSTLDFLAGS=-fuse-ld=bfd"] if self.suite else []
+            return [f"LLVM={self.suffix or 1}", *host]
         return [] if arch.is_host() else [f"CROSS_COMPILE={arch.cross_compile}"]
 
     def programs(self, arch: Arch) -> tuple[str, ...]:
         """The programs of this toolchain a build runs, the compiler first."""
         if self.family == "llvm":
-            return tuple(f"{p}{self.suffix}" for p in
-                         ("clang", "ld.lld", "llvm-objcopy", "llvm-ar", "llvm-nm"))
+            return tuple(f"{p}{self.suffix}" for p in LLVM_KBUILD_PROGRAMS)
         return (arch.tool("gcc"), arch.tool("ld"), arch.tool("as"))
 
 

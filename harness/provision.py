@@ -59,6 +59,9 @@ def apt_options(state: Path) -> list[str]:
         "-o", f"Dir::State::Lists={state / 'lists'}",
         "-o", f"Dir::State::status={state / 'status'}",
         "-o", f"Dir::Cache={state / 'cache'}",
+        # apt's binary package cache, kept with the state (the host's config may turn it
+        # off): a query of sid's lists takes 0.3 s with it, 4 s without
+        "-o", "Dir::Cache::pkgcache=pkgcache.bin",
         "-o", "Debug::NoLocking=1",
         "-o", "APT::Sandbox::User=root",
     ]
@@ -75,8 +78,13 @@ def apt_state(cache_dir: Path, suite: str, debarch: str = HOST_DEBARCH,
         (state / "arch").write_text(debarch + "\n")
     (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     mirror = MIRRORS.get(suite, MIRROR)
-    (state / "sources.list").write_text(f"deb [signed-by={KEYRING}] {mirror} {suite} main\n")
-    (state / "status").touch()
+    # Written only when new: apt's package cache is valid while these keep their mtimes.
+    sources = state / "sources.list"
+    line = f"deb [signed-by={KEYRING}] {mirror} {suite} main\n"
+    if not sources.is_file() or sources.read_text() != line:
+        sources.write_text(line)
+    if not (state / "status").exists():
+        (state / "status").write_text("")
     stamp = state / "updated"
     if not stamp.exists() or time.time() - stamp.stat().st_mtime >= max_age:
         for attempt in range(1, UPDATE_ATTEMPTS + 1):

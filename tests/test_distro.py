@@ -4,6 +4,7 @@ the machine lacks to build against headers and the build root that has it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -198,3 +199,32 @@ def test_suite_architectures_come_from_its_release_file(tmp_path: Path) -> None:
         "Architectures: amd64 arm64 armhf i386 ppc64el\n")
     assert provision.suite_architectures(tmp_path, "bookworm-security", "s390x") == [
         "amd64", "arm64", "armhf", "i386", "ppc64el"]
+
+
+def test_a_fresh_apt_state_keeps_its_files_mtimes_so_apts_cache_stays_valid(
+        tmp_path: Path) -> None:
+
+    state = tmp_path / "apt" / "sid"
+    (state / "lists").mkdir(parents=True)
+    (state / "updated").touch()  # fresh: no apt-get update
+    first = provision.apt_state(tmp_path, "sid")
+    assert first == state
+    for name in ("sources.list", "status"):
+        os.utime(state / name, (1, 1))
+    provision.apt_state(tmp_path, "sid")
+    assert [(state / n).stat().st_mtime for n in ("sources.list", "status")] == [1, 1]
+    assert "Dir::Cache::pkgcache=pkgcache.bin" in provision.apt_options(state)
+
+
+def test_a_root_toolchains_wrappers_see_the_hosts_own_dirs_not_its_system(
+        tmp_path: Path) -> None:
+    from harness.build import buildroot
+
+    dirs = {p.name for p in buildroot.host_dirs()}
+    assert "tmp" in dirs and not dirs & {"usr", "etc", "lib", "proc", "dev", "bin"}
+    root = BuildRoot(tmp_path / "tree", "sid")
+    root.install_wrappers(tmp_path / "bin", ["clang-21", "ld.lld-21"], buildroot.host_dirs())
+    script = (tmp_path / "bin" / "clang-21").read_text()
+    assert "--bind /tmp /tmp" in script and "--bind /usr" not in script
+    assert script.rstrip().endswith('-- clang-21 "$@"')
+    assert os.access(tmp_path / "bin" / "ld.lld-21", os.X_OK)

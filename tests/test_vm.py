@@ -50,6 +50,18 @@ def test_kbtf_launcher_qemu_argv_and_guest_paths(tmp_path: Path) -> None:
     assert vm.BootSpec(get_arch("x86_64"), Path("/k"), False).guest_path(run) == "/r/run"
 
 
+def test_the_root_and_immutable_shares_are_cached_by_the_guest_the_others_not() -> None:
+    shares = (vm.Share("run", Path("/r")), vm.Share("out", Path("/o"), writable=True),
+              vm.Share("selftests", Path("/s"), immutable=True))
+    spec = vm.BootSpec(get_arch("x86_64"), Path("/k"), False, launcher="kbtf",
+                       root=Path("/root"), shares=shares)
+    assert "rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose " in \
+        vm.kbtf_cmdline(spec.arch)
+    assert vm.remount_commands(spec) == [
+        "umount /kbtf/selftests && mount -t 9p -o trans=virtio,version=9p2000.L,"
+        "msize=512000,cache=loose,ro kbtf_selftests /kbtf/selftests"]
+
+
 def test_vngs_writable_shares_get_a_mapped_security_model(tmp_path: Path) -> None:
     import os
     import subprocess

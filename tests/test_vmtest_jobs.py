@@ -61,19 +61,43 @@ def test_bad_names_are_one_line_errors(name: str, says: str) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_compiler_of_a_job_is_the_named_one_or_the_nearest_said() -> None:
+def test_compiler_of_a_job_is_the_host_s_or_a_suite_s_or_the_nearest_said() -> None:
+    from harness.arches import GCC, Toolchain
     from harness.plan.vmtest import compiler_for
 
-    assert compiler_for(parse_job("x86_64-llvm-19/test_progs"), [19, 16, 14]) == ("llvm-19", "")
-    assert compiler_for(parse_job("x86_64-llvm-18/test_progs"), [19, 16, 14]) == (
-        "llvm-19", "kernel: llvm-18 is not on the host -> llvm-19")
-    assert compiler_for(parse_job("x86_64-llvm-15/test_progs"), [19, 16, 14])[0] == "llvm-16"
-    assert compiler_for(parse_job("x86_64-gcc/test_progs"), [19]) == ("gcc", "")
+    suites = {"bookworm": [14, 16, 19], "trixie": [17, 18, 19, 22], "sid": [19, 21, 22, 23]}
+    offers = suites.__getitem__
+    host = [19, 16, 14]
+    assert compiler_for(parse_job("x86_64-llvm-19/test_progs"), host, offers) == (
+        Toolchain("llvm", "-19"), "")
+    # not on the host: the oldest suite that has it builds the kernel, no substitution
+    assert compiler_for(parse_job("x86_64-llvm-21/test_progs"), host, offers) == (
+        Toolchain("llvm", "-21", "sid"), "")
+    assert compiler_for(parse_job("x86_64-llvm-18/test_progs"), host, offers) == (
+        Toolchain("llvm", "-18", "trixie"), "")
+    # in no suite: the nearest, said (newer on a tie)
+    assert compiler_for(parse_job("x86_64-llvm-20/test_progs"), host, offers) == (
+        Toolchain("llvm", "-21", "sid"),
+        "kernel: llvm-20 is in no Debian suite -> llvm-21 (sid build root)")
+    assert compiler_for(parse_job("x86_64-llvm-15/test_progs"), host, lambda _s: [])[0] == \
+        Toolchain("llvm", "-16")
+    assert compiler_for(parse_job("x86_64-gcc/test_progs"), host, offers) == (GCC, "")
     assert compiler_for(parse_job("x86_64 gcc-15 / test (test_progs, false, 360) / "
-                                  "test_progs on x86_64 with gcc-15"), [19]) == (
-        "gcc", "gcc-15 -> the host's gcc")
-    with pytest.raises(ConfigError, match="no clang-N installed"):
-        compiler_for(parse_job("s390x-llvm-18/test_progs"), [])
+                                  "test_progs on x86_64 with gcc-15"), host, offers) == (
+        GCC, "gcc-15 -> the host's gcc")
+    with pytest.raises(ConfigError, match="no clang-N on this machine or in Debian"):
+        compiler_for(parse_job("s390x-llvm-18/test_progs"), [], lambda _s: [])
+
+
+def test_a_root_toolchain_builds_host_programs_with_the_host_gcc() -> None:
+    from harness.arches import Toolchain, get_arch
+
+    x86 = get_arch("x86_64")
+    assert Toolchain("llvm", "-19").make_vars(x86) == ["LLVM=-19"]
+    rooted = Toolchain("llvm", "-21", "sid")
+    assert rooted.make_vars(x86) == ["LLVM=-21", "HOSTCC=gcc", "HOSTCXX=g++",
+                                     "HOSTLDFLAGS=-fuse-ld=bfd"]
+    assert rooted.name == "llvm-21" and rooted.label == "llvm-21 (sid build root)"
 
 
 def test_bpf_programs_get_the_jobs_llvm_from_the_host_or_the_oldest_suite_having_it() -> None:
@@ -156,7 +180,7 @@ def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
     req = KernelRequest(get_arch("aarch64"), src, ph, toolchain=Toolchain("llvm", "-19"),
                         config_base=BPF_CI_BASE)
     job = VmtestPoint(parse_job("aarch64-llvm-18/test_progs_no_alu32"), MatrixPoint(req, ph),
-                      BpfLlvm(18, "trixie"), "kernel: llvm-18 is not on the host -> llvm-19")
+                      BpfLlvm(18, "trixie"), "kernel: llvm-18 is in no Debian suite -> llvm-19")
     assert job.id == "aarch64-llvm-18~llvm-19-test_progs_no_alu32-debian6.12.117"
     assert job.point.kernel_id == "aarch64-debian6.12.117-llvm-19-pahole1.30-bpf-ci"
     assert job.rerun(["module_attach"]) == (

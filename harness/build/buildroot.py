@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cacheentry, proc, provision
+from harness.arches import LLVM_KBUILD_PROGRAMS, LLVM_MORE_PROGRAMS, Toolchain
 from harness.plan import pahole
 from harness.plan.pahole import Pahole
 
@@ -27,6 +29,14 @@ BASE_PACKAGES = ("make", "mawk")
 ROOT_TIMEOUT = 1800  # mmdebstrap, download and configure (17 s measured for trixie)
 QUERY_TIMEOUT = 60  # a `command -v` inside the root
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# Top-level host dirs a root keeps its own of; every other one (/root, /home, /tmp, /work,
+# ...) is the host's, so a wrapped program sees the host's trees at their own paths.
+SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32",
+                         "proc", "run", "sbin", "sys", "usr", "var"})
+# Beside an LLVM that builds kernels and their selftests on the host: the libraries (static
+# too) the selftests runner links, as the compiler of a root sees only the root's.
+LLVM_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libcap-dev",
+                  "libssl-dev")
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,17 @@ class BuildRoot:
         head, tail = argv[:-2], argv[-2:]  # tail: "--", program
         return ("#!/bin/sh\n# kbtf: " + program + f" of the {self.suite} build root\n"
                 f'exec {shlex.join(head)} --chdir "$PWD" {shlex.join(tail)} "$@"\n')
+
+    def install_wrappers(self, bin_dir: Path, programs: Sequence[str],
+                         binds: Sequence[Path]) -> None:
+        """A wrapper script (``wrapper``) per program in ``bin_dir``, each written whole
+        (temp file + rename: concurrent workers write the same text)."""
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for program in programs:
+            tmp = bin_dir / f".{program}.{os.getpid()}"
+            tmp.write_text(self.wrapper(program, binds))
+            tmp.chmod(0o755)
+            tmp.replace(bin_dir / program)
 
     def has_program(self, name: str) -> bool:
         """Whether ``name`` is on the root's PATH."""
@@ -90,3 +111,32 @@ def ensure(cache_dir: Path, suite: str, packages: Sequence[str],
 
     cacheentry.populate(final, (final / "packages").exists, fill, "root.log")
     return BuildRoot(final / "tree", suite)
+
+
+def llvm_packages(version: int) -> tuple[str, ...]:
+    """Debian's packages of LLVM ``version``: clang-N, llvm-N (llc, llvm-strip), lld-N."""
+    return (f"clang-{version}", f"llvm-{version}", f"lld-{version}")
+
+
+def host_dirs() -> tuple[Path, ...]:
+    """The host's top-level dirs that are not SYSTEM_DIRS (real dirs, not links)."""
+    return tuple(p for p in sorted(Path("/").iterdir())
+                 if p.name not in SYSTEM_DIRS and p.is_dir() and not p.is_symlink())
+
+
+def provide_toolchain(chain: Toolchain, cache_dir: Path) -> None:
+    """For an LLVM ``chain`` of a suite's build root: make the root once (its LLVM and
+    LLVM_LIBRARIES), write wrappers for every program kbuild runs (seeing the host's
+    non-system dirs) and put them first on this process's PATH, which builds and the
+    version queries of its children inherit. Nothing for a host toolchain. Raises
+    ToolMissing, CommandError naming mmdebstrap's log."""
+    if not chain.suite:
+        return
+    root = ensure(cache_dir, chain.suite,
+                  (*llvm_packages(int(chain.suffix.lstrip("-"))), *LLVM_LIBRARIES))
+    bin_dir = root.tree.parent / "host-bin"
+    programs = [f"{p}{chain.suffix}" for p in (*LLVM_KBUILD_PROGRAMS, *LLVM_MORE_PROGRAMS)]
+    root.install_wrappers(bin_dir, programs, host_dirs())
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if str(bin_dir) not in path:
+        os.environ["PATH"] = os.pathsep.join([str(bin_dir), *path])

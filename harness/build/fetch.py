@@ -1,7 +1,8 @@
 """The fetch stage: what the plan names and the disk lacks, brought into the cache once --
 Debian's kernel sources (unpacked), Debian's paholes (provisioned), paholes from checkouts
-(built) -- then every pahole probed, and the facts only a tree can tell checked before any
-kernel build: its module-BTF rules and the clang it accepts. The controller runs it with
+(built), a build root's clang (made, its wrappers put on PATH) -- then every pahole probed,
+and the facts only a tree can tell checked before any kernel build: its module-BTF rules
+and the clang it accepts. The controller runs it with
 progress before its workers start; a worker runs it again and finds everything in place.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from harness import cacheentry, proc, provision
 from harness.btf.btfexpect import read_rules
+from harness.build import buildroot
 from harness.errors import CommandError, ConfigError
 from harness.plan import pahole, pahole_src, toolchain
 from harness.plan.ksource import KernelSource, makefile_version
@@ -39,6 +41,7 @@ def fetch(points: Sequence[MatrixPoint], cache: Path, say: Progress) -> list[Mat
         p.kernel.requested()  # its fragments (a BPF CI config: the tree's) read and merged
     for chain, tree, arch in dict.fromkeys(
             (p.kernel.toolchain, p.kernel.source.path, p.kernel.arch) for p in points):
+        buildroot.provide_toolchain(chain, cache)
         toolchain.check_minimum(chain, tree, arch)
     got = {ph.plan_key: fetch_pahole(ph, cache, say) for ph in _paholes(points)}
     return [replace(p, kernel=replace(p.kernel, pahole=got[p.kernel.pahole.plan_key]),

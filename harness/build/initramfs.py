@@ -24,11 +24,16 @@ TIMEOUT = 120  # xz/zstd -d of one module, cpio of the tree
 # In-place decompression of a module copied with its suffix.
 _DECOMPRESS = {".xz": ["xz", "-d"], ".zst": ["zstd", "-q", "-d", "--rm"], ".gz": ["gzip", "-d"]}
 
-INIT = """#!/bin/busybox sh
+# How a guest mounts kbtf's 9p root tree. It does not change while a guest lives, so the
+# guest may cache it (cache=loose): without, every exec re-reads its program and libraries
+# over 9p (measured under TCG: `mount -t tmpfs` 5 s -> 1.2 s with two builds beside it).
+ROOT_MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000,cache=loose"
+
+INIT = f"""#!/bin/busybox sh
 # kbtf initramfs: load the modules the 9p root needs, mount it, continue in kbtf's init.
 /bin/busybox mkdir -p /newroot
 for m in /m/*.ko; do /bin/busybox insmod "$m" || echo "kbtf-initramfs: insmod $m failed"; done
-/bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro /dev/root /newroot
+/bin/busybox mount -t 9p -o {ROOT_MOUNT_OPTIONS},ro /dev/root /newroot
 exec /bin/busybox switch_root /newroot /kbtf/init
 """
 

@@ -243,7 +243,7 @@ def _build(req: KernelRequest, out: Path, progress: Progress, tools: Mapping[str
     log = out / "kbtf-build.log"
     requested = req.requested()
     variant = f" variant {req.variant}" if req.variant else ""
-    label = f"{req.arch.name} {req.source.label} {req.toolchain.name} {req.pahole.label}{variant}"
+    label = f"{req.arch.name} {req.source.label} {req.toolchain.label} {req.pahole.label}{variant}"
     how = f", incremental from a copy of {seed.name}" if seed else ""
     progress(f"kbtf: building kernel {label} in {out}{how} (log: {log})")
     if seed:

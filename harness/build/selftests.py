@@ -131,11 +131,7 @@ class _Where:
         environment putting them first on PATH; else nothing."""
         if self.llvm_root is None:
             return {}
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        for program in programs:
-            script = bin_dir / program
-            script.write_text(self.llvm_root.wrapper(program, self.binds))
-            script.chmod(0o755)
+        self.llvm_root.install_wrappers(bin_dir, programs, self.binds)
         return {"PATH": f"{bin_dir}{os.pathsep}{proc.tool_path()}"}
 
     def version(self, program: str) -> str:
@@ -198,20 +194,16 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     if arch.is_host():
         if llvm.suite is None:
             return _Where()
-        wanted = (*_llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
+        wanted = (*buildroot.llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
         return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
-    packages = [*ROOT_PACKAGES, *_llvm_packages(llvm.version)]
+    packages = [*ROOT_PACKAGES, *buildroot.llvm_packages(llvm.version)]
     if kernel.toolchain.family == "llvm":
-        packages += _llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
+        packages += buildroot.llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
     triplet = arch.cross_compile.rstrip("-")
     packages += [f"gcc-{triplet}", f"binutils-{triplet}", f"libc6-dev-{arch.debian_arch}-cross",
                  *(f"{p}:{arch.debian_arch}" for p in CROSS_LIBRARIES)]
     root = buildroot.ensure(cache, llvm.suite or HOST_SUITE, packages, (arch.debian_arch,))
     return _Where(root, binds=binds)
-
-
-def _llvm_packages(version: int) -> tuple[str, ...]:
-    return (f"clang-{version}", f"llvm-{version}", f"lld-{version}")
 
 
 def scratch_tree(source: Path, tree: Path) -> None:

@@ -182,7 +182,9 @@ class GuestSession:
             # init starts such a bash itself.)
             child.sendline("exec /bin/bash --norc --noprofile --noediting")
             self._wait_for_shell(deadline, "bash did not start")
-        child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; "
+        remounts = "".join(f"{c}; " for c in vm.remount_commands(self.spec)
+                           ) if self.spec.launcher == "kbtf" else ""
+        child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
                        f"mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
 
     def _check_kernel_identity(self) -> None:

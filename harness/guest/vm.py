@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.arches import Arch
+from harness.build import initramfs
 
 # Kernel arguments for every guest: a panic or Oops ends the VM at once
 # (-no-reboot makes the reboot after panic an exit) instead of hanging until a timeout;
@@ -31,6 +32,9 @@ class Share:
     name: str  # run, repo or out (harness/guestroot.SHARES)
     host: Path
     writable: bool = False
+    # Nothing changes it while a guest lives (a cache entry): the guest may cache it, as it
+    # does the root (remount_commands).
+    immutable: bool = False
 
     @property
     def guest(self) -> str:
@@ -72,8 +76,16 @@ def kbtf_cmdline(arch: Arch, extra: tuple[str, ...] = ()) -> str:
     carries the shell), the 9p root, kbtf's init and the tty its shell runs on, then
     ``extra``."""
     return " ".join(("console=hvc0", "root=/dev/root", "rootfstype=9p",
-                     "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
+                     f"rootflags={initramfs.ROOT_MOUNT_OPTIONS}", "ro",
                      "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE, *extra))
+
+
+def remount_commands(spec: BootSpec) -> list[str]:
+    """Guest commands mounting ``spec``'s immutable shares again, with the root's caching
+    options (kbtf's init mounts every share uncached; a 9p channel takes one mount)."""
+    return [f"umount {s.guest} && mount -t 9p -o {initramfs.ROOT_MOUNT_OPTIONS},ro "
+            f"kbtf_{s.name} {s.guest}"
+            for s in spec.shares if s.immutable and not s.writable]
 
 
 def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:

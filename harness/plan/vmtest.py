@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.arches import ARCHES, get_arch
+from harness import proc
+from harness.arches import ARCHES, GCC, Toolchain, get_arch
 from harness.errors import ConfigError
-from harness.plan import toolchain
 from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
 from harness.plan.ksource import KernelSource
 from harness.plan.matrix import MatrixPoint
@@ -181,24 +181,22 @@ def select_tests(available: list[str], wanted: str | None) -> list[str]:
     return names
 
 
-def compiler_for(job: VmtestJob, installed_clangs: list[int]) -> tuple[str, str]:
-    """The --toolchain spelling kbtf builds ``job``'s kernel with, and the substitution it
-    made ("" when none): gcc is the host's gcc (a job naming gcc-N says so); llvm-N is
-    clang-N when installed, else the nearest installed clang (newer on a tie).
+def compiler_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], list[int]]
+                 ) -> tuple[Toolchain, str]:
+    """The toolchain kbtf builds ``job``'s kernel with, and the substitution it made (""
+    when none): gcc is the host's gcc (a job naming gcc-N says so); llvm-N is found as
+    ``find_llvm`` does (host, then a suite's build root, else the nearest).
 
-    Raises ConfigError when no clang is installed for an LLVM job.
+    Raises ConfigError when neither the host nor any suite has a clang.
     """
     if job.compiler == "gcc":
-        note = f"{job.toolchain} -> the host's gcc" if job.version else ""
-        return "gcc", note
-    if not installed_clangs:
-        raise ConfigError(f"{job.short}: no clang-N installed (apt-get install clang-19 "
-                          "lld-19 llvm-19, or run ./kbtf once)")
-    want = int(job.version) if job.version else max(installed_clangs)
-    if want in installed_clangs:
-        return f"llvm-{want}", ""
-    near = min(installed_clangs, key=lambda v: (abs(v - want), -v))
-    return f"llvm-{near}", f"kernel: {job.toolchain} is not on the host -> llvm-{near}"
+        return GCC, (f"{job.toolchain} -> the host's gcc" if job.version else "")
+    want = int(job.version) if job.version else max(host, default=BPF_CI_LLVM)
+    found = find_llvm(want, host, suite_clangs, f"{job.short}'s kernel")
+    chain = Toolchain("llvm", f"-{found.version}", found.suite or "")
+    note = "" if found.version == want else \
+        f"kernel: {job.toolchain} is in no Debian suite -> {chain.label}"
+    return chain, note
 
 
 # The LLVM BPF CI compiles a gcc job's BPF programs with (kernel-patches/bpf's matrix, its
@@ -211,8 +209,8 @@ LLVM_SUITES = ("bookworm", "trixie", "sid")
 
 @dataclass(frozen=True)
 class BpfLlvm:
-    """The LLVM that compiles a job's BPF programs (and builds its selftests): the host's
-    clang-N, or clang-N in a build root of a Debian suite."""
+    """An LLVM kbtf compiles with: the host's clang-N, or clang-N in a build root of a
+    Debian suite."""
 
     version: int
     suite: str | None = None  # the build root's suite; None: the host's clang
@@ -231,27 +229,37 @@ class BpfLlvm:
         return self.clang + (f" ({self.suite} build root)" if self.suite else "")
 
 
-def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], list[int]]
-                 ) -> tuple[BpfLlvm, str]:
-    """The LLVM for ``job``'s BPF programs: its own llvm-N (a gcc job: BPF_CI_LLVM) from the
-    host if installed, else from the oldest of LLVM_SUITES offering clang-N, else the
-    nearest version anywhere (newer on a tie) with the substitution said ("" if none).
-    ``suite_clangs(suite)`` lists the clang-N versions a suite offers.
+def find_llvm(want: int, host: list[int], suite_clangs: Callable[[str], list[int]],
+              what: str) -> BpfLlvm:
+    """clang-``want`` from the host if installed, else from the oldest of LLVM_SUITES
+    offering it, else the nearest version anywhere (newer on a tie); ``suite_clangs(suite)``
+    lists the clang-N versions a suite offers (read only as far as needed).
 
-    Raises ConfigError when neither the host nor any suite has a clang."""
-    want = job.bpf_llvm_version
+    Raises ConfigError naming ``what`` when neither the host nor any suite has a clang."""
     if want in host:
-        return BpfLlvm(want), ""
-    for suite in LLVM_SUITES:  # the lists are read only as far as needed
+        return BpfLlvm(want)
+    for suite in LLVM_SUITES:
         if want in suite_clangs(suite):
-            return BpfLlvm(want, suite), ""
+            return BpfLlvm(want, suite)
     found = [BpfLlvm(v) for v in host] + [BpfLlvm(v, s) for s in LLVM_SUITES
                                           for v in suite_clangs(s)]
     if not found:
-        raise ConfigError(f"{job.short}: no clang-N on this machine or in Debian "
-                          f"{', '.join(LLVM_SUITES)} for its BPF programs")
-    near = min(found, key=lambda b: (abs(b.version - want), -b.version))
-    return near, f"BPF programs: clang-{want} is in no Debian suite -> {near.label}"
+        raise ConfigError(f"{what}: no clang-N on this machine or in Debian "
+                          f"{', '.join(LLVM_SUITES)}")
+    return min(found, key=lambda b: (abs(b.version - want), -b.version))
+
+
+def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], list[int]]
+                 ) -> tuple[BpfLlvm, str]:
+    """The LLVM for ``job``'s BPF programs: its own llvm-N (a gcc job: BPF_CI_LLVM), found
+    as ``find_llvm`` does, with the substitution said ("" if none).
+
+    Raises ConfigError when neither the host nor any suite has a clang."""
+    want = job.bpf_llvm_version
+    found = find_llvm(want, host, suite_clangs, f"{job.short}'s BPF programs")
+    note = "" if found.version == want else \
+        f"BPF programs: clang-{want} is in no Debian suite -> {found.label}"
+    return found, note
 
 
 # test_progs and its flavours report each test (`#N name:OK`); the other runners are one
@@ -308,9 +316,11 @@ def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
     """
     found = []
     for job in dict.fromkeys(parse_job(n) for n in names):
-        spec, note = compiler_for(job, installed_clangs)
+        chain, note = compiler_for(job, installed_clangs, suite_clangs)
         arch = get_arch(job.arch)
-        chain = toolchain.resolve(spec, arch)
+        if not chain.suite:
+            for program in chain.programs(arch):
+                proc.require_tool(program)
         bpf, bpf_note = bpf_llvm_for(job, installed_clangs, suite_clangs)
         notes = "; ".join(n for n in (note, bpf_note) if n)
         for source in sources:

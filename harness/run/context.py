@@ -382,7 +382,7 @@ class RunContext:
                   for t, label in self.outcomes.get(vmtest.id, {}).items()
                   if label == "failed" and t.startswith("test_progs[")]
         return results.PointRecord(vmtest.id, facts={
-            "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.name,
+            "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.label,
             "kernel_pahole": k.pahole.identity, "vmtest_job": vmtest.job.short,
             "bpf_clang": vmtest.bpf_llvm.label, "substitution": vmtest.substitution or "-",
             "rerun": vmtest.rerun(failed or None)}, outcomes=self.outcomes.get(vmtest.id, {}))

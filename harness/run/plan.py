@@ -5,11 +5,13 @@ it (``--point ID``), for CI matrices. Pure but for reading the cache."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import proc
 from harness.build import kbuild
 from harness.build.distro import DistroKernel
 from harness.errors import ConfigError
@@ -51,8 +53,10 @@ def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: 
 
 def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
     """Whether ``point``'s kernel A is in the cache, and its build seconds when recorded
-    (not, when its pahole is not even fetched yet)."""
-    if not point.kernel.pahole.digest:
+    (not, when its pahole is not even fetched yet or its clang is a build root's that
+    no fetch put on PATH)."""
+    compiler = point.kernel.toolchain.programs(point.kernel.arch)[0]
+    if not point.kernel.pahole.digest or not shutil.which(compiler, path=proc.tool_path()):
         return {"kernel_cached": False}
     entry = kbuild.cached_entry(point.kernel, cache)
     if entry is None:

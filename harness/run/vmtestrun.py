@@ -99,7 +99,7 @@ class VmtestRun:
 
         def make(boot: int) -> GuestSession:
             shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
-                      Share("selftests", shared))
+                      Share("selftests", shared, immutable=True))
             spec = boot_spec(kernel, "kbtf", self.cache_dir, shares,
                              run_kvm(self.run_dir, self.kvm),
                              root_packages=guestroot.VMTEST_PACKAGES)
