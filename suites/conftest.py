@@ -113,8 +113,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             k, id=k.label, marks=pytest.mark.xdist_group(k.label)) for k in run.distros],
             scope="session")
     if "vmtest_case" in names:
-        metafunc.parametrize("vmtest_case", [pytest.param(
-            (v, t), id=f"{v.id}-{t}", marks=pytest.mark.xdist_group(v.point.kernel_id))
+        workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
+        metafunc.parametrize("vmtest_case", [pytest.param((v, t), id=f"{v.id}-{t}", marks=[
+            pytest.mark.xdist_group(g) for g in [run.job_group(v, workers)] if g])
             for v in run.vmtest for t in run.vmtest_cases(v)], scope="session")
     if "vmtest_job" in names:
         metafunc.parametrize("vmtest_job", [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(

@@ -245,6 +245,14 @@ class RunContext:
         tree = vmtest.point.kernel.source.path / SELFTESTS_DIR
         return select_tests(tree_tests(tree), self.options.vmtest_tests)
 
+    def job_group(self, vmtest: VmtestPoint, workers: int) -> str | None:
+        """The xdist group of ``vmtest``'s tests: its kernel (one worker, one boot), or None
+        when the run has fewer kernels than ``workers``: then every worker boots a guest of
+        it and takes the tests as they come (a lone job's 12 tests on 2 cores)."""
+        kernels = {p.kernel_id for p in self.points} | {k.label for k in self.distros} | {
+            v.point.kernel_id for v in self.vmtest}
+        return vmtest.point.kernel_id if len(kernels) >= workers else None
+
     def btf_modes(self, point: MatrixPoint) -> list[str]:
         """The BTF modes of ``point``'s era: before 6.11 every module is split-only."""
         split = read_rules(point.kernel.source.path).split_args
