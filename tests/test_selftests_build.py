@@ -76,3 +76,20 @@ def test_the_shell_suite_keeps_the_runs_options_but_its_selection() -> None:
                       "unit-1")
     assert argv[1:] == ["-m", "pytest", "suites/", "--shell", "-p", "no:cacheprovider",
                         "--kernel", "debian:7.2", "--accel", "tcg", "--point", "unit-1"]
+
+
+def test_an_llvm_jobs_selftests_use_the_kernels_own_root_llvm_on_the_host() -> None:
+    from harness.arches import Toolchain, get_arch
+    from harness.build.kbuild import KernelBuild
+    from harness.plan.ksource import KernelSource
+    from harness.plan.pahole import Pahole
+    from harness.plan.vmtest import BpfLlvm
+
+    src = KernelSource(Path("/s"), "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
+    ph = Pahole(Path("/p/usr/bin/pahole"), "1.32", (), digest="d")
+    kernel = KernelBuild(Path("/k"), "key", get_arch("x86_64"), src, ph,
+                         Toolchain("llvm", "-21", "sid"))
+    # the kernel's clang-21 (sid) is already on PATH: no second root, no narrower wrappers
+    where = selftests._where(kernel, BpfLlvm(21, "sid"), Path("/nonexistent-cache"))
+    assert (where.root, where.llvm_root, where.link) == (None, None, "static")
+    assert selftests._where(kernel, BpfLlvm(19), Path("/nonexistent-cache")).llvm_root is None

@@ -180,7 +180,8 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
 def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     """Where the selftests of ``kernel`` are built with ``llvm``:
 
-    - the host's LLVM, the host's arch: on the host;
+    - the host's LLVM, or the kernel's own LLVM of a build root (its wrappers are on PATH:
+      buildroot.provide_toolchain), the host's arch: on the host;
     - an LLVM of a suite's build root, the host's arch: on the host, with that root's LLVM
       programs through wrappers, so the runner's and the test modules' gcc is the one that
       built the kernel (a newer suite's gcc adds warnings older trees' -Werror fail on);
@@ -192,7 +193,8 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     pahole_prefix = kernel.pahole.path.resolve().parents[2]  # <prefix>/usr/bin/pahole
     binds = (kernel.dir, kernel.source.path.resolve(), pahole_prefix)
     if arch.is_host():
-        if llvm.suite is None:
+        chain = kernel.toolchain
+        if llvm.suite is None or (chain.suite, chain.suffix) == (llvm.suite, f"-{llvm.version}"):
             return _Where()
         wanted = (*buildroot.llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
         return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
