@@ -201,3 +201,20 @@ def test_our_qemu_is_recognised_by_its_pidfile_argument(tmp_path: Path) -> None:
     finally:
         qemu.kill()
         qemu.wait()
+
+
+def test_a_guest_lost_before_its_console_quotes_the_serial_consoles_fault(
+        tmp_path: Path) -> None:
+    from harness.errors import GuestLost
+
+    session = GuestSession(vm.BootSpec(get_arch("s390x"), Path("/k/bzImage"), False),
+                           tmp_path, "guest-A-gw0")
+    session.console_log.write_text("")
+    # s390x 7.2.13 at a random base under QEMU 7.2's TCG (captured)
+    session.serial_log.write_text("Linux version 7.2.13 (root@vm) #1 SMP PREEMPT\n"
+                                  "Kernel fault: interruption code 0001 ilc:1\n"
+                                  "Kernel random base: 3fffd108000\n"
+                                  "PSW : 0400c00180000000 000003fffd208002 (000003fffd208002)\n")
+    with pytest.raises(GuestLost, match="serial console says: Kernel fault: interruption "
+                       "code 0001 ilc:1 / PSW : 0400c"):
+        session._lost("boot", "QEMU exited")

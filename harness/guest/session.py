@@ -467,6 +467,13 @@ class GuestSession:
         if said:
             raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, saying: "
                             f"{said[-1]}", log=self.qemu_log)
+        # Before its console driver runs, a kernel writes to the serial console (s390x's
+        # decompressor: "Kernel fault: interruption code ...").
+        serial = self.serial_log.read_text(errors="replace") if self.serial_log.exists() else ""
+        early = [ln for ln in serial.splitlines() if ln.startswith(("Kernel fault", "PSW"))]
+        if early:
+            raise GuestLost(f"guest {self.name} lost during {command!r}: {why}; the serial "
+                            f"console says: {' / '.join(early[:2])}", log=self.serial_log)
         raise GuestLost(f"guest {self.name} lost during {command!r}: {why}, no kernel trouble "
                         "on the console", log=self.console_log)
 

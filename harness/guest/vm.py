@@ -77,7 +77,8 @@ def kbtf_cmdline(arch: Arch, extra: tuple[str, ...] = ()) -> str:
     ``extra``."""
     return " ".join(("console=hvc0", "root=/dev/root", "rootfstype=9p",
                      f"rootflags={initramfs.ROOT_MOUNT_OPTIONS}", "ro",
-                     "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE, *extra))
+                     "init=/kbtf/init", f"kbtf_tty={arch.console}", *GUEST_CMDLINE, *arch.cmdline,
+                     *extra))
 
 
 def remount_commands(spec: BootSpec) -> list[str]:
