@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from harness.build import selftests
 from harness.build.selftests import SetAside
 
@@ -78,18 +80,34 @@ def test_the_shell_suite_keeps_the_runs_options_but_its_selection() -> None:
                         "--kernel", "debian:7.2", "--accel", "tcg", "--point", "unit-1"]
 
 
-def test_an_llvm_jobs_selftests_use_the_kernels_own_root_llvm_on_the_host() -> None:
+def test_an_llvm_jobs_selftests_are_built_inside_its_kernels_clang_root(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
     from harness.arches import Toolchain, get_arch
+    from harness.build import buildroot
     from harness.build.kbuild import KernelBuild
     from harness.plan.ksource import KernelSource
     from harness.plan.pahole import Pahole
     from harness.plan.vmtest import BpfLlvm
 
+    made: list[tuple[str, list[str]]] = []
+
+    def ensure(_cache: Path, suite: str, packages: list[str],
+               foreign: tuple[str, ...] = ()) -> buildroot.BuildRoot:
+        made.append((suite, list(packages)))
+        return buildroot.BuildRoot(Path("/roots") / suite, suite)
+
+    monkeypatch.setattr(buildroot, "ensure", ensure)
     src = KernelSource(Path("/s"), "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
     ph = Pahole(Path("/p/usr/bin/pahole"), "1.32", (), digest="d")
     kernel = KernelBuild(Path("/k"), "key", get_arch("x86_64"), src, ph,
                          Toolchain("llvm", "-21", "sid"))
-    # the kernel's clang-21 (sid) is already on PATH: no second root, no narrower wrappers
-    where = selftests._where(kernel, BpfLlvm(21, "sid"), Path("/nonexistent-cache"))
-    assert (where.root, where.llvm_root, where.link) == (None, None, "static")
-    assert selftests._where(kernel, BpfLlvm(19), Path("/nonexistent-cache")).llvm_root is None
+    # that clang links against sid's glibc: the runner, its libbpf and the bpftool the build
+    # runs are all made (and run) inside the root, the runner linked for the sid guest
+    where = replace(selftests._where(kernel, BpfLlvm(21, "sid"), Path("/c")), guest_suite="sid")
+    assert where.root is not None and where.root.suite == "sid" and where.link == "dynamic"
+    assert {"gcc", "make", "clang-21", "lld-21", "libelf-dev"} <= set(made[0][1])
+    # a host clang kernel: on the host, nothing made
+    host = replace(kernel, toolchain=Toolchain("llvm", "-19"))
+    assert selftests._where(host, BpfLlvm(19), Path("/c")).root is None and len(made) == 1

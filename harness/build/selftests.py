@@ -180,11 +180,14 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
 def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     """Where the selftests of ``kernel`` are built with ``llvm``:
 
-    - the host's LLVM, or the kernel's own LLVM of a build root (its wrappers are on PATH:
-      buildroot.provide_toolchain), the host's arch: on the host;
+    - the host's LLVM, the host's arch: on the host;
     - an LLVM of a suite's build root, the host's arch: on the host, with that root's LLVM
       programs through wrappers, so the runner's and the test modules' gcc is the one that
       built the kernel (a newer suite's gcc adds warnings older trees' -Werror fail on);
+    - a kernel built with a build root's clang: all inside a root of that suite (that
+      clang links the runner and its libbpf against the root's glibc, and the build runs
+      bpftool and resolve_btfids linked with them; the kernel's host programs, built
+      against the host's older glibc, run there too);
     - a foreign arch: inside a root (``llvm.suite``'s, else the host's suite) holding the
       LLVM, the kernel's own LLVM (its modules' build), the cross compiler and the
       target's libraries (multiarch; the host has no foreign libraries).
@@ -192,15 +195,17 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     arch = kernel.arch
     pahole_prefix = kernel.pahole.path.resolve().parents[2]  # <prefix>/usr/bin/pahole
     binds = (kernel.dir, kernel.source.path.resolve(), pahole_prefix)
-    if arch.is_host():
-        chain = kernel.toolchain
-        if llvm.suite is None or (chain.suite, chain.suffix) == (llvm.suite, f"-{llvm.version}"):
+    chain = kernel.toolchain
+    if arch.is_host() and not chain.suite:
+        if llvm.suite is None:
             return _Where()
         wanted = (*buildroot.llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
         return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
     packages = [*ROOT_PACKAGES, *buildroot.llvm_packages(llvm.version)]
-    if kernel.toolchain.family == "llvm":
-        packages += buildroot.llvm_packages(int(kernel.toolchain.suffix.lstrip("-")))
+    if chain.family == "llvm":
+        packages += buildroot.llvm_packages(int(chain.suffix.lstrip("-")))
+    if arch.is_host():
+        return _Where(buildroot.ensure(cache, chain.suite, packages), binds=binds)
     triplet = arch.cross_compile.rstrip("-")
     packages += [f"gcc-{triplet}", f"binutils-{triplet}", f"libc6-dev-{arch.debian_arch}-cross",
                  *(f"{p}:{arch.debian_arch}" for p in CROSS_LIBRARIES)]
