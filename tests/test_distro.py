@@ -228,3 +228,16 @@ def test_a_root_toolchains_wrappers_see_the_hosts_own_dirs_not_its_system(
     assert "--bind /tmp /tmp" in script and "--bind /usr" not in script
     assert script.rstrip().endswith('-- clang-21 "$@"')
     assert os.access(tmp_path / "bin" / "ld.lld-21", os.X_OK)
+
+
+def test_a_build_roots_clang_on_path_is_not_taken_for_the_hosts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.plan import toolchain
+
+    (tmp_path / "clang-29").write_text("#!/bin/sh\n")
+    (tmp_path / "clang-29").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert 29 in toolchain.installed_clangs()
+    # a worker inherits the controller's PATH with the root's wrappers on it
+    monkeypatch.setenv(toolchain.WRAPPERS_ENV, str(tmp_path))
+    assert 29 not in toolchain.installed_clangs()

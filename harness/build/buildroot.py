@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import cacheentry, proc, provision
 from harness.arches import LLVM_KBUILD_PROGRAMS, LLVM_MORE_PROGRAMS, Toolchain
-from harness.plan import pahole
+from harness.plan import pahole, toolchain
 from harness.plan.pahole import Pahole
 
 # What kbuild runs beyond the Essential set and the headers' own dependencies.
@@ -140,3 +140,5 @@ def provide_toolchain(chain: Toolchain, cache_dir: Path) -> None:
     path = os.environ.get("PATH", "").split(os.pathsep)
     if str(bin_dir) not in path:
         os.environ["PATH"] = os.pathsep.join([str(bin_dir), *path])
+        wrapped = os.environ.get(toolchain.WRAPPERS_ENV, "")
+        os.environ[toolchain.WRAPPERS_ENV] = os.pathsep.join(filter(None, [wrapped, str(bin_dir)]))

@@ -3,6 +3,7 @@ minimum; and the identity of a toolchain's programs, which the kernel cache key 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -47,9 +48,16 @@ def _tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
 
 
+# Dirs of a build root's wrapper scripts this process put on PATH (os.pathsep-separated),
+# inherited by its workers: their clang-N is a root's, not the host's.
+WRAPPERS_ENV = "KBTF_WRAPPER_DIRS"
+
+
 def installed_clangs() -> list[int]:
-    """Major versions of Debian's clang-N found on PATH, newest first."""
-    path = proc.tool_path()
+    """Major versions of Debian's clang-N the host has on PATH (not a build root's
+    wrappers), newest first."""
+    wrapped = set(filter(None, os.environ.get(WRAPPERS_ENV, "").split(os.pathsep)))
+    path = os.pathsep.join(d for d in proc.tool_path().split(os.pathsep) if d not in wrapped)
     return [v for v in CLANG_VERSIONS if shutil.which(f"clang-{v}", path=path)]
 
 
