@@ -216,3 +216,38 @@ def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None
         "-a", "kfunc_call/sub"]
     assert argv("x86_64-gcc/test_progs_no_alu32_parallel", ["btf_module"]) == [
         "./test_progs-no_alu32", "-j", "-d@DENYLIST", "-a", "btf_module"]
+
+
+def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
+        tmp_path: Path) -> None:
+    from harness.arches import GCC, get_arch
+    from harness.guest.console import CommandResult
+    from harness.plan.kernelreq import BPF_CI_BASE, SELFTESTS_DIR, KernelRequest
+    from harness.plan.ksource import KernelSource
+    from harness.plan.matrix import MatrixPoint
+    from harness.plan.pahole import Pahole
+    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.run.vmtestrun import JSON_MARK, VmtestRun
+
+    tree = tmp_path / "linux"
+    (tree / SELFTESTS_DIR).mkdir(parents=True)
+    (tree / SELFTESTS_DIR / "test_progs.c").write_text('{ "json-summary", ... }\n')
+    src = KernelSource(tree, "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
+    ph = Pahole(Path("/p"), "1.32", (), digest="d")
+    req = KernelRequest(get_arch("x86_64"), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)
+    run = VmtestRun(VmtestPoint(parse_job("x86_64-gcc/test_progs"), MatrixPoint(req, ph),
+                                BpfLlvm(21, "sid")), tmp_path / "run", tmp_path / "cache")
+    commands: list[str] = []
+
+    class Session:
+        def run(self, command: str, timeout: float = 120) -> CommandResult:
+            commands.append(command)
+            return CommandResult(command, 0, "#1 btf_sysfs:OK\nSummary: 1/0 PASSED, 0 SKIPPED, "
+                                 f"0 FAILED\n\n{JSON_MARK}\n" + '{"success":1,"results":['
+                                 '{"name":"btf_sysfs","number":1,"failed":false}]}\n', "")
+
+    out = run.run_tests(Session(), ["btf_sysfs"])  # type: ignore[arg-type]
+    assert len(commands) == 1 and "-J /tmp/kbtf-test_progs.json; r=$?" in commands[0]
+    assert out.tests["btf_sysfs"].verdict == "OK" and out.summary is not None
+    log = (tmp_path / "run" / run.vmtest.id / "runs" / "btf_sysfs.log").read_text()
+    assert "\"success\"" not in log and "Summary: 1/0 PASSED" in log

@@ -42,6 +42,7 @@ from harness.run.pointrun import (
 TEST_TIMEOUT = 900
 # Where the runner writes its JSON summary in the guest (its tmpfs).
 JSON_SUMMARY = "/tmp/kbtf-test_progs.json"
+JSON_MARK = "KBTF-JSON-SUMMARY"  # between the runner's output and its JSON summary
 COPY_TIMEOUT = 900  # linking (or copying) the selftests dir for a sabotaged run
 
 
@@ -159,18 +160,20 @@ class VmtestRun:
         if json_summary:
             argv += ["-J", JSON_SUMMARY]
         command = f"cd /kbtf/selftests && {shlex.join(argv)}"
+        if json_summary:  # the summary comes back with the output: one round trip a test
+            command += f"; r=$?; printf '\\n{JSON_MARK}\\n'; cat {JSON_SUMMARY}; exit $r"
         result = session.run(command, timeout=TEST_TIMEOUT * max(1, len(tests)))
+        stdout, _, summary = result.stdout.partition(f"\n{JSON_MARK}\n")
         out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_')}.log"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"$ {command}\n# exit {result.rc}\n{result.stdout}\n"
+        out.write_text(f"$ {command}\n# exit {result.rc}\n{stdout}\n"
                        f"# stderr:\n{result.stderr}")
-        parsed = testprogs.parse(result.stdout)
-        if json_summary:
-            summary = session.run("cat", JSON_SUMMARY)
+        parsed = testprogs.parse(stdout)
+        if summary:
             with contextlib.suppress(ValueError):
-                testprogs.apply_json(parsed, json.loads(summary.stdout))
+                testprogs.apply_json(parsed, json.loads(summary))
         if not parsed.tests and parsed.summary is None:
-            tail = (result.stdout + result.stderr).strip()[-300:]
+            tail = (stdout + result.stderr).strip()[-300:]
             if "error while loading shared libraries" in tail:  # the guest root lacks one
                 raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
                                    f"root: {tail!r}", log=out)
