@@ -66,9 +66,8 @@ class Arch:
 # The LLVM programs kbuild's LLVM=1 runs (Documentation/kbuild/llvm.rst), the compiler first;
 # the first five are the build's identity (its cache key).
 LLVM_KBUILD_PROGRAMS = ("clang", "ld.lld", "llvm-objcopy", "llvm-ar", "llvm-nm")
-# ... and the others of an LLVM a build root provides (BPF selftests: llc, llvm-config).
-LLVM_MORE_PROGRAMS = ("clang++", "llvm-objdump", "llvm-readelf", "llvm-strip", "llvm-link",
-                      "llc", "llvm-config")
+# ... and the others it may run (wrapped, when the LLVM is a build root's).
+LLVM_MORE_PROGRAMS = ("clang++", "llvm-objdump", "llvm-readelf", "llvm-strip", "llvm-link")
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,6 @@ PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # ...) is the host's, so a wrapped program sees the host's trees at their own paths.
 SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32",
                          "proc", "run", "sbin", "sys", "usr", "var"})
-# Beside an LLVM that builds kernels and their selftests on the host: the libraries (static
-# too) the selftests runner links, as the compiler of a root sees only the root's.
-LLVM_LIBRARIES = ("libc6-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev", "libcap-dev",
-                  "libssl-dev")
 
 
 @dataclass(frozen=True)
@@ -125,15 +121,14 @@ def host_dirs() -> tuple[Path, ...]:
 
 
 def provide_toolchain(chain: Toolchain, cache_dir: Path) -> None:
-    """For an LLVM ``chain`` of a suite's build root: make the root once (its LLVM and
-    LLVM_LIBRARIES), write wrappers for every program kbuild runs (seeing the host's
+    """For an LLVM ``chain`` of a suite's build root: make the root once (its LLVM; a
+    kernel build is freestanding), write wrappers for every program kbuild runs (seeing the host's
     non-system dirs) and put them first on this process's PATH, which builds and the
     version queries of its children inherit. Nothing for a host toolchain. Raises
     ToolMissing, CommandError naming mmdebstrap's log."""
     if not chain.suite:
         return
-    root = ensure(cache_dir, chain.suite,
-                  (*llvm_packages(int(chain.suffix.lstrip("-"))), *LLVM_LIBRARIES))
+    root = ensure(cache_dir, chain.suite, llvm_packages(int(chain.suffix.lstrip("-"))))
     bin_dir = root.tree.parent / "host-bin"
     programs = [f"{p}{chain.suffix}" for p in (*LLVM_KBUILD_PROGRAMS, *LLVM_MORE_PROGRAMS)]
     root.install_wrappers(bin_dir, programs, host_dirs())

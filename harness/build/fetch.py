@@ -2,8 +2,8 @@
 Debian's kernel sources (unpacked), Debian's paholes (provisioned), paholes from checkouts
 (built), a build root's clang (made, its wrappers put on PATH) -- then every pahole probed,
 and the facts only a tree can tell checked before any kernel build: its module-BTF rules
-and the clang it accepts. The controller runs it with
-progress before its workers start; a worker runs it again and finds everything in place.
+and the clang it accepts. The controller runs it with progress before its workers start;
+a worker runs it again and finds everything in place.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ go to their own O= dir.
 
 An LLVM the host has not got comes from a Debian suite's build root (clang-21 from sid for
 7.x, whose BPF programs clang-19 cannot compile): on the host's arch the host's make and gcc
-call it through wrapper scripts; a foreign arch is built entirely inside a multiarch root.
-Either way the scratch tree, the kernel and its pahole are bound at their own paths.
+call it through wrapper scripts; a kernel built with a root's clang, and a foreign arch, are
+built entirely inside a root. Either way the scratch tree, the kernel and its pahole are
+bound at their own paths.
 
 A tree whose selftests do not all compile is real (a distribution's tree, a patch under
 test): the BPF programs that fail are set aside, quoting the compiler, with the

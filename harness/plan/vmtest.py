@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
 from harness.arches import ARCHES, GCC, Toolchain, get_arch
 from harness.errors import ConfigError
+from harness.plan import toolchain
 from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
 from harness.plan.ksource import KernelSource
 from harness.plan.matrix import MatrixPoint
@@ -318,9 +318,8 @@ def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
     for job in dict.fromkeys(parse_job(n) for n in names):
         chain, note = compiler_for(job, installed_clangs, suite_clangs)
         arch = get_arch(job.arch)
-        if not chain.suite:
-            for program in chain.programs(arch):
-                proc.require_tool(program)
+        if not chain.suite:  # the host's: its programs must be installed
+            toolchain.resolve(chain.name, arch)
         bpf, bpf_note = bpf_llvm_for(job, installed_clangs, suite_clangs)
         notes = "; ".join(n for n in (note, bpf_note) if n)
         for source in sources:
