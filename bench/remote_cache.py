@@ -1,7 +1,8 @@
-"""Two runners sharing kernels through an OCI registry (issue 23), on one machine: runner 1's
-cache (the default, warm) pushes its kernel entries to a local registry (Debian's
-docker-registry on 127.0.0.1, temporary storage), then runner 2 -- an empty cache -- runs
-the main job with --cache-remote. Runner 2 sees its empty cache at runner 1's path (a bind
+"""Two runners sharing a cache through an OCI registry (issue 23), on one machine: runner 1's
+cache (the default, warm) pushes its kernel entries, its guest roots of the default packages
+and its unpacked kernel sources to a local registry (Debian's docker-registry on 127.0.0.1,
+temporary storage), then runner 2 -- an empty cache -- runs the main job with
+--cache-remote. Runner 2 sees its empty cache at runner 1's path (a bind
 mount in a private mount namespace), as CI runners of one image share their cache path: a
 kernel's key holds the provisioned pahole's content, which holds that path. Prints the
 pushed sizes, runner 2's time to its first test result and its total, and how many kernels
@@ -24,7 +25,9 @@ import time
 from pathlib import Path
 
 from harness import REPO
+from harness.arches import ARCHES
 from harness.build import cacheremote, kbuild
+from harness.guest import guestroot
 
 
 def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.Remote]:
@@ -41,15 +44,25 @@ def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.
     return server, cacheremote.Remote(f"127.0.0.1:{port}", "kbtf/kernels")
 
 
+def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:
+    """What runner 1 pushes as it makes it: (entry, excludes) of every complete kernel, the
+    default guest root of each arch, every unpacked kernel source."""
+    kernels = [(e, cacheremote.SLIM_EXCLUDES) for e in sorted((cache / "kernels").iterdir())
+               if e.is_dir() and not e.name.startswith(".") and kbuild.is_complete(e)]
+    roots = [(guestroot.ensure_root(a, cache).parent, ()) for a in ARCHES.values()]
+    sources = [(e, ()) for e in sorted((cache / "src").glob("*/"))
+               if (e / ".complete").exists()]
+    return [*kernels, *roots, *sources]
+
+
 def push_all(remote: cacheremote.Remote, cache: Path) -> list[dict[str, object]]:
-    """Push every complete kernel entry of ``cache`` (what runner 1 pushes as it builds)."""
+    """Push runner 1's entries; their sizes and push times."""
     pushed = []
-    for entry in sorted((cache / "kernels").iterdir()):
-        if entry.is_dir() and not entry.name.startswith(".") and kbuild.is_complete(entry):
-            start = time.monotonic()
-            size = cacheremote.push(remote, entry.name, entry)
-            pushed.append({"entry": entry.name, "mb": round((size or 0) / 1e6, 1),
-                           "push_s": round(time.monotonic() - start, 1)})
+    for entry, excludes in runner1_entries(cache):
+        start = time.monotonic()
+        size = cacheremote.push(remote, cacheremote.tag_of(entry.name), entry, excludes)
+        pushed.append({"entry": entry.name, "mb": round((size or 0) / 1e6, 1),
+                       "push_s": round(time.monotonic() - start, 1)})
     return pushed
 
 
@@ -75,7 +88,9 @@ def run_runner2(remote: cacheremote.Remote, cache2: Path, args: list[str]) -> di
     text = "".join(lines)
     return {"first_result_s": round(first or total), "total_s": round(total),
             "rc": child.returncode, "built_kernels": text.count("kbtf: building kernel"),
-            "pulled": text.count("kbtf: pulled "), "last_line": lines[-1].strip() if lines else ""}
+            "pulled": text.count("kbtf: pulled "), "made_roots": text.count("kbtf: making the "),
+            "fetched": text.count("kbtf: fetching "),
+            "last_line": lines[-1].strip() if lines else ""}
 
 
 def main() -> None:

@@ -102,15 +102,16 @@ def test_push_then_pull_into_an_empty_cache(registry: tuple[cacheremote.Remote, 
                                             tmp_path: Path) -> None:
     remote, _ = registry
     entry = _entry(tmp_path / "runner1", "x86_64-6.12.117-abc")
-    size = cacheremote.push(remote, entry.name, entry)
+    size = cacheremote.push(remote, entry.name, entry, cacheremote.SLIM_EXCLUDES)
     assert size is not None and size > 0
     cache2 = tmp_path / "runner2"
     final = cache2 / "kernels" / entry.name
     tmp = cache2 / "kernels" / ".pulling"
     tmp.mkdir(parents=True)
-    assert cacheremote.pull(remote, entry.name, tmp)
+    origin = cacheremote.pull(remote, entry.name, tmp)
+    assert origin is not None
     source2 = cache2 / "src" / "linux"
-    cacheremote.relocate(tmp, final, source2)
+    cacheremote.relocate(tmp, final, source2, origin)
     assert (tmp / "arch/x86/boot/bzImage").read_bytes() == b"image" * 100
     assert not (tmp / "kernel/fork.o").exists()  # slim: no objects
     assert (tmp / "Makefile").read_text() == f"include {source2}/Makefile\n# output {final}\n"
@@ -118,6 +119,35 @@ def test_push_then_pull_into_an_empty_cache(registry: tuple[cacheremote.Remote, 
     meta = json.loads((tmp / "kbtf-build.json").read_text())
     assert meta["slim"] is True and meta["source_path"] == str(source2)
     assert not (tmp / cacheremote.ORIGIN).exists()
+
+
+def test_an_entry_made_once_is_pulled_by_the_next_runner(
+        registry: tuple[cacheremote.Remote, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """cacheremote.populate: runner 1 makes the entry and pushes it whole (a source tree or
+    a guest root: no excludes); runner 2 pulls it, its fill never called, no ORIGIN left."""
+    remote, _ = registry
+    monkeypatch.setenv(cacheremote.ENV, f"oci://{remote.host}/{remote.repo}")
+    made: list[Path] = []
+    said: list[str] = []
+
+    def fill(tmp: Path) -> None:
+        made.append(tmp)
+        (tmp / "tree" / "lib").mkdir(parents=True)
+        (tmp / "tree" / "lib" / "libc.a").write_bytes(b"archive")
+        (tmp / ".complete").write_text("done\n")
+
+    name = "linux-source-6.12_6.12.117-1~deb12u1"
+    assert cacheremote.tag_of(name) == "linux-source-6.12_6.12.117-1-deb12u1"
+    first = tmp_path / "runner1" / "src" / name
+    assert cacheremote.populate(first, (first / ".complete").exists, fill, "x.log", said.append)
+    assert len(made) == 1 and any("pushed" in line for line in said)
+    second = tmp_path / "runner2" / "src" / name
+    assert not cacheremote.populate(second, (second / ".complete").exists, fill, "x.log",
+                                    said.append)
+    assert len(made) == 1 and said[-1].startswith(f"kbtf: pulled {name} from ")
+    assert (second / "tree" / "lib" / "libc.a").read_bytes() == b"archive"
+    assert sorted(p.name for p in second.iterdir()) == [".complete", "tree"]
 
 
 def test_missing_tag_unreachable_registry_and_bad_url(registry: tuple[cacheremote.Remote, Path],

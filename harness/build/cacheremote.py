@@ -1,9 +1,10 @@
-"""Kernels shared between machines through an OCI registry (--cache-remote, or
-$KBTF_CACHE_REMOTE = oci://HOST[:PORT]/REPO): a kernel cache entry is pushed as one
-zstd-compressed tar of what module builds, variants' guests and the suites read (no object
-files: a slim entry), tagged with its entry name (arch, version, content key); before a
-build, the entry is pulled by that tag instead, its digest verified, and unpacked into the
-temp dir the build would have used, so a partial or corrupt pull never enters the cache.
+"""Cache entries shared between machines through an OCI registry (--cache-remote, or
+$KBTF_CACHE_REMOTE = oci://HOST[:PORT]/REPO): kernels, guest roots and unpacked kernel
+sources -- what a fresh runner would otherwise build, mmdebstrap or download. An entry is
+pushed as one zstd-compressed tar (a kernel's without its object files: a slim entry),
+tagged with its entry name (which holds its content key); before making an entry, it is
+pulled by that tag instead, its digest verified, and unpacked into the temp dir the entry
+would have been made in, so a partial or corrupt pull never enters the cache.
 
 The registry client is oras (PyPI); credentials come from the standard docker config
 (~/.docker/config.json: oras reads that file), and are never logged. A
@@ -18,6 +19,8 @@ import json
 import logging
 import os
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +30,14 @@ from harness.errors import ConfigError
 log = logging.getLogger("kbtf")
 
 ENV = "KBTF_CACHE_REMOTE"
+Progress = Callable[[str], None]
 TAR_TIMEOUT = 1800
 # Left out of a pushed entry: what only a rebuild in the entry itself reads (objects,
 # archives, kbuild's .cmd files and dependency lists, link temporaries, the compressed
 # image's intermediate files). A pulled entry is marked slim and never seeds a build.
 SLIM_EXCLUDES = ("*.o", "*.a", ".*.cmd", "*.o.d", ".tmp_vmlinux*", "vmlinux.a",
                  "*/boot/compressed/*", "*.mod.c")
-MEDIA_TYPE = "application/vnd.kbtf.kernel.tar+zstd"
+MEDIA_TYPE = "application/vnd.kbtf.cache-entry.tar+zstd"
 # In a pushed tar: where the entry and its kernel tree were on the machine that built it.
 ORIGIN = "kbtf-origin.json"
 
@@ -105,10 +109,50 @@ def _registry(remote: Remote):  # type: ignore[no-untyped-def]
     return registry
 
 
-def pull(remote: Remote, tag: str, dest: Path) -> bool:
-    """Unpack the entry tagged ``tag`` into the empty dir ``dest``: True; False (with a
-    warning, ``dest`` left for the caller to discard) when the registry lacks it, cannot be
-    reached, refuses us, or serves a blob whose digest is not its manifest's."""
+def tag_of(entry_name: str) -> str:
+    """The registry tag of cache entry ``entry_name``: the name, with what a tag cannot hold
+    (Debian's ``~``, ``+``, ``:``) as ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", entry_name)[:128]
+
+
+def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None],
+             log_name: str, say: Progress, *, excludes: tuple[str, ...] = (),
+             adopt: Callable[[Path, dict[str, str]], None] | None = None,
+             relocate: bool = False) -> bool:
+    """cacheentry.populate with this run's remote, if any: the entry is pulled instead of
+    made when the registry has it (``adopt(tmp, origin)`` then makes it this machine's:
+    ``origin`` says where it was made), and pushed (less ``excludes``) after it was made
+    here. True when this process made it. Raises what ``fill`` raises."""
+    remote = configured()
+    tag = tag_of(final.name)
+    made: list[Path] = []
+
+    def pulled_or_filled(tmp: Path) -> None:
+        if remote is not None:
+            origin = pull(remote, tag, tmp)
+            if origin is not None:
+                if adopt is not None:
+                    adopt(tmp, origin)
+                say(f"kbtf: pulled {final.name} from {remote.ref(tag)}")
+                return
+            for leftover in tmp.iterdir():  # what a failed pull left
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        fill(tmp)
+        made.append(final)
+
+    cacheentry.populate(final, ready, pulled_or_filled, log_name, relocate=relocate)
+    if remote is not None and made:
+        size = push(remote, tag, final, excludes)
+        if size is not None:
+            say(f"kbtf: pushed {final.name} to {remote.ref(tag)} ({size / 1e6:.0f} MB, zstd)")
+    return bool(made)
+
+
+def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
+    """Unpack the entry tagged ``tag`` into the empty dir ``dest``: where the entry was made
+    (its ORIGIN record, taken out of ``dest``); None (with a warning, ``dest`` left for the
+    caller to discard) when the registry lacks it, cannot be reached, refuses us, or serves
+    a blob whose digest is not its manifest's."""
     blob = dest.parent / f"{dest.name}.pull.tar.zst"
     try:
         registry = _registry(remote)
@@ -120,29 +164,32 @@ def pull(remote: Remote, tag: str, dest: Path) -> bool:
         if got != layer["digest"]:
             log.warning("kbtf: %s: blob digest %s, manifest says %s: not used",
                         remote.ref(tag), got, layer["digest"])
-            return False
+            return None
         proc.run(["tar", "--zstd", "-xf", blob, "-C", dest], timeout=TAR_TIMEOUT)
-        return True
+        origin: dict[str, str] = json.loads((dest / ORIGIN).read_text())
+        (dest / ORIGIN).unlink()
+        return origin
     except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
         log.warning("kbtf: cache remote %s: %s: %s%s", remote.ref(tag), type(exc).__name__,
                     str(exc).splitlines()[0][:200] if str(exc) else "", _hint(remote, exc))
-        return False
+        return None
     finally:
         blob.unlink(missing_ok=True)
 
 
-def push(remote: Remote, tag: str, entry: Path) -> int | None:
-    """Push cache entry ``entry`` slim under ``tag``; its compressed size, or None (with a
-    warning) if the registry would not take it."""
+def push(remote: Remote, tag: str, entry: Path, excludes: tuple[str, ...] = ()) -> int | None:
+    """Push cache entry ``entry``, less the files matching ``excludes``, under ``tag``; its
+    compressed size, or None (with a warning) if the registry would not take it."""
     blob = entry.parent / f".{entry.name}.push.tar.zst"
     origin = entry.parent / f".{entry.name}.push" / ORIGIN
     try:
-        meta = json.loads((entry / "kbtf-build.json").read_text())
+        build_meta = entry / "kbtf-build.json"  # a kernel's: where its tree was
+        meta = json.loads(build_meta.read_text()) if build_meta.is_file() else {}
         origin.parent.mkdir(exist_ok=True)
         origin.write_text(json.dumps({"entry_path": str(entry),
                                       "source_path": meta.get("source_path")}) + "\n")
-        excludes = [f"--exclude={p}" for p in SLIM_EXCLUDES]
-        proc.run(["tar", "--zstd", "-cf", blob, *excludes, "-C", entry, ".",
+        proc.run(["tar", "--zstd", "-cf", blob, *(f"--exclude={p}" for p in excludes),
+                  "-C", entry, ".",
                   "-C", origin.parent, ORIGIN], timeout=TAR_TIMEOUT)
         registry = _registry(remote)
         registry.push(remote.ref(tag), files=[f"{blob}:{MEDIA_TYPE}"],
@@ -177,13 +224,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def relocate(tmp: Path, final: Path, source: Path) -> None:
-    """A pulled entry made elsewhere, at ``tmp`` (to become ``final``; its kernel tree here
-    is ``source``): the paths it recorded (its entry dir and kernel tree there: ORIGIN)
-    rewritten to this machine's, its ``source`` link remade, and it is marked slim (never
-    seeds an incremental build)."""
-    origin = json.loads((tmp / ORIGIN).read_text())
-    (tmp / ORIGIN).unlink()
+def relocate(tmp: Path, final: Path, source: Path, origin: dict[str, str]) -> None:
+    """A pulled kernel entry made elsewhere, at ``tmp`` (to become ``final``; its kernel
+    tree here is ``source``): the paths it recorded (its entry dir and kernel tree there:
+    ``origin``) rewritten to this machine's, its ``source`` link remade, and it is marked
+    slim (never seeds an incremental build)."""
     cacheentry.relocate_text(tmp, final, old=Path(origin["entry_path"]))
     if origin.get("source_path") and origin["source_path"] != str(source):
         cacheentry.relocate_text(tmp, source, old=Path(origin["source_path"]))

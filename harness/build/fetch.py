@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import cacheentry, proc, provision
 from harness.btf.btfexpect import read_rules
-from harness.build import buildroot
+from harness.build import buildroot, cacheremote
 from harness.errors import CommandError, ConfigError
 from harness.plan import pahole, pahole_src, toolchain
 from harness.plan.ksource import KernelSource, makefile_version
@@ -55,8 +55,8 @@ def _paholes(points: Iterable[MatrixPoint]) -> list[pahole.Pahole]:
 
 def fetch_source(source: KernelSource, cache: Path, say: Progress) -> None:
     """Unpack Debian's linux-source package of ``source`` into its cache entry once (temp
-    dir + rename, under a lock: workers share one copy); nothing for a user's tree. Nothing
-    is installed on the machine.
+    dir + rename, under a lock: workers share one copy; or pulled from the run's cache
+    remote); nothing for a user's tree. Nothing is installed on the machine.
 
     Raises CommandError naming the log if apt or tar fails; ConfigError if the tree's
     Makefile is of another version than the package said.
@@ -78,7 +78,7 @@ def fetch_source(source: KernelSource, cache: Path, say: Progress) -> None:
         shutil.rmtree(tmp / ".debs")
         (tmp / ".complete").write_text(f"{deb.name} {deb.version} from {deb.suite}\n")
 
-    cacheentry.populate(dest, (dest / ".complete").exists, fill, "fetch.log")
+    cacheremote.populate(dest, (dest / ".complete").exists, fill, "fetch.log", say)
     found = makefile_version((source.path / "Makefile").read_text(errors="replace"))
     if found != source.version:
         raise ConfigError(f"{source.path}/Makefile is version {found}, but {deb.name} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -140,30 +139,16 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
     final = kernels / entry_name(req, key)
     build = KernelBuild(final, key, req.arch, req.source, req.pahole, req.toolchain)
 
-    remote = cacheremote.configured()
-    built: list[Path] = []
-
     def fill(tmp: Path) -> None:
-        if remote is not None:
-            if cacheremote.pull(remote, final.name, tmp):
-                cacheremote.relocate(tmp, final, req.source.path)
-                progress(f"kbtf: pulled {final.name} from {remote.ref(final.name)}")
-                return
-            for leftover in tmp.iterdir():  # what a failed pull left
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         seed = nearest_build(req, tools, kernels)
         if seed is not None:
             _seed(seed, req, tmp)
         _build(req, tmp, progress, tools, seed)
-        built.append(final)
 
-    cacheentry.populate(final, lambda: is_complete(final), fill, "kbtf-build.log",
-                        relocate=True)
-    if remote is not None and built:
-        size = cacheremote.push(remote, final.name, final)
-        if size is not None:
-            progress(f"kbtf: pushed {final.name} to {remote.ref(final.name)} "
-                     f"({size / 1e6:.0f} MB, zstd)")
+    cacheremote.populate(final, lambda: is_complete(final), fill, "kbtf-build.log", progress,
+                         excludes=cacheremote.SLIM_EXCLUDES, relocate=True,
+                         adopt=lambda tmp, origin: cacheremote.relocate(
+                             tmp, final, req.source.path, origin))
     return build
 
 

@@ -1,15 +1,20 @@
 """Guest root trees for foreign architectures: Debian packages extracted with mmdebstrap
 (--variant=extract: no maintainer scripts, so no binfmt or qemu-user), plus kbtf's init.
-Cached by content (arch, suite, packages, init), built in a temp dir and renamed."""
+Cached by content (arch, suite, packages, init), built in a temp dir and renamed, shared
+through the run's cache remote."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
-from harness import cacheentry, provision
+from harness import provision
 from harness.arches import Arch
+from harness.build import cacheremote
+
+log = logging.getLogger("kbtf")
 
 # sid: its bpftrace (0.27) reads fentry arguments right on big-endian s390x; trixie's 0.23
 # reads them as 0 (bpftrace's "Fixes for s390 big endian systems", PR #5272).
@@ -62,15 +67,17 @@ def root_key(arch: Arch, extra: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = ()) -> Path:
-    """The root tree for ``arch``, with PACKAGES and the ``extra`` ones (built once into
-    ``cache_dir``/roots/<name>/tree).
+def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = (),
+                say: cacheremote.Progress = log.info) -> Path:
+    """The root tree for ``arch``, with PACKAGES and the ``extra`` ones (made once into
+    ``cache_dir``/roots/<name>/tree, or pulled from the run's cache remote).
 
     Raises ToolMissing if mmdebstrap is absent, CommandError (naming the log) if it fails.
     """
     final = cache_dir / "roots" / f"{arch.debian_arch}-{SUITE}-{root_key(arch, extra)}"
 
     def fill(tmp: Path) -> None:
+        say(f"kbtf: making the {arch.name} guest root {final.name} (mmdebstrap, {SUITE})")
         tree = tmp / "tree"
         provision.make_tree(tree, SUITE, arch.debian_arch, (*PACKAGES, *extra), "extract",
                             tmp / "root.log", ROOT_TIMEOUT)
@@ -84,5 +91,5 @@ def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = ()) -> Pat
         init.write_text(INIT)
         init.chmod(0o755)
 
-    cacheentry.populate(final, (final / "tree" / "kbtf" / "init").exists, fill, "root.log")
+    cacheremote.populate(final, (final / "tree" / "kbtf" / "init").exists, fill, "root.log", say)
     return final / "tree"

@@ -290,14 +290,15 @@ class RunContext:
         say = _logged(progress)
         for job in self.vmtest:
             if (job.id, "vmtest") in needs:
-                guestroot.ensure_root(job.point.kernel.arch, self.cache, guestroot.VMTEST_PACKAGES)
+                guestroot.ensure_root(job.point.kernel.arch, self.cache, guestroot.VMTEST_PACKAGES,
+                                      say)
                 self.vmtest_run(job).build(say)
         for point in self.points:
             if not any(p == point.id for p, _ in needs):
                 continue
             if point.launcher == "kbtf":
                 try:  # before the tests are distributed (else the first boot waits for it)
-                    root = guestroot.ensure_root(point.kernel.arch, self.cache)
+                    root = guestroot.ensure_root(point.kernel.arch, self.cache, say=say)
                     say(f"kbtf: {point.kernel.arch.name} guest root {root}")
                 except KbtfError as exc:
                     say(f"kbtf: {point.kernel.arch.name} guest root: {exc}")
