@@ -1,8 +1,8 @@
 """kbtf's cache as a whole: list its entries with size and last use, prune them by age or
 total size, refresh frozen downloads. ``./kbtf cache ...`` runs this module.
 
-An entry is a directory one level below a kind folder (kernels/, roots/, pahole/, src/,
-distro/, buildroots/, scaffolds/); cacheentry.populate stamps ``<entry>.used`` each time a
+An entry is a directory one level below a kind folder (kernels/, modules/, roots/, pahole/,
+src/, distro/, buildroots/, scaffolds/); cacheentry.populate stamps ``<entry>.used`` each time a
 run uses it. Removing an entry takes its lock without waiting: an entry a running build or
 run holds is left alone and said so.
 """
@@ -25,7 +25,7 @@ from harness import cacheentry
 # Kinds whose entries are downloads frozen at their first fetch (a newer sid bpftrace, a
 # Debian pahole point release): `refresh` removes them, the next run fetches them again.
 DOWNLOADED = ("roots", "pahole", "buildroots", "src", "distro")
-KINDS = ("kernels", "scaffolds", *DOWNLOADED)
+KINDS = ("kernels", "modules", "scaffolds", *DOWNLOADED)
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)B?", re.IGNORECASE)
 
 

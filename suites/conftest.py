@@ -16,7 +16,7 @@ from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
-from harness.run.context import RunContext, RunOptions, end_cleanly_on_sigterm
+from harness.run.context import POINT_PARTS, RunContext, RunOptions, end_cleanly_on_sigterm
 from harness.run.pointrun import PointRun, note_guest
 from suites import blame, modes
 
@@ -102,18 +102,21 @@ BUILT = pytest.StashKey[bool]()
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run, names = ctx(metafunc.config), metafunc.fixturenames
-    if "point" in names:  # one xdist group per kernel: one worker, so one guest boot
-        modes = "btf_mode" in names
-        params = [pytest.param(*((p, m) if modes else (p,)), id=f"{p.id}-{m}" if modes else p.id,
-                               marks=pytest.mark.xdist_group(p.kernel_id))
-                  for p in run.points for m in (run.btf_modes(p) if modes else [""])]
+    workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
+    if "point" in names:  # an xdist group per kernel (and part): one worker, one guest boot
+        modes, own = "btf_mode" in names, getattr(metafunc.module, "PART", "")
+        parts = (POINT_PARTS if metafunc.definition.get_closest_marker("lifetime")
+                 and workers > 1 else (own,))
+        params = [pytest.param(*((p, m) if modes else (p,)), id="-".join(filter(None, (
+            p.id, m, part if len(parts) > 1 else ""))), marks=pytest.mark.xdist_group(
+                run.point_group(p, part, workers)))
+            for p in run.points for m in (run.btf_modes(p) if modes else [""]) for part in parts]
         metafunc.parametrize(("point", "btf_mode") if modes else "point", params, scope="session")
     if "distro_kernel" in names:
         metafunc.parametrize("distro_kernel", [pytest.param(
             k, id=k.label, marks=pytest.mark.xdist_group(k.label)) for k in run.distros],
             scope="session")
     if "vmtest_case" in names:
-        workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
         metafunc.parametrize("vmtest_case", [pytest.param((v, t), id=f"{v.id}-{t}", marks=[
             pytest.mark.xdist_group(g) for g in [run.job_group(v, workers)] if g])
             for v in run.vmtest for t in run.vmtest_cases(v)], scope="session")

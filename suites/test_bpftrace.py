@@ -16,6 +16,7 @@ from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun
 
+PART = "probes"  # an xdist group of its own beside the module tests (context.POINT_PARTS)
 SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops", "hang-on-load": "hang",
                    "warn-at-poweroff": "poweroff"}
 

@@ -1,4 +1,5 @@
-"""Last for each point (suites/conftest.py orders it so): its guests shut down cleanly. A
+"""Last for each point (suites/conftest.py orders it so; under xdist, one for each part of
+the point, context.POINT_PARTS, in that part's group): its guests shut down cleanly. A
 kernel WARNING or crash while a guest powers off (module exit paths, state left by the
 tests) is the point's product failing, FAILED here naming the splat; it is never pinned on
 whichever test happened to run last."""

@@ -41,6 +41,7 @@ BTF_MISMATCH = re.compile(r"Kernel module BTF mismatch detected[^\n]*|BPF: *\[\d
 # kept stale BTF may be unreadable and still be the kernel finding, not a failure.
 LIBBPF_REJECTION = re.compile(r"^libbpf: btf: .*$", re.MULTILINE | re.IGNORECASE)
 pytestmark = pytest.mark.relocation
+PART = "probes"  # an xdist group of its own beside the module tests (context.POINT_PARTS)
 TYPES = MODULES_DIR / MOD
 
 

@@ -15,6 +15,7 @@ from harness.plan.kernelreq import KernelRequest
 from harness.plan.ksource import KernelSource
 from harness.plan.matrix import MatrixPoint
 from harness.plan.pahole import Pahole
+from harness.run.context import POINT_PARTS, RunContext
 from suites.blame import outcome_label
 from suites.conftest import needed_kernels
 
@@ -91,3 +92,14 @@ def test_a_controller_that_is_pid_1_is_alive() -> None:
     assert not controller_gone(1, 1)  # ./kbtf as a container entrypoint: PID 1 is the controller
     assert controller_gone(4242, 1)  # reparented to init: the controller died
     assert not controller_gone(4242, 4242)
+
+
+def test_a_points_parts_are_groups_of_their_own_only_with_workers_to_spread_over() -> None:
+    p = point("1.30")
+    assert RunContext.point_group(p, "", 2) == p.kernel_id
+    assert RunContext.point_group(p, "probes", 1) == p.kernel_id
+    assert RunContext.point_group(p, "probes", 2) == f"{p.kernel_id}/probes"
+    assert "probes" in POINT_PARTS
+    for suite in ("test_bpftrace", "test_relocation"):
+        module = __import__(f"suites.{suite}", fromlist=["PART"])
+        assert module.PART in POINT_PARTS

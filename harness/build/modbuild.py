@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from harness import REPO, proc
+from harness import REPO, cacheentry, proc
 from harness.arches import Arch, Toolchain, make_argv
 from harness.build import buildlog
 from harness.build.buildroot import BuildRoot
@@ -103,6 +106,57 @@ def build_module(
         raise BuildFailure(f"module build of {src.name} produced no .ko", log=log)
     return ModuleBuild(src.name, btf_mode, kos, log,
                        SKIPPED_BTF in log.read_text(errors="replace"))
+
+
+MODULE_CACHE_VERSION = 1  # bump when what a cached module build holds changes
+
+
+def source_digest(src: Path) -> str:
+    """Content address of module directory ``src``: every file's path, exec bit and bytes
+    (earlier build products left out, as copy_module leaves them)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(src, followlinks=True):
+        ignored = _STALE(root, [*dirs, *files])
+        dirs[:] = sorted(d for d in dirs if d not in ignored)
+        for name in sorted(f for f in files if f not in ignored):
+            path = Path(root) / name
+            digest.update(f"{path.relative_to(src)}\0{os.access(path, os.X_OK)}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_build_module(kernel: BuildTarget, src: Path, outdir: Path, pahole: Pahole,
+                        btf_mode: str, make_args: tuple[str, ...], cache_dir: Path
+                        ) -> ModuleBuild:
+    """build_module, its build dir kept in ``cache_dir``/modules by content: the kernel
+    entry (its name holds its content key), the module's files, pahole's content, the BTF
+    mode and make arguments. The same inputs again copy the kept build (its log says so)
+    instead of running make: what is tested is the same bytes. Only a successful build is
+    kept. Raises what build_module raises."""
+    blob = json.dumps({"kernel": kernel.dir.name, "source": source_digest(src),
+                       "pahole": pahole.digest, "btf_mode": btf_mode,
+                       "make_args": list(make_args), "version": MODULE_CACHE_VERSION},
+                      sort_keys=True)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    final = cache_dir / "modules" / f"{src.name}-{btf_mode}-{key}"
+    dst = outdir / btf_mode / src.name
+    made: list[ModuleBuild] = []
+
+    def fill(tmp: Path) -> None:
+        made.append(build_module(kernel, src, outdir, pahole, btf_mode, make_args))
+        shutil.copytree(dst, tmp / "build", symlinks=True)
+
+    cacheentry.populate(final, (final / "build").is_dir, fill)
+    if made:
+        return made[0]
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(final / "build", dst, symlinks=True)
+    log = dst / "build.log"
+    text = log.read_text(errors="replace")
+    with log.open("a") as f:
+        f.write(f"kbtf: this build was kept in {final} and reused (same kernel, module "
+                "files, pahole, BTF mode and make arguments)\n")
+    return ModuleBuild(src.name, btf_mode, built_modules(dst), log, SKIPPED_BTF in text)
 
 
 # A pass-through pahole that keeps a copy of the BTF pahole wrote detached: 7.x's

@@ -160,6 +160,12 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     return json.dumps(units, indent=2) + "\n"
 
 
+# The parts of a point's tests (a suite's PART; "" is every suite without one) that xdist
+# may run on different workers (RunContext.point_group); each part's guests are checked
+# for a clean shutdown by a lifetime test of that part.
+POINT_PARTS = ("", "probes")
+
+
 @dataclass
 class RunContext:
     """The run as this process sees it (made by ``start``)."""
@@ -252,6 +258,15 @@ class RunContext:
         kernels = {p.kernel_id for p in self.points} | {k.label for k in self.distros} | {
             v.point.kernel_id for v in self.vmtest}
         return vmtest.point.kernel_id if len(kernels) >= workers else None
+
+    @staticmethod
+    def point_group(point: MatrixPoint, part: str, workers: int) -> str:
+        """The xdist group of ``point``'s tests of ``part`` (a suite's PART; "" the rest):
+        its kernel, so one worker boots its guests; with more than one worker, each part of
+        POINT_PARTS is a group of its own, booting its own guests on whichever worker takes
+        it: three points on two workers would otherwise leave one worker idle for a whole
+        point's time."""
+        return f"{point.kernel_id}/{part}" if part and workers > 1 else point.kernel_id
 
     def btf_modes(self, point: MatrixPoint) -> list[str]:
         """The BTF modes of ``point``'s era: before 6.11 every module is split-only."""

@@ -35,6 +35,7 @@ from harness.build.modbuild import (
     BuildTarget,
     ModuleBuild,
     build_module,
+    cached_build_module,
     pahole_own_btf,
     pahole_recorder,
     strip_section,
@@ -82,11 +83,14 @@ def raise_recorded(marker: Path) -> None:
 def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole | None,
                    btf_mode: str, *, make_args: tuple[str, ...] = (),
                    build_root: BuildRoot | None = None, sabotage: str | None = None,
-                   dkms_release: str | None = None) -> ModuleBuild:
+                   dkms_release: str | None = None, cache_dir: Path | None = None
+                   ) -> ModuleBuild:
     """Module directory ``src`` built for ``target`` (a kernel build or distro headers):
     by make, or, with ``dkms_release`` (the kernel's release), by dkms from the dkms.conf in
-    ``src``; --sabotage strip-* removes a BTF section afterwards. Each .ko's ELF and BTF
-    facts go to <module>.elf-facts.json (type counts when ``target`` has a vmlinux).
+    ``src``; with ``cache_dir`` (a kernel point's make build), kept there by content
+    (modbuild.cached_build_module); --sabotage strip-* removes a BTF section afterwards.
+    Each .ko's ELF and BTF facts go to <module>.elf-facts.json (type counts when
+    ``target`` has a vmlinux).
 
     Raises BuildFailure (the build failed or hung), MissingPrerequisite (dkms: a
     BUILD_EXCLUSIVE rule, or a split-only build asked of it), HarnessError.
@@ -99,6 +103,8 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
             raise MissingPrerequisite(f"{src.name}: dkms builds in a build root are not "
                                       "supported yet (this kernel's modules need one)")
         built = dkmsbuild.build(src, target, dkms_release, outdir / src.name, pahole)
+    elif cache_dir is not None and pahole is not None and pahole.digest and build_root is None:
+        built = cached_build_module(target, src, outdir, pahole, btf_mode, make_args, cache_dir)
     else:
         built = build_module(target, src, outdir, pahole, btf_mode, make_args, build_root)
     if (section := STRIP.get(sabotage or "")) is not None:
@@ -243,7 +249,7 @@ class PointRun:
             return checked_module(kernel, src, outdir, self.point.module_pahole, btf_mode,
                                   make_args=make_args, sabotage=self.sabotage,
                                   dkms_release=dkmsbuild.kernel_release(kernel) if dkms
-                                  else None)
+                                  else None, cache_dir=self.cache_dir)
         except BuildFailure as exc:
             text = exc.log.read_text(errors="replace") if exc.log and exc.log.is_file() else ""
             if not exports.undefined_symbols(text):
