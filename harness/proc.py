@@ -32,6 +32,7 @@ APT_PACKAGE: Mapping[str, str] = {
     "bc": "bc",
     "cpio": "cpio",
     "xz": "xz-utils",
+    "lz4": "lz4",
     "zstd": "zstd",
     "pahole": "dwarves",
     "bpftool": "bpftool",

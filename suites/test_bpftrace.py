@@ -73,8 +73,7 @@ def test_kprobe_counts_exactly_the_userspace_calls(guest: GuestSession,
 def test_fentry_reads_typed_args_from_module_btf(guest: GuestSession, kernel: KernelBuild,
                                                  hello_loaded: ModuleBuild,
                                                  facts: dict[str, object]) -> None:
-    version = guest.once_per_boot("bpftrace-version", lambda: guest.run("bpftrace --version"))
-    facts["bpftrace"] = version.stdout.strip() or version.stderr.strip()
+    facts["bpftrace"] = bpftracerun.version(guest)
     rc, out = _probes(guest, KFUNC)
     assert rc == 0, f"bpftrace kfunc failed ({rc}): {out.strip()}"
     values = printed_values(out, "value")

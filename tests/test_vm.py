@@ -1,9 +1,11 @@
 """virtme-ng and QEMU command lines."""
 
+import gzip
 from pathlib import Path
 
 from harness.arches import get_arch
 from harness.guest import vm
+from harness.guest.guestroot import package_version
 
 
 def spec(kvm: bool, pidfile: Path | None = None) -> vm.BootSpec:
@@ -81,9 +83,10 @@ def test_vngs_writable_shares_get_a_mapped_security_model(tmp_path: Path) -> Non
         "-append", "a b"]
 
 
-def test_guest_init_is_a_clean_bash_script(tmp_path: Path) -> None:
-    """kbtf's init is plain text bash parses (a NUL or a raw newline from a Python escape
-    would break the share mounts of every guest)."""
+def test_guest_init_is_a_clean_busybox_script(tmp_path: Path) -> None:
+    """kbtf's init is plain text busybox's sh parses (a NUL or a raw newline from a Python
+    escape would break the share mounts of every guest), and its reading of a 9p mount tag
+    (NUL-terminated in sysfs) gives the tag."""
     import subprocess
 
     from harness.guest.guestroot import INIT
@@ -91,5 +94,22 @@ def test_guest_init_is_a_clean_bash_script(tmp_path: Path) -> None:
     assert not [c for c in INIT if ord(c) < 32 and c not in "\n\t"]
     script = tmp_path / "init"
     script.write_text(INIT)
-    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
-    assert "tr '\\0' '\\n'" in INIT
+    assert subprocess.run(["busybox", "sh", "-n", str(script)], check=False).returncode == 0
+    (tmp_path / "mount_tag").write_bytes(b"kbtf_run\0")
+    trim = next(line for line in INIT.splitlines() if "tag=${tag%%" in line).split("#")[0]
+    out = subprocess.run(["busybox", "sh", "-c", f'read -r tag <"{tmp_path}/mount_tag"; '
+                          f'{trim}; printf %s "$tag"'], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "kbtf_run"
+
+
+def test_a_roots_package_version_comes_from_its_debian_changelog(tmp_path: Path) -> None:
+    doc = tmp_path / "usr/share/doc/bpftrace"
+    doc.mkdir(parents=True)
+    with gzip.open(doc / "changelog.Debian.gz", "wt") as f:
+        f.write("bpftrace (0.27.1-1) unstable; urgency=medium\n\n  * New upstream.\n")
+    assert package_version(tmp_path, "bpftrace") == "0.27.1-1"
+    with gzip.open(doc / "changelog.Debian.s390x.gz", "wt") as f:  # a binNMU's
+        f.write("bpftrace (0.27.1-1+b1) unstable; urgency=low, binary-only=yes\n")
+    assert package_version(tmp_path, "bpftrace") == "0.27.1-1+b1"
+    assert package_version(tmp_path, "bash") is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 from harness.errors import HarnessError
+from harness.guest import guestroot
 from harness.guest.console import CommandResult
 from harness.guest.session import GUEST_WORKDIR, GuestSession
 
@@ -26,3 +27,14 @@ def with_trigger(guest: GuestSession, program: str, trigger: str) -> CommandResu
                            log=guest.serial_log)
     return guest.run("bpftrace", "-e", program, "-c", f"/bin/bash {script}",
                      timeout=BPFTRACE_TIMEOUT)
+
+
+def version(guest: GuestSession) -> str:
+    """The guest's bpftrace and its version: on a kbtf root, the Debian package's, from the
+    root's dpkg database on the host (a `bpftrace --version` costs 2-3 s under TCG: its LLVM
+    libraries load); elsewhere (vng: the host's PATH) what `bpftrace --version` prints."""
+    if guest.spec.root is not None and (found := guestroot.package_version(
+            guest.spec.root, "bpftrace")):
+        return f"bpftrace {found} (Debian package in the guest root)"
+    res = guest.once_per_boot("bpftrace-version", lambda: guest.run("bpftrace --version"))
+    return res.stdout.strip() or res.stderr.strip()

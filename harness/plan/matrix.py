@@ -114,7 +114,8 @@ def default_pahole(cache_dir: Path) -> pahole.Pahole:
 
 # Host programs every run needs: the kernel build, module surgery (objcopy), sources (tar),
 # guests (QEMU under setpriv, vng, udevadm) and the BTF readers.
-RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "zstd", "tar", "bpftool", "setpriv")
+RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "lz4", "zstd", "tar", "bpftool",
+             "setpriv")
 # Per launcher: virtme-ng runs the host's bpftrace and needs udev; kbtf's builds a root tree.
 LAUNCHER_TOOLS = {"vng": ("vng", "udevadm", "bpftrace"), "kbtf": ("mmdebstrap",)}
 # Programs the debian:X pahole provisioning runs.
