@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -75,19 +76,23 @@ def run_runner2(remote: cacheremote.Remote, cache2: Path, args: list[str]) -> di
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
             f"mount --bind {shlex.quote(str(cache2))} {shlex.quote(str(default))} && {kbtf}"]
     start = time.monotonic()
-    first = None
-    lines = []
-    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as child:
+    ready = first = None
+    text = ""
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                          ) as child:
         assert child.stdout is not None
-        for line in child.stdout:
-            lines.append(line)
-            if first is None and re.match(r"[.FEsx]", line):  # xdist's first result mark
+        while chunk := os.read(child.stdout.fileno(), 65536):  # xdist's marks end no line
+            text += chunk.decode(errors="replace")
+            if ready is None and "bringing up nodes" in text:
+                ready = time.monotonic() - start  # pulls and fetches done, kernels there
+            if ready is not None and first is None and re.search(
+                    r"bringing up nodes\.*\s+[.FEsx]", text):
                 first = time.monotonic() - start
     total = time.monotonic() - start
-    text = "".join(lines)
-    return {"first_result_s": round(first or total), "total_s": round(total),
-            "rc": child.returncode, "built_kernels": text.count("kbtf: building kernel"),
+    lines = text.strip().splitlines()
+    return {"workers_start_s": round(ready or total), "first_result_s": round(first or total),
+            "total_s": round(total), "rc": child.wait(),
+            "built_kernels": text.count("kbtf: building kernel"),
             "pulled": text.count("kbtf: pulled "), "made_roots": text.count("kbtf: making the "),
             "fetched": text.count("kbtf: fetching "),
             "last_line": lines[-1].strip() if lines else ""}

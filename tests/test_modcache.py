@@ -4,6 +4,7 @@ again; a failed build is never kept. make is stood in for by a fake build_module
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def _fake_make(calls: list[str], fail: bool = False):  # type: ignore[no-untyped
         if fail:
             raise BuildFailure("module build failed", log=dst / "build.log")
         (dst / f"{src.name}.ko").write_bytes(b"\x7fELF " + (src / "m.c").read_bytes())
-        (dst / "modules.order").write_text(f"{src.name}.o\n")
+        (dst / "modules.order").write_text(f"{dst}/{src.name}.o\n")  # absolute, as kbuild's
         return modbuild.ModuleBuild(src.name, btf_mode, modbuild.built_modules(dst),
                                     dst / "build.log", False)
     return build
@@ -68,6 +69,10 @@ def test_the_same_inputs_reuse_the_kept_build(setup: tuple[Kernel, Path, Pahole]
     assert second.kos == (tmp_path / "run2/default/kbtf_hello/kbtf_hello.ko",)
     assert second.kos[0].read_bytes() == first.kos[0].read_bytes()
     assert "reused" in second.log.read_text() and "reused" not in first.log.read_text()
+    shutil.rmtree(tmp_path / "run1")  # nothing of the kept build points back into run 1
+    assert modbuild.cached_build_module(kernel, src, tmp_path / "run4", pahole, "default",
+                                        (), cache).kos == (
+        tmp_path / "run4/default/kbtf_hello/kbtf_hello.ko",)
     (src / "m.o").write_text("another stale object\n")  # not content: still reused
     modbuild.cached_build_module(kernel, src, tmp_path / "run3", pahole, "default", (), cache)
     assert calls == ["default"]

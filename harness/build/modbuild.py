@@ -145,18 +145,21 @@ def cached_build_module(kernel: BuildTarget, src: Path, outdir: Path, pahole: Pa
     def fill(tmp: Path) -> None:
         made.append(build_module(kernel, src, outdir, pahole, btf_mode, make_args))
         shutil.copytree(dst, tmp / "build", symlinks=True)
+        (tmp / "built-in").write_text(f"{dst}\n")  # modules.order names .o files by it
 
     cacheentry.populate(final, (final / "build").is_dir, fill)
     if made:
         return made[0]
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(final / "build", dst, symlinks=True)
+    origin = Path((final / "built-in").read_text().strip())
     log = dst / "build.log"
     text = log.read_text(errors="replace")
     with log.open("a") as f:
         f.write(f"kbtf: this build was kept in {final} and reused (same kernel, module "
                 "files, pahole, BTF mode and make arguments)\n")
-    return ModuleBuild(src.name, btf_mode, built_modules(dst), log, SKIPPED_BTF in text)
+    return ModuleBuild(src.name, btf_mode, built_modules(dst, origin), log,
+                       SKIPPED_BTF in text)
 
 
 # A pass-through pahole that keeps a copy of the BTF pahole wrote detached: 7.x's
@@ -198,11 +201,16 @@ def copy_module(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=_STALE, symlinks=False)
 
 
-def built_modules(build_dir: Path) -> tuple[Path, ...]:
-    """The .ko files of an M= build dir, in the order of its modules.order."""
+def built_modules(build_dir: Path, built_in: Path | None = None) -> tuple[Path, ...]:
+    """The .ko files of an M= build dir, in the order of its modules.order. kbuild names
+    them there by absolute path for an external module: a build made in ``built_in`` and
+    copied to ``build_dir`` (a kept build) has its names moved over."""
     order = build_dir / "modules.order"
-    names = order.read_text().split() if order.is_file() else []
-    kos = [build_dir / Path(n).with_suffix(".ko") for n in names]
+    names = [Path(n) for n in order.read_text().split()] if order.is_file() else []
+    base = built_in or build_dir
+    kos = [build_dir / (n.relative_to(base) if n.is_relative_to(base) else n)
+           for n in names]
+    kos = [k.with_suffix(".ko") for k in kos]
     kos = [k for k in kos if k.is_file()] or sorted(build_dir.rglob("*.ko"))
     return tuple(kos)
 
