@@ -4,6 +4,7 @@ when complete, under a file lock shared by every process (xdist workers)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -65,6 +66,37 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of file ``path``'s bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | None:
+    """Dir ``dst`` made by ``make()`` once and kept as cache entry ``final`` (whose name
+    holds the content key of everything ``make`` reads); when ``final`` exists, ``dst`` is
+    copied from it instead. Returns the dir the kept copy was made in (its files may name
+    that path), or None when it was made here. Raises what ``make`` raises: nothing is kept
+    then."""
+    made: list[Path] = []
+
+    def fill(tmp: Path) -> None:
+        make()
+        made.append(dst)
+        shutil.copytree(dst, tmp / "build", symlinks=True)
+        (tmp / "built-in").write_text(f"{dst}\n")
+
+    populate(final, (final / "build").is_dir, fill)
+    if made:
+        return None
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(final / "build", dst, symlinks=True)
+    return Path((final / "built-in").read_text().strip())
 
 
 def used_stamp(final: Path) -> Path:

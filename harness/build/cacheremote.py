@@ -14,7 +14,6 @@ build."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -160,7 +159,7 @@ def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
         manifest = registry.get_manifest(container)
         layer = manifest["layers"][0]
         registry.download_blob(container, layer["digest"], str(blob))
-        got = "sha256:" + _sha256(blob)
+        got = "sha256:" + cacheentry.file_sha256(blob)
         if got != layer["digest"]:
             log.warning("kbtf: %s: blob digest %s, manifest says %s: not used",
                         remote.ref(tag), got, layer["digest"])
@@ -214,14 +213,6 @@ def _hint(remote: Remote, exc: Exception) -> str:
         return (f" (the registry refused the credentials: check {remote.host}'s entry in "
                 "~/.docker/config.json, `docker login` writes it)")
     return ""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def relocate(tmp: Path, final: Path, source: Path, origin: dict[str, str]) -> None:

@@ -133,33 +133,29 @@ def cached_build_module(kernel: BuildTarget, src: Path, outdir: Path, pahole: Pa
     mode and make arguments. The same inputs again copy the kept build (its log says so)
     instead of running make: what is tested is the same bytes. Only a successful build is
     kept. Raises what build_module raises."""
-    blob = json.dumps({"kernel": kernel.dir.name, "source": source_digest(src),
+    key = content_key({"kernel": kernel.dir.name, "source": source_digest(src),
                        "pahole": pahole.digest, "btf_mode": btf_mode,
-                       "make_args": list(make_args), "version": MODULE_CACHE_VERSION},
-                      sort_keys=True)
-    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+                       "make_args": list(make_args)})
     final = cache_dir / "modules" / f"{src.name}-{btf_mode}-{key}"
     dst = outdir / btf_mode / src.name
     made: list[ModuleBuild] = []
-
-    def fill(tmp: Path) -> None:
-        made.append(build_module(kernel, src, outdir, pahole, btf_mode, make_args))
-        shutil.copytree(dst, tmp / "build", symlinks=True)
-        (tmp / "built-in").write_text(f"{dst}\n")  # modules.order names .o files by it
-
-    cacheentry.populate(final, (final / "build").is_dir, fill)
-    if made:
+    built_in = cacheentry.kept_or_made(final, dst, lambda: made.append(
+        build_module(kernel, src, outdir, pahole, btf_mode, make_args)))
+    if built_in is None:
         return made[0]
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(final / "build", dst, symlinks=True)
-    origin = Path((final / "built-in").read_text().strip())
     log = dst / "build.log"
     text = log.read_text(errors="replace")
     with log.open("a") as f:
         f.write(f"kbtf: this build was kept in {final} and reused (same kernel, module "
                 "files, pahole, BTF mode and make arguments)\n")
-    return ModuleBuild(src.name, btf_mode, built_modules(dst, origin), log,
+    return ModuleBuild(src.name, btf_mode, built_modules(dst, built_in), log,
                        SKIPPED_BTF in text)
+
+
+def content_key(inputs: dict[str, object]) -> str:
+    """The cache key of a kept build made from ``inputs`` (MODULE_CACHE_VERSION with it)."""
+    blob = json.dumps({**inputs, "version": MODULE_CACHE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # A pass-through pahole that keeps a copy of the BTF pahole wrote detached: 7.x's

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import cacheentry
 from harness.build import kheaders
 from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR
+from harness.build.modbuild import MODULES_DIR, content_key, source_digest
 from harness.errors import CommandError, HarnessError
 from harness.guest.session import GuestSession
 from harness.plan.pahole import Pahole
@@ -25,6 +26,7 @@ class Step:
     ok: bool
     error: str = ""
     path: Path | None = None  # extracted headers, or the built module's dir
+    archive: Path | None = None  # the archive the headers were extracted from
 
 
 def extract(guest: GuestSession) -> Step:
@@ -40,26 +42,38 @@ def extract(guest: GuestSession) -> Step:
         kheaders.extract(archive, headers)
     except CommandError as exc:
         return Step(False, f"cannot extract {kheaders.ARCHIVE}: {exc}")
-    return Step(True, path=headers)
+    return Step(True, path=headers, archive=archive)
 
 
 def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir: Path) -> Step:
     """modules/kbtf_kheaders built against the ``extracted`` headers and ``kernel``'s
-    scaffold with ``pahole``; make's output in ``<guest>.kheaders/build.log``.
+    scaffold with ``pahole``; make's output in ``<guest>.kheaders/build.log``. The build is
+    kept in the cache by content (the archive's bytes, the scaffold, the module's files,
+    pahole's content, the kernel): the same inputs again copy it instead of running make.
 
     Raises HarnessError if the scaffold holds headers (the build would not use the
     archive's alone).
     """
-    if not extracted.ok or extracted.path is None:
+    headers, archive = extracted.path, extracted.archive
+    if not extracted.ok or headers is None or archive is None:
         return extracted
     scaffold = kheaders.scaffold(kernel, cache_dir)
     if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
         raise HarnessError(f"scaffold {scaffold} holds headers {stray[:5]}: the build would "
                            "not use the archive's alone")
-    module = extracted.path.parent / MOD
-    log = extracted.path.parent / "build.log"
+    module = headers.parent / MOD
+    log = headers.parent / "build.log"
+    key = content_key({"archive": cacheentry.file_sha256(archive),
+                       "scaffold": scaffold.name,
+                       "source": source_digest(MODULES_DIR / MOD), "pahole": pahole.digest,
+                       "kernel": kernel.dir.name})
+    final = cache_dir / "modules" / f"{MOD}-kheaders-{key}"
     try:
-        kheaders.build(scaffold, extracted.path, MODULES_DIR / MOD, module, kernel, pahole, log)
+        built_in = cacheentry.kept_or_made(final, module, lambda: kheaders.build(
+            scaffold, headers, MODULES_DIR / MOD, module, kernel, pahole, log))
     except CommandError as exc:
         return Step(False, f"{exc}", module)
+    if built_in is not None:
+        log.write_text(f"kbtf: the build of {MOD} against this archive was kept in {final} "
+                       "and reused (same archive, scaffold, module files and pahole)\n")
     return Step(True, path=module)
