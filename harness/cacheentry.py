@@ -77,28 +77,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | None:
-    """Dir ``dst`` made by ``make()`` once and kept as cache entry ``final`` (whose name
-    holds the content key of everything ``make`` reads); when ``final`` exists, ``dst`` is
-    copied from it instead. Returns the dir the kept copy was made in (its files may name
-    that path), or None when it was made here. Raises what ``make`` raises: nothing is kept
-    then."""
-    made: list[Path] = []
-
-    def fill(tmp: Path) -> None:
-        make()
-        made.append(dst)
-        shutil.copytree(dst, tmp / "build", symlinks=True)
-        (tmp / "built-in").write_text(f"{dst}\n")
-
-    populate(final, (final / "build").is_dir, fill)
-    if made:
-        return None
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(final / "build", dst, symlinks=True)
-    return Path((final / "built-in").read_text().strip())
-
-
 def used_stamp(final: Path) -> Path:
     """The file whose mtime says when entry ``final`` was last used (./kbtf cache)."""
     return final.parent / f"{final.name}.used"

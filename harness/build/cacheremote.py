@@ -1,6 +1,7 @@
 """Cache entries shared between machines through an OCI registry (--cache-remote, or
-$KBTF_CACHE_REMOTE = oci://HOST[:PORT]/REPO): kernels, guest roots and unpacked kernel
-sources -- what a fresh runner would otherwise build, mmdebstrap or download. An entry is
+$KBTF_CACHE_REMOTE = oci://HOST[:PORT]/REPO): kernels, guest roots, unpacked kernel
+sources and kept module builds -- what a fresh runner would otherwise build, mmdebstrap or
+download. An entry is
 pushed as one zstd-compressed tar (a kernel's without its object files: a slim entry),
 tagged with its entry name (which holds its content key); before making an entry, it is
 pulled by that tag instead, its digest verified, and unpacked into the temp dir the entry
@@ -115,7 +116,7 @@ def tag_of(entry_name: str) -> str:
 
 
 def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None],
-             log_name: str, say: Progress, *, excludes: tuple[str, ...] = (),
+             log_name: str | None, say: Progress, *, excludes: tuple[str, ...] = (),
              adopt: Callable[[Path, dict[str, str]], None] | None = None,
              relocate: bool = False) -> bool:
     """cacheentry.populate with this run's remote, if any: the entry is pulled instead of
@@ -145,6 +146,29 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
         if size is not None:
             say(f"kbtf: pushed {final.name} to {remote.ref(tag)} ({size / 1e6:.0f} MB, zstd)")
     return bool(made)
+
+
+def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | None:
+    """Dir ``dst`` made by ``make()`` once and kept as cache entry ``final`` (whose name
+    holds the content key of everything ``make`` reads; shared through the run's remote
+    like any entry); when ``final`` exists or is pulled, ``dst`` is copied from it instead.
+    Returns the dir the kept copy was made in (its files may name that path, on this
+    machine or another), or None when it was made here. Raises what ``make`` raises:
+    nothing is kept then."""
+    made: list[Path] = []
+
+    def fill(tmp: Path) -> None:
+        make()
+        made.append(dst)
+        shutil.copytree(dst, tmp / "build", symlinks=True)
+        (tmp / "built-in").write_text(f"{dst}\n")
+
+    populate(final, (final / "build").is_dir, fill, None, log.info)
+    if made:
+        return None
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(final / "build", dst, symlinks=True)
+    return Path((final / "built-in").read_text().strip())
 
 
 def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:

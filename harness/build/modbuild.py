@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from harness import REPO, cacheentry, proc
+from harness import REPO, proc
 from harness.arches import Arch, Toolchain, make_argv
-from harness.build import buildlog
+from harness.build import buildlog, cacheremote
 from harness.build.buildroot import BuildRoot
 from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.plan.pahole import Pahole
@@ -139,7 +139,7 @@ def cached_build_module(kernel: BuildTarget, src: Path, outdir: Path, pahole: Pa
     final = cache_dir / "modules" / f"{src.name}-{btf_mode}-{key}"
     dst = outdir / btf_mode / src.name
     made: list[ModuleBuild] = []
-    built_in = cacheentry.kept_or_made(final, dst, lambda: made.append(
+    built_in = cacheremote.kept_or_made(final, dst, lambda: made.append(
         build_module(kernel, src, outdir, pahole, btf_mode, make_args)))
     if built_in is None:
         return made[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cacheentry
-from harness.build import kheaders
+from harness.build import cacheremote, kheaders
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import MODULES_DIR, content_key, source_digest
 from harness.errors import CommandError, HarnessError
@@ -69,7 +69,7 @@ def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir
                        "kernel": kernel.dir.name})
     final = cache_dir / "modules" / f"{MOD}-kheaders-{key}"
     try:
-        built_in = cacheentry.kept_or_made(final, module, lambda: kheaders.build(
+        built_in = cacheremote.kept_or_made(final, module, lambda: kheaders.build(
             scaffold, headers, MODULES_DIR / MOD, module, kernel, pahole, log))
     except CommandError as exc:
         return Step(False, f"{exc}", module)
