@@ -1,8 +1,8 @@
 """Two runners sharing a cache through an OCI registry (issue 23), on one machine: runner 1's
-cache (the default, warm) pushes its kernel entries, its guest roots of the default packages
-and its unpacked kernel sources to a local registry (Debian's docker-registry on 127.0.0.1,
-temporary storage), then runner 2 -- an empty cache -- runs the main job with
---cache-remote. Runner 2 sees its empty cache at runner 1's path (a bind
+cache (the default, warm) pushes its kernel entries, its guest roots of the default packages,
+its unpacked kernel sources and its kept module builds to a local registry (Debian's
+docker-registry on 127.0.0.1, temporary storage), then runner 2 -- an empty cache -- runs
+the main job with --cache-remote. Runner 2 sees its empty cache at runner 1's path (a bind
 mount in a private mount namespace), as CI runners of one image share their cache path: a
 kernel's key holds the provisioned pahole's content, which holds that path. Prints the
 pushed sizes, runner 2's time to its first test result and its total, and how many kernels
@@ -47,13 +47,15 @@ def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.
 
 def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:
     """What runner 1 pushes as it makes it: (entry, excludes) of every complete kernel, the
-    default guest root of each arch, every unpacked kernel source."""
+    default guest root of each arch, every unpacked kernel source, every kept module build."""
     kernels = [(e, cacheremote.SLIM_EXCLUDES) for e in sorted((cache / "kernels").iterdir())
                if e.is_dir() and not e.name.startswith(".") and kbuild.is_complete(e)]
     roots = [(guestroot.ensure_root(a, cache).parent, ()) for a in ARCHES.values()]
     sources = [(e, ()) for e in sorted((cache / "src").glob("*/"))
                if (e / ".complete").exists()]
-    return [*kernels, *roots, *sources]
+    modules = [(e, ()) for e in sorted((cache / "modules").glob("[!.]*/"))
+               if (e / "build").is_dir()]
+    return [*kernels, *roots, *sources, *modules]
 
 
 def push_all(remote: cacheremote.Remote, cache: Path) -> list[dict[str, object]]:
