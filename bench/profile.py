@@ -12,6 +12,7 @@ markdown table (seconds, count) for bench/RESULTS.md, and the junit.xml wall tim
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections import defaultdict
 from datetime import datetime
@@ -31,8 +32,18 @@ _KERNEL_ARCH = {a.kernel_arch: a.name for a in ARCHES.values()}
 
 
 def kind_of(command: str) -> str:
-    """The kind a guest command is counted under: its program (bpftrace, insmod, ...)."""
-    words = command.split()
+    """The kind a guest command is counted under: its program (bpftrace, insmod, ...); of
+    a list of commands, the last one's (an insert's removals ride along with its insmod)."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";")
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes: the words as they are
+        tokens = command.split()
+    lists: list[list[str]] = [[]]
+    for token in tokens:  # ";" outside quotes is a token of its own
+        lists.append([]) if token == ";" else lists[-1].append(token)
+    words = next((w for w in reversed(lists) if w), [])
     return words[0].rsplit("/", 1)[-1] if words else "(empty)"
 
 
