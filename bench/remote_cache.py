@@ -54,7 +54,7 @@ def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:
     sources = [(e, ()) for e in sorted((cache / "src").glob("*/"))
                if (e / ".complete").exists()]
     modules = [(e, ()) for e in sorted((cache / "modules").glob("[!.]*/"))
-               if (e / "build").is_dir()]
+               if (e / "built-in").is_file()]
     return [*kernels, *roots, *sources, *modules]
 
 

@@ -109,4 +109,4 @@ def test_a_failed_build_is_not_kept(setup: tuple[Kernel, Path, Pahole], tmp_path
             modbuild.cached_build_module(kernel, src, tmp_path / "r", pahole, "default", (),
                                          tmp_path / "cache")
     assert len(calls) == 2
-    assert not any((tmp_path / "cache" / "modules").glob("[!.]*/build"))
+    assert not any((tmp_path / "cache" / "modules").glob("[!.]*/built-in"))

@@ -163,7 +163,7 @@ def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | Non
         shutil.copytree(dst, tmp / "build", symlinks=True)
         (tmp / "built-in").write_text(f"{dst}\n")
 
-    populate(final, (final / "build").is_dir, fill, None, log.info)
+    populate(final, (final / "built-in").is_file, fill, None, log.info)
     if made:
         return None
     shutil.rmtree(dst, ignore_errors=True)

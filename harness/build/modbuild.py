@@ -108,7 +108,7 @@ def build_module(
                        SKIPPED_BTF in log.read_text(errors="replace"))
 
 
-MODULE_CACHE_VERSION = 1  # bump when what a cached module build holds changes
+MODULE_CACHE_VERSION = 2  # bump when what a kept build holds changes (2: its built-in record)
 
 
 def source_digest(src: Path) -> str:
