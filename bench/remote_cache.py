@@ -1,6 +1,6 @@
 """Two runners sharing a cache through an OCI registry (issue 23), on one machine: runner 1's
-cache (the default, warm) pushes its kernel entries, its guest roots of the default packages,
-its unpacked kernel sources and its kept module builds to a local registry (Debian's
+cache (the default, warm; its latest run the main job) pushes the kernels, guest roots,
+kernel sources and kept module builds that run used to a local registry (Debian's
 docker-registry on 127.0.0.1, temporary storage), then runner 2 -- an empty cache -- runs
 the main job with --cache-remote. Runner 2 sees its empty cache at runner 1's path (a bind
 mount in a private mount namespace), as CI runners of one image share their cache path: a
@@ -23,12 +23,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from harness import REPO
-from harness.arches import ARCHES
+from harness import REPO, cacheentry
 from harness.build import cacheremote, kbuild
-from harness.guest import guestroot
 
 
 def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.Remote]:
@@ -46,16 +46,20 @@ def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.
 
 
 def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:
-    """What runner 1 pushes as it makes it: (entry, excludes) of every complete kernel, the
-    default guest root of each arch, every unpacked kernel source, every kept module build."""
-    kernels = [(e, cacheremote.SLIM_EXCLUDES) for e in sorted((cache / "kernels").iterdir())
-               if e.is_dir() and not e.name.startswith(".") and kbuild.is_complete(e)]
-    roots = [(guestroot.ensure_root(a, cache).parent, ()) for a in ARCHES.values()]
-    sources = [(e, ()) for e in sorted((cache / "src").glob("*/"))
-               if (e / ".complete").exists()]
-    modules = [(e, ()) for e in sorted((cache / "modules").glob("[!.]*/"))
-               if (e / "built-in").is_file()]
-    return [*kernels, *roots, *sources, *modules]
+    """What runner 1 pushed as it made it: (entry, excludes) of every kernel, guest root,
+    kernel source and kept module build the latest run (results/latest: run the main job
+    on runner 1 first) used; the rest of a long-lived cache (other jobs' kernels, older
+    keys) is not the main job's."""
+    started = (REPO / "results" / "latest").resolve().name[:15]  # its run dir: YYYYmmdd-HHMMSS
+    since = datetime.strptime(started, "%Y%m%d-%H%M%S").timestamp() - 60
+    complete: dict[str, Callable[[Path], bool]] = {
+        "kernels": kbuild.is_complete, "roots": lambda e: (e / "tree").is_dir(),
+        "src": lambda e: (e / ".complete").exists(),
+        "modules": lambda e: (e / "built-in").is_file()}
+    return [(e, cacheremote.SLIM_EXCLUDES if kind == "kernels" else ())
+            for kind, done in complete.items() for e in sorted((cache / kind).glob("[!.]*/"))
+            if done(e) and cacheentry.used_stamp(e).is_file()
+            and cacheentry.used_stamp(e).stat().st_mtime >= since]
 
 
 def push_all(remote: cacheremote.Remote, cache: Path) -> list[dict[str, object]]:
