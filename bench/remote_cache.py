@@ -84,8 +84,9 @@ def run_runner2(remote: cacheremote.Remote, cache2: Path, args: list[str]) -> di
     start = time.monotonic()
     ready = first = None
     text = ""
-    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-                          ) as child:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # else pytest's marks come at its end
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env) as child:
         assert child.stdout is not None
         while chunk := os.read(child.stdout.fileno(), 65536):  # xdist's marks end no line
             text += chunk.decode(errors="replace")
