@@ -97,7 +97,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 
 class OutcomeRecorder:
-    """Gives each test's outcome label to the run (the controller, or the only process)."""
+    """The run's outcomes, in the controller (or the only process): each test's label, the
+    run's results written at the end (RunContext.finish), and where they are."""
 
     def __init__(self, run: RunContext) -> None:
         self.run = run
@@ -105,6 +106,14 @@ class OutcomeRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
             self.run.record(report.nodeid, outcome_label(report))
+
+    def pytest_sessionfinish(self) -> None:
+        self.run.finish()
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        terminalreporter.write_line(
+            f"kbtf: results in {self.run.run_dir} (summary.md, junit.xml, kbtf-*.log, "
+            "<point>/kernel-build.log, <point>/guests/*.console.log, <point>/modules/*/build.log)")
 
 
 # Product failures of fixtures already reported, per process: (type, message) -> its test.

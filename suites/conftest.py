@@ -65,6 +65,11 @@ def needed_kernels(items: list[pytest.Item]) -> set[tuple[str, str]]:
             (p["vmtest_job"].id, "vmtest") for p, _ in params if "vmtest_job" in p}
 
 
+def _host_arch(item: pytest.Item) -> bool:
+    point = getattr(getattr(item, "callspec", None), "params", {}).get("point")
+    return point is not None and point.kernel.arch.is_host()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect tests of an axis with no value in this run (not empty-parameter skips); a
@@ -77,7 +82,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         items[:] = [i for i in items if i not in drop]
         config.hook.pytest_deselected(items=drop)
-    items.sort(key=lambda i: i.get_closest_marker("lifetime") is not None)  # stable: last
+    # Stable: lifetime tests last; points of a foreign arch (always TCG, the long poles)
+    # first, so that xdist starts their groups first and no worker waits on one at the end.
+    items.sort(key=lambda i: (i.get_closest_marker("lifetime") is not None, _host_arch(i)))
     if run.worker is not None:
         run.write_needs(needed_kernels(items))
 
@@ -185,15 +192,3 @@ def facts(pytestconfig: pytest.Config, point: MatrixPoint) -> Iterator[dict[str,
     record = point.facts()
     yield record
     ctx(pytestconfig).write_facts(point.id, record)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if RUN in session.config.stash and ctx(session.config).worker is None:
-        ctx(session.config).finish()
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    if RUN in config.stash and ctx(config).worker is None:
-        terminalreporter.write_line(
-            f"kbtf: results in {ctx(config).run_dir} (summary.md, junit.xml, kbtf-*.log, "
-            "<point>/kernel-build.log, <point>/guests/*.console.log, <point>/modules/*/build.log)")
