@@ -206,3 +206,14 @@ def test_wrong_credentials_are_a_warning_and_right_ones_work(
     _docker_config(tmp_path / "right", remote.host, "right")
     assert cacheremote.push(remote, entry.name, entry) is not None
     assert cacheremote.pull(remote, entry.name, dest)
+
+
+def test_an_entry_not_pushed_yet_is_no_warning(registry: tuple[cacheremote.Remote, Path],
+                                               tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The first runner finds nothing for each entry it makes: that is logged, not warned."""
+    remote, _ = registry
+    with caplog.at_level(logging.INFO):
+        assert cacheremote.pull(remote, "not-pushed-yet", tmp_path) is None
+    assert "is not in the registry" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

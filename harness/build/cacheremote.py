@@ -85,6 +85,9 @@ def _registry(remote: Remote):  # type: ignore[no-untyped-def]
     import oras.provider  # imported here: most runs have no remote
     import requests
 
+    # oras logs a tag not pushed yet as an ERROR of its own; kbtf says what it does about it.
+    logging.getLogger("oras").setLevel(logging.CRITICAL)
+
     scheme = "http" if remote.insecure else "https"
     try:
         ping = requests.get(f"{scheme}://{remote.host}/v2/", timeout=PING_TIMEOUT)
@@ -173,9 +176,9 @@ def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | Non
 
 def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
     """Unpack the entry tagged ``tag`` into the empty dir ``dest``: where the entry was made
-    (its ORIGIN record, taken out of ``dest``); None (with a warning, ``dest`` left for the
-    caller to discard) when the registry lacks it, cannot be reached, refuses us, or serves
-    a blob whose digest is not its manifest's."""
+    (its ORIGIN record, taken out of ``dest``); None, ``dest`` left for the caller to
+    discard, when the registry lacks it (logged) or, with a warning, cannot be reached,
+    refuses us, or serves a blob whose digest is not its manifest's."""
     blob = dest.parent / f"{dest.name}.pull.tar.zst"
     try:
         registry = _registry(remote)
@@ -193,6 +196,9 @@ def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
         (dest / ORIGIN).unlink()
         return origin
     except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
+        if isinstance(exc, ValueError) and "Not Found" in str(exc):  # not pushed yet
+            log.info("kbtf: %s is not in the registry: made here", remote.ref(tag))
+            return None
         log.warning("kbtf: cache remote %s: %s: %s%s", remote.ref(tag), type(exc).__name__,
                     str(exc).splitlines()[0][:200] if str(exc) else "", _hint(remote, exc))
         return None
