@@ -1,6 +1,7 @@
 """Benchmark: where a run's wall time goes, per arch and phase, from its own results.
 
 Usage: ./kbtf python -m bench.profile [RESULTS_DIR]   (default: results/latest)
+       ./kbtf python -m bench.profile BEFORE_DIR AFTER_DIR   (the two side by side, with ratios)
 
 Reads the workers' logs (kbtf-gw*.log): each line is an event of that worker and the time
 since its previous line is charged to it: a guest command to its kind (bpftrace, insmod,
@@ -107,15 +108,46 @@ def table(spent: dict[tuple[str, str], list[float]]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    run = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/latest")
+def run_profile(run: Path) -> dict[tuple[str, str], list[float]]:
+    """(arch, kind) -> durations over every worker log of results dir ``run``."""
     spent: dict[tuple[str, str], list[float]] = defaultdict(list)
     for log in sorted(run.glob("kbtf-gw*.log")) or [run / "kbtf-main.log"]:
         for key, durations in profile(log.read_text(errors="replace")).items():
             spent[key] += durations
-    print(f"run {run.resolve().name}: junit time {junit_wall(run)} s; worker time charged "
-          f"{sum(sum(d) for d in spent.values()):.0f} s\n")
-    print(table(spent))
+    return spent
+
+
+def comparison(before: dict[tuple[str, str], list[float]],
+               after: dict[tuple[str, str], list[float]]) -> str:
+    """Markdown table of both runs' seconds per (arch, phase) and after/before, biggest
+    first (by the later run), and the totals."""
+    keys = sorted(set(before) | set(after), key=lambda k: -sum(after.get(k, [])))
+    out = ["| arch | phase | before s (count) | after s (count) | after/before |",
+           "| --- | --- | --- | --- | --- |"]
+    for arch, kind in keys:
+        b, a = before.get((arch, kind), []), after.get((arch, kind), [])
+        if max(sum(b), sum(a)) < 0.5:
+            continue
+        ratio = f"{sum(a) / sum(b):.2f}" if sum(b) else "-"
+        out.append(f"| {arch} | {kind} | {sum(b):.1f} ({len(b)}) | {sum(a):.1f} ({len(a)}) "
+                   f"| {ratio} |")
+    total_b, total_a = (sum(sum(d) for d in x.values()) for x in (before, after))
+    out.append(f"| all | worker time | {total_b:.0f} | {total_a:.0f} | "
+               f"{total_a / total_b if total_b else 0:.2f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    runs = [Path(a) for a in sys.argv[1:3]] or [Path("results/latest")]
+    for run in runs:
+        spent = run_profile(run)
+        print(f"run {run.resolve().name}: junit time {junit_wall(run)} s; worker time charged "
+              f"{sum(sum(d) for d in spent.values()):.0f} s")
+    print()
+    if len(runs) == 2:
+        print(comparison(run_profile(runs[0]), run_profile(runs[1])))
+    else:
+        print(table(run_profile(runs[0])))
 
 
 if __name__ == "__main__":
