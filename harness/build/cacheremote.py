@@ -151,23 +151,19 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
     return bool(made)
 
 
-def kept_or_made(final: Path, dst: Path, make: Callable[[], None]) -> Path | None:
+def kept_or_made(final: Path, dst: Path, make: Callable[[], object]) -> Path | None:
     """Dir ``dst`` made by ``make()`` once and kept as cache entry ``final`` (whose name
     holds the content key of everything ``make`` reads; shared through the run's remote
     like any entry); when ``final`` exists or is pulled, ``dst`` is copied from it instead.
     Returns the dir the kept copy was made in (its files may name that path, on this
     machine or another), or None when it was made here. Raises what ``make`` raises:
     nothing is kept then."""
-    made: list[Path] = []
-
     def fill(tmp: Path) -> None:
         make()
-        made.append(dst)
         shutil.copytree(dst, tmp / "build", symlinks=True)
         (tmp / "built-in").write_text(f"{dst}\n")
 
-    populate(final, (final / "built-in").is_file, fill, None, log.info)
-    if made:
+    if populate(final, (final / "built-in").is_file, fill, None, log.info):
         return None
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(final / "build", dst, symlinks=True)

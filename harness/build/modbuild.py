@@ -138,16 +138,14 @@ def cached_build_module(kernel: BuildTarget, src: Path, outdir: Path, pahole: Pa
                        "make_args": list(make_args)})
     final = cache_dir / "modules" / f"{src.name}-{btf_mode}-{key}"
     dst = outdir / btf_mode / src.name
-    made: list[ModuleBuild] = []
-    built_in = cacheremote.kept_or_made(final, dst, lambda: made.append(
-        build_module(kernel, src, outdir, pahole, btf_mode, make_args)))
-    if built_in is None:
-        return made[0]
+    built_in = cacheremote.kept_or_made(final, dst, lambda: build_module(
+        kernel, src, outdir, pahole, btf_mode, make_args))
     log = dst / "build.log"
     text = log.read_text(errors="replace")
-    with log.open("a") as f:
-        f.write(f"kbtf: this build was kept in {final} and reused (same kernel, module "
-                "files, pahole, BTF mode and make arguments)\n")
+    if built_in is not None:
+        with log.open("a") as f:
+            f.write(f"kbtf: this build was kept in {final} and reused (same kernel, module "
+                    "files, pahole, BTF mode and make arguments)\n")
     return ModuleBuild(src.name, btf_mode, built_modules(dst, built_in), log,
                        SKIPPED_BTF in text)
 

@@ -31,8 +31,9 @@ def with_trigger(guest: GuestSession, program: str, trigger: str) -> CommandResu
 
 def version(guest: GuestSession) -> str:
     """The guest's bpftrace and its version: on a kbtf root, the Debian package's, from the
-    root's dpkg database on the host (a `bpftrace --version` costs 2-3 s under TCG: its LLVM
-    libraries load); elsewhere (vng: the host's PATH) what `bpftrace --version` prints."""
+    root's Debian changelog on the host (guestroot.package_version; a `bpftrace --version`
+    costs 2-3 s under TCG: its LLVM libraries load); elsewhere (vng: the host's PATH) what
+    `bpftrace --version` prints."""
     if guest.spec.root is not None and (found := guestroot.package_version(
             guest.spec.root, "bpftrace")):
         return f"bpftrace {found} (Debian package in the guest root)"
