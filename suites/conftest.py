@@ -111,7 +111,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run, names = ctx(metafunc.config), metafunc.fixturenames
     workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
     if "point" in names:  # an xdist group per kernel (and part): one worker, one guest boot
-        modes, own = "btf_mode" in names, getattr(metafunc.module, "PART", "")
+        modes, marked = "btf_mode" in names, metafunc.definition.get_closest_marker("part")
+        own = marked.args[0] if marked else ""
         parts = (POINT_PARTS if metafunc.definition.get_closest_marker("lifetime")
                  and workers > 1 else (own,))
         params = [pytest.param(*((p, m) if modes else (p,)), id="-".join(filter(None, (

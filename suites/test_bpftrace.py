@@ -9,14 +9,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.btf.bpftrace import map_value, missing_btf_error, printed_values
+from harness.btf.bpftrace import (
+    HELLO,
+    HELLO_KFUNC,
+    HELLO_KPROBE,
+    HELLO_VALUES,
+    map_value,
+    missing_btf_error,
+    printed_values,
+)
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import MODULES_DIR, ModuleBuild, without_btf
 from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun
 
-PART = "probes"  # an xdist group of its own beside the module tests (context.POINT_PARTS)
 SABOTAGE_FAULTS = {"warn-on-load": "warn", "oops-on-load": "oops", "hang-on-load": "hang",
                    "warn-at-poweroff": "poweroff"}
 
@@ -46,35 +53,28 @@ def _bpftrace(guest: GuestSession, program: str, trigger: str) -> tuple[int, str
     return res.rc, res.stdout + res.stderr
 
 
-KPROBE = "kprobe:kbtf_hello_poke { @calls = count(); }"
-KFUNC = 'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }'
-# The calls made from userspace: kbtf_hello_poke(value) for each value written.
-VALUES = (42, 7, -1, 65536, 3)
-TRIGGER = "; ".join(f"echo {v} > /proc/kbtf_hello" for v in VALUES)
-
-
-def _probes(guest: GuestSession, *programs: str) -> tuple[int, str]:
-    """(rc, output) of ``programs`` run while TRIGGER runs: both probes in one bpftrace run
-    (once per boot: a start costs 3-21 s under TCG); a single program when that run failed,
-    so each test is decided by its own probe."""
-    both = guest.once_per_boot("bpftrace-both", lambda: _bpftrace(guest, f"{KPROBE} {KFUNC}",
-                                                                  TRIGGER))
-    return both if both[0] == 0 else _bpftrace(guest, " ".join(programs), TRIGGER)
+def _probes(guest: GuestSession, hello: ModuleBuild, program: str) -> tuple[int, str]:
+    """(rc, output) of kbtf_hello's exercise (HELLO: its probes while its trigger runs):
+    the bpftrace run the loaded build's tests share, module_btf's too (a start costs 7-13 s
+    under TCG); ``program`` alone with the trigger when that run failed, so each test is
+    decided by its own probe."""
+    both = bpftracerun.shared_run(guest, hello)
+    return both if both[0] == 0 else _bpftrace(guest, program, HELLO.trigger)
 
 
 def test_kprobe_counts_exactly_the_userspace_calls(guest: GuestSession,
                                                    hello_loaded: ModuleBuild) -> None:
-    rc, out = _probes(guest, KPROBE)
+    rc, out = _probes(guest, hello_loaded, HELLO_KPROBE)
     assert rc == 0, f"bpftrace kprobe failed ({rc}): {out.strip()}"
-    assert map_value(out, "@calls") == len(VALUES), (
-        f"want @calls: {len(VALUES)}, bpftrace printed: {out.strip()}")
+    assert map_value(out, "@calls") == len(HELLO_VALUES), (
+        f"want @calls: {len(HELLO_VALUES)}, bpftrace printed: {out.strip()}")
 
 
 def test_fentry_reads_typed_args_from_module_btf(guest: GuestSession, kernel: KernelBuild,
                                                  hello_loaded: ModuleBuild,
                                                  facts: dict[str, object]) -> None:
     facts["bpftrace"] = bpftracerun.version(guest)
-    rc, out = _probes(guest, KFUNC)
+    rc, out = _probes(guest, hello_loaded, HELLO_KFUNC)
     assert rc == 0, f"bpftrace kfunc failed ({rc}): {out.strip()}"
     values = printed_values(out, "value")
     hint = ""
@@ -82,8 +82,8 @@ def test_fentry_reads_typed_args_from_module_btf(guest: GuestSession, kernel: Ke
         hint = (f" ({facts['bpftrace']} on big-endian {kernel.arch.name} reads fentry "
                 "arguments as 0: bpftrace's big-endian argument decoding bug, fixed upstream "
                 "in 'Fixes for s390 big endian systems', bpftrace PR #5272)")
-    assert values == list(VALUES), (f"kfunc args->value read as {values}, the calls were "
-                                    f"{list(VALUES)}: {out.strip()}{hint}")
+    assert values == list(HELLO_VALUES), (f"kfunc args->value read as {values}, the calls "
+                                          f"were {list(HELLO_VALUES)}: {out.strip()}{hint}")
 
 
 @pytest.fixture
@@ -97,11 +97,11 @@ def hello_without_btf(guest: GuestSession, hello_loaded: ModuleBuild, kernel: Ke
         modload.swap(guest, "kbtf_hello", hello_loaded)
 
 
+@pytest.mark.part("other-btf")
 def test_fentry_fails_without_module_btf(guest: GuestSession,
                                          hello_without_btf: ModuleBuild) -> None:
     assert not guest.run("test", "-e", "/sys/kernel/btf/kbtf_hello").ok
-    program = 'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }'
-    rc, out = _bpftrace(guest, program, "echo 42 > /proc/kbtf_hello")
+    rc, out = _bpftrace(guest, HELLO_KFUNC, "echo 42 > /proc/kbtf_hello")
     assert rc != 0, f"bpftrace kfunc attached to a module without BTF: {out.strip()}"
     assert printed_values(out, "value") == []
     assert missing_btf_error(out, "kbtf_hello_poke"), (

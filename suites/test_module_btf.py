@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from harness.btf.elfbtf import elf_facts, module_btf, module_functions, vmlinux_
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import ModuleBuild
 from harness.errors import ProductFailure
-from harness.guest import modload
+from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec, load_order, module_name
@@ -94,17 +93,13 @@ def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild, kernel: Ke
 
 @pytest.fixture
 def module_loaded(guest: GuestSession, module_build: ModuleBuild, module_spec: ModuleSpec
-                  ) -> Iterator[list[str]]:
-    """The build's modules inserted into guest A in dependency order; removed again after
-    the test. Yields their names. A refused insmod fails the test (ModuleLoadFailure),
-    except where the module needs hardware or a module this kernel lacks: a skip naming
-    why (harness/guest/modload.py)."""
-    loaded: list[str] = []
-    try:
-        modload.insert(guest, module_build, module_spec.params, loaded)
-        yield loaded
-    finally:
-        modload.remove(guest, loaded)
+                  ) -> list[str]:
+    """The build's modules in guest A, in dependency order (inserted once per boot and
+    build: they stay loaded until another build of the same names, or test_rmmod). Their
+    names. A refused insmod fails the test (ModuleLoadFailure), except where the module
+    needs hardware or a module this kernel lacks: a skip naming why
+    (harness/guest/modload.py)."""
+    return modload.ensure_loaded(guest, module_build, module_spec.params)
 
 
 def test_module_loads(guest: GuestSession, module_loaded: list[str]) -> None:
@@ -145,56 +140,42 @@ def _ordered(build: ModuleBuild) -> tuple[list[Path], list[str]]:
 
 
 @pytest.fixture
-def traceable(guest: GuestSession, module_loaded: list[str]) -> tuple[str, str]:
+def traceable(guest: GuestSession, module_build: ModuleBuild, module_loaded: list[str]
+              ) -> tuple[str, str]:
     """(module, function): the first function, by name, of the first module whose BTF names
     functions ftrace can attach to (available_filter_functions). A module without such a
     function fails the test (the module's BTF is what is missing), not the harness."""
-    guest.run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing")
-    listed = guest.run(bpftrace.MODULE_FILTER_FUNCTIONS)
-    if listed.rc > 1:
-        raise ProductFailure(f"the kernel has no readable available_filter_functions (is "
-                             f"DYNAMIC_FTRACE on?): {listed.stderr.strip()}", log=guest.console_log)
-    for name in module_loaded:
-        attachable = bpftrace.traceable(listed.stdout, name)
-        dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
-        with_btf = ({t["name"] for t in json.loads(dump.stdout)["types"] if t["kind"] == "FUNC"}
-                    if dump.ok else set())
-        if funcs := sorted(with_btf & attachable):
-            return name, funcs[0]
-    raise ProductFailure(f"no function of {', '.join(module_loaded)} has BTF in "
-                         "/sys/kernel/btf/<module> and is traceable (available_filter_functions)",
-                         log=guest.console_log)
+    found = bpftracerun.traceable_function(guest, module_build)
+    if found is None:
+        raise ProductFailure(f"no function of {', '.join(module_loaded)} has BTF in "
+                             "/sys/kernel/btf/<module> and is traceable "
+                             "(available_filter_functions)", log=guest.console_log)
+    return found
 
 
-def _attach(guest: GuestSession, *probes: str) -> tuple[int, str]:
-    """Run a bpftrace program that attaches ``probes`` and exits after a second."""
-    res = guest.run("bpftrace", "-e", bpftrace.attach_program(*probes), timeout=300)
+def _attaches(guest: GuestSession, build: ModuleBuild, probe: str) -> tuple[int, str]:
+    """Whether ``probe`` attaches to ``build``'s loaded module: decided by the bpftrace run
+    the build's tests share (bpftracerun.shared_run); only if that run fails is ``probe``
+    tried alone, so each test is decided by its own."""
+    rc, out = bpftracerun.shared_run(guest, build)
+    if rc == 0:
+        return rc, out
+    res = guest.run("bpftrace", "-e", bpftrace.attach_program(probe),
+                    timeout=bpftracerun.BPFTRACE_TIMEOUT)
     return res.rc, (res.stdout + res.stderr).strip()
-
-
-def _attaches(guest: GuestSession, build: ModuleBuild, traceable: tuple[str, str],
-              probe: str) -> tuple[int, str]:
-    """Whether ``probe`` attaches to ``build``'s loaded module: its kprobe and kfunc are
-    tried in one bpftrace run (once per boot and build; a start costs 3-21 s under TCG);
-    only if that run fails is ``probe`` tried alone, so each test is decided by its own."""
-    mod, func = traceable
-    both = (f"kprobe:{func}", f"kfunc:{mod}:{func}")
-    key = f"attach:{','.join(map(str, build.kos))}:{func}"
-    rc, out = guest.once_per_boot(key, lambda: _attach(guest, *both))
-    return (rc, out) if rc == 0 else _attach(guest, probe)
 
 
 def test_bpftrace_kprobe_attaches(guest: GuestSession, module_build: ModuleBuild,
                                   traceable: tuple[str, str]) -> None:
     _, func = traceable
-    rc, out = _attaches(guest, module_build, traceable, f"kprobe:{func}")
+    rc, out = _attaches(guest, module_build, f"kprobe:{func}")
     assert rc == 0, f"bpftrace kprobe:{func} failed ({rc}): {out}"
 
 
 def test_bpftrace_kfunc_attaches(guest: GuestSession, module_build: ModuleBuild,
                                  traceable: tuple[str, str]) -> None:
     mod, func = traceable
-    rc, out = _attaches(guest, module_build, traceable, f"kfunc:{mod}:{func}")
+    rc, out = _attaches(guest, module_build, f"kfunc:{mod}:{func}")
     assert rc == 0, (f"bpftrace {shlex.quote(f'kfunc:{mod}:{func}')} failed ({rc}): {out}")
 
 

@@ -40,8 +40,7 @@ BTF_MISMATCH = re.compile(r"Kernel module BTF mismatch detected[^\n]*|BPF: *\[\d
 # libbpf refusing a BTF blob as invalid (bpftool prints libbpf's own words): the one way a
 # kept stale BTF may be unreadable and still be the kernel finding, not a failure.
 LIBBPF_REJECTION = re.compile(r"^libbpf: btf: .*$", re.MULTILINE | re.IGNORECASE)
-pytestmark = pytest.mark.relocation
-PART = "probes"  # an xdist group of its own beside the module tests (context.POINT_PARTS)
+pytestmark = [pytest.mark.relocation, pytest.mark.part("other-btf")]  # context.POINT_PARTS
 TYPES = MODULES_DIR / MOD
 
 

@@ -73,3 +73,17 @@ def test_the_module_lines_filter_keeps_all_that_traceable_reads() -> None:
                           text=True).stdout
     assert traceable(kept, "kbtf_hello") == traceable(listing, "kbtf_hello") == {
         "kbtf_hello_poke", "kbtf_hello_write"}
+
+
+def test_a_builds_tests_share_one_program() -> None:
+    from harness.btf.bpftrace import EXERCISES, HELLO, HELLO_KFUNC, shared_program
+
+    attach = ("kprobe:kbtf_hello_open", "kfunc:kbtf_hello:kbtf_hello_open")
+    both = shared_program(attach, EXERCISES["kbtf_hello"])
+    assert both == ("kprobe:kbtf_hello_open { @hits0 = count(); } kfunc:kbtf_hello:"
+                    "kbtf_hello_open { @hits1 = count(); } kprobe:kbtf_hello_poke { @calls = "
+                    'count(); } ' + HELLO_KFUNC)
+    assert "interval" not in both  # the trigger ends it (bpftrace -c)
+    assert shared_program((), HELLO) == " ".join(HELLO.probes)
+    assert shared_program(attach, None) == attach_program(*attach)
+    assert HELLO.trigger.count("> /proc/kbtf_hello") == 5

@@ -6,6 +6,7 @@ booted with module.sig_enforce=1 and with lockdown=integrity."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,12 @@ class FakeGuest:
 
     def __init__(self, insmod_error: str, facts: dict[str, str], dmesg: str = "") -> None:
         self.insmod_error, self.facts, self.dmesg = insmod_error, facts, dmesg
+        self.memo: dict[str, object] = {}
+
+    def once_per_boot(self, key: str, make: Callable[[], object]) -> object:
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
 
     def path(self, host: Path) -> str:
         return str(host)
@@ -145,3 +152,33 @@ def test_an_insert_is_one_guest_command(tmp_path: Path) -> None:
     guest.run = run  # type: ignore[method-assign]
     modload.insert(guest, build(tmp_path), (), [])  # type: ignore[arg-type]
     assert commands == ["rmmod kbtf_types_distilled 2>/dev/null; dmesg -C; insmod"]
+
+
+def test_a_build_stays_loaded_until_something_replaces_it(tmp_path: Path) -> None:
+    """ensure_loaded inserts a build once per boot: again only when kbtf inserted another
+    build (or parameters) under its names, or the module is gone from /proc/modules."""
+    b = build(tmp_path)
+    copy = tmp_path / "split" / b.kos[0].name
+    copy.parent.mkdir()
+    copy.write_bytes(b.kos[0].read_bytes())
+    other = ModuleBuild("kbtf_types", "split", (copy,), tmp_path / "build.log", False)
+    guest = KernelModulesGuest(set())
+    listed = {"ok": True}
+    real = guest.run
+
+    def run(command: str, *args: str, timeout: float = 120) -> CommandResult:
+        if command.startswith("grep -q"):
+            return CommandResult(command, 0 if listed["ok"] else 1, "", "")
+        return real(command, *args, timeout=timeout)
+
+    guest.run = run  # type: ignore[method-assign]
+    for _ in range(3):
+        assert modload.ensure_loaded(guest, b) == ["kbtf_types_distilled"]  # type: ignore[arg-type]
+    assert len(guest.inserted) == 1
+    modload.ensure_loaded(guest, b, ("x=1",))  # type: ignore[arg-type]
+    modload.ensure_loaded(guest, other)  # type: ignore[arg-type]
+    modload.ensure_loaded(guest, other)  # type: ignore[arg-type]
+    assert len(guest.inserted) == 3
+    listed["ok"] = False  # removed behind kbtf's back (test_rmmod)
+    modload.ensure_loaded(guest, other)  # type: ignore[arg-type]
+    assert len(guest.inserted) == 4

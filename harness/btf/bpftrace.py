@@ -1,9 +1,31 @@
-"""Reading bpftrace's output (pure): map values and printed values, parsed exactly; did a
-kfunc probe fail for want of BTF?"""
+"""bpftrace programs and their output (pure): map values and printed values, parsed
+exactly; did a kfunc probe fail for want of BTF? What kbtf's own modules do when poked
+(their exercise), and the one program a loaded module build's probes share."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What a kbtf module does when userspace pokes it: the probes that see each call and
+    the shell command that makes the calls."""
+
+    probes: tuple[str, ...]
+    trigger: str
+
+
+HELLO_KPROBE = "kprobe:kbtf_hello_poke { @calls = count(); }"
+HELLO_KFUNC = 'kfunc:kbtf_hello:kbtf_hello_poke { printf("value=%d\\n", args->value); }'
+# modules/kbtf_hello: writing N to /proc/kbtf_hello calls kbtf_hello_poke(N) once.
+HELLO_VALUES = (42, 7, -1, 65536, 3)
+HELLO = Exercise((HELLO_KPROBE, HELLO_KFUNC),
+                 "; ".join(f"echo {v} > /proc/kbtf_hello" for v in HELLO_VALUES))
+# kbtf's own modules with an exercise, by module name.
+EXERCISES: Mapping[str, Exercise] = {"kbtf_hello": HELLO}
 
 
 def missing_btf_error(output: str, func: str) -> str | None:
@@ -39,8 +61,21 @@ def attach_program(*probes: str) -> str:
     """A bpftrace program that attaches ``probes``, counts their hits and exits 100 ms
     after (an interval probe, attached after them: BEGIN would run before any attach): it
     exits 0 exactly when every probe attached. A second's wait was 1 s of every start."""
-    counted = " ".join(f"{p} {{ @hits{n} = count(); }}" for n, p in enumerate(probes))
-    return f"{counted} interval:ms:100 {{ exit(); }}"
+    return f"{_counted(probes)} interval:ms:100 {{ exit(); }}"
+
+
+def _counted(probes: tuple[str, ...]) -> str:
+    return " ".join(f"{p} {{ @hits{n} = count(); }}" for n, p in enumerate(probes))
+
+
+def shared_program(attach: tuple[str, ...], exercise: Exercise | None) -> str:
+    """One program for every probe the tests of a loaded module build ask about: the
+    ``attach`` probes counted (as attach_program()), and the module's exercise probes; it
+    exits with the exercise's trigger (bpftrace -c), or 100 ms after attaching without one.
+    A bpftrace start costs 7-13 s under TCG, so a build's tests share one."""
+    if exercise is None:
+        return attach_program(*attach)
+    return " ".join(filter(None, (_counted(attach), *exercise.probes)))
 
 
 # A guest command listing the module lines of available_filter_functions (those ending in

@@ -160,10 +160,11 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     return json.dumps(units, indent=2) + "\n"
 
 
-# The parts of a point's tests (a suite's PART; "" is every suite without one) that xdist
-# may run on different workers (RunContext.point_group); each part's guests are checked
-# for a clean shutdown by a lifetime test of that part.
-POINT_PARTS = ("", "probes")
+# The parts of a point's tests (a test's part marker; "" is every test without one) that
+# xdist may run on different workers (RunContext.point_group); each part's guests are
+# checked for a clean shutdown by a lifetime test of that part. "other-btf": modules whose
+# BTF is stripped or was made for another kernel (guest A plus the relocation kernels').
+POINT_PARTS = ("", "other-btf")
 
 
 @dataclass
@@ -261,7 +262,7 @@ class RunContext:
 
     @staticmethod
     def point_group(point: MatrixPoint, part: str, workers: int) -> str:
-        """The xdist group of ``point``'s tests of ``part`` (a suite's PART; "" the rest):
+        """The xdist group of ``point``'s tests of ``part`` (their part marker; "" the rest):
         its kernel, so one worker boots its guests; with more than one worker, each part of
         POINT_PARTS is a group of its own, booting its own guests on whichever worker takes
         it: three points on two workers would otherwise leave one worker idle for a whole
