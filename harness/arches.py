@@ -144,6 +144,9 @@ ARCHES: Mapping[str, Arch] = {
             virtio_transport="pci",
             debian_arch="amd64",
             kconfig="x86_64.config",
+            # q35's PS/2 mouse probe held the root mount back: init ran at 2.31 s instead of
+            # 2.62 s of guest time (median of 5 TCG boots each).
+            cmdline=("i8042.noaux",),
         ),
         Arch(
             name="aarch64",

@@ -43,9 +43,9 @@ def autoconf_defines(dot_config: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def extracted(guest: GuestSession) -> Step:
+def extracted(guest: GuestSession, kernel: KernelBuild) -> Step:
     """The running kernel's archive, extracted on the host (once per boot)."""
-    return guest.once_per_boot("kheaders-extracted", lambda: kheadersflow.extract(guest))
+    return guest.once_per_boot("kheaders-extracted", lambda: kheadersflow.extract(guest, kernel))
 
 
 def test_kheaders_archive_exists(guest: GuestSession) -> None:

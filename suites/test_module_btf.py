@@ -123,9 +123,10 @@ def test_sys_kernel_btf_lists_the_module_functions(
         present = guest.run("test", "-s", f"/sys/kernel/btf/{name}").ok
         if module_build.name == "kbtf_hello" and module_build.btf_mode == "default":
             facts["module_btf_loaded"] = present
-        dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
-        assert present, (f"/sys/kernel/btf/{name} missing after insmod; dmesg: "
-                         f"{dmesg or '(nothing)'}")
+        if not present:
+            dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
+            pytest.fail(f"/sys/kernel/btf/{name} missing after insmod; dmesg: "
+                        f"{dmesg or '(nothing)'}")
         built = module_functions(ko, kernel.vmlinux)
         seen = _guest_functions(guest, name)
         assert seen, f"bpftool lists no FUNC in /sys/kernel/btf/{name}"

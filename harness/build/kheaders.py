@@ -29,6 +29,7 @@ from harness.build.kbuild import KernelBuild
 from harness.plan.pahole import Pahole
 
 ARCHIVE = "/sys/kernel/kheaders.tar.xz"
+BUILT_ARCHIVE = "kernel/kheaders_data.tar.xz"  # the same archive in the kernel's build tree
 SCAFFOLD_VERSION = "2"
 EXTRACT_TIMEOUT = 300  # tar -xJf of a ~4 MB archive: seconds
 BUILD_TIMEOUT = 300  # one small module against the headers: seconds
