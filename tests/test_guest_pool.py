@@ -80,27 +80,35 @@ def test_boot_name() -> None:
     assert boot_name("guest-A-gw0", 3) == "guest-A-gw0.boot3"
 
 
-class ShaGuest(GuestSession):
-    """A guest whose sha256sum of /sys/kernel/btf/vmlinux prints ``printed``."""
-
-    def __init__(self, tmp_path: Path, want: str, printed: CommandResult) -> None:
-        spec = vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False, btf_sha256=want)
-        super().__init__(spec, tmp_path, "guest-A-gw0")
-        self.printed = printed
-
-    def run(self, command: str, *args: str, timeout: float = 120) -> CommandResult:
-        return self.printed
+def sha_guest(tmp_path: Path, want: str, release: str | None = None) -> GuestSession:
+    """A guest that must show vmlinux BTF of sha256 ``want`` (and ``release``)."""
+    spec = vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False, btf_sha256=want,
+                       release=release)
+    return GuestSession(spec, tmp_path, "guest-A-gw0")
 
 
 def test_the_guest_must_run_the_kernel_that_was_built(tmp_path: Path) -> None:
     ok = CommandResult("sha256sum", 0, "ab" * 32 + "  /sys/kernel/btf/vmlinux\n", "")
-    ShaGuest(tmp_path, "ab" * 32, ok)._check_kernel_identity()
+    guest = sha_guest(tmp_path, "ab" * 32)
+    assert guest._identity_command() == "sha256sum /sys/kernel/btf/vmlinux"
+    guest._check_kernel_identity(ok)
     with pytest.raises(BootError, match="does not run the kernel that was built"):
-        ShaGuest(tmp_path, "cd" * 32, ok)._check_kernel_identity()
+        sha_guest(tmp_path, "cd" * 32)._check_kernel_identity(ok)
     unreadable = CommandResult("sha256sum", 1, "", "sha256sum: /sys/kernel/btf/vmlinux: No such "
                                "file or directory\n")
     with pytest.raises(BootError, match="cannot read /sys/kernel/btf/vmlinux"):
-        ShaGuest(tmp_path, "ab" * 32, unreadable)._check_kernel_identity()
+        sha_guest(tmp_path, "ab" * 32)._check_kernel_identity(unreadable)
+
+
+def test_one_first_command_checks_release_and_btf(tmp_path: Path) -> None:
+    guest = sha_guest(tmp_path, "ab" * 32, release="6.12.117")
+    assert guest._identity_command() == "uname -r; sha256sum /sys/kernel/btf/vmlinux"
+    both = CommandResult("", 0, "6.12.117\n" + "ab" * 32 + "  /sys/kernel/btf/vmlinux\n", "")
+    guest._check_kernel_identity(both)
+    with pytest.raises(BootError, match=r"runs kernel 6\.1\.0, not 6\.12\.117"):
+        guest._check_kernel_identity(CommandResult("", 0, "6.1.0\n" + "ab" * 32 + "\n", ""))
+    plain = vm.BootSpec(get_arch("x86_64"), Path("/k/bzImage"), False)
+    assert GuestSession(plain, tmp_path, "guest-A-gw0")._identity_command() == "true"
 
 
 class TroubledSession(FakeSession):

@@ -103,9 +103,9 @@ class GuestSession:
         self._first_output = (start + first, first)
         try:
             self._reach_shell(deadline, start)
-            self.run("true", timeout=60)
+            answer = self.run(self._identity_command(), timeout=120)
             self.boot_seconds = time.monotonic() - start  # to the first command's answer
-            self._check_kernel_identity()
+            self._check_kernel_identity(answer)
         except (GuestLost, GuestTimeout) as exc:
             self.kill()
             raise BootError(f"guest {self.name} died during boot: {exc}",
@@ -168,12 +168,15 @@ class GuestSession:
         _LIVE.add(self)
 
     def _reach_shell(self, deadline: float, start: float) -> None:
-        """Wait for the guest's shell and set up the command session in it."""
+        """Wait for the guest's shell and set up the command session in it (the setup line
+        rides along with the ping that finds the shell: one round trip fewer)."""
         child = self._require_alive("boot")
         if self.spec.launcher == "kbtf":
             self._wait_for_init(deadline)
             log.info("guest %s: init starts the shell after %.1fs", self.name,
                      time.monotonic() - start)
+            self._wait_for_shell(deadline, "no shell", self._setup_line())
+            return
         self._wait_for_shell(deadline, "no shell")
         if self.spec.launcher == "vng":
             # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
@@ -181,30 +184,41 @@ class GuestSession:
             # for it before typing more: input typed during the exec can be lost. (kbtf's
             # init starts such a bash itself.)
             child.sendline("exec /bin/bash --norc --noprofile --noediting")
-            self._wait_for_shell(deadline, "bash did not start")
+            self._wait_for_shell(deadline, "bash did not start", self._setup_line())
+
+    def _setup_line(self) -> str:
+        """The line that makes the guest's shell kbtf's command session: no echo, no prompt,
+        kbtf's PATH, the immutable shares mounted cached (kbtf launcher), kbtf_run."""
         remounts = "".join(f"{c}; " for c in vm.remount_commands(self.spec)
                            ) if self.spec.launcher == "kbtf" else ""
-        child.sendline(f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
-                       f"mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
+        return (f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
+                f"mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
 
-    def _check_kernel_identity(self) -> None:
+    def _identity_command(self) -> str:
+        """A boot's first command: what _check_kernel_identity reads (``uname -r`` when a
+        release is expected, the vmlinux BTF's sha256 when it is known), else ``true``."""
+        return "; ".join([*(["uname -r"] if self.spec.release is not None else []),
+                          *(["sha256sum /sys/kernel/btf/vmlinux"] if self.spec.btf_sha256
+                            else [])]) or "true"
+
+    def _check_kernel_identity(self, first: CommandResult) -> None:
         """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for
         byte, and ``uname -r`` the expected release when one is given (a distro kernel
-        whose headers ship no vmlinux). Raises BootError if either cannot be read or
-        differs (another kernel booted)."""
+        whose headers ship no vmlinux), as ``first`` (_identity_command's result) says.
+        Raises BootError if either cannot be read or differs (another kernel booted)."""
+        lines = first.stdout.splitlines()
         if self.spec.release is not None:
-            uname = self.run("uname -r").stdout.strip()
+            uname = lines.pop(0).strip() if lines else ""
             if uname != self.spec.release:
                 raise BootError(f"guest {self.name} runs kernel {uname or '(unreadable)'}, "
                                 f"not {self.spec.release}", log=self.serial_log)
         want = self.spec.btf_sha256
         if want is None:
             return
-        res = self.run("sha256sum /sys/kernel/btf/vmlinux", timeout=120)
-        got = res.stdout.split()[0] if res.ok and res.stdout.split() else None
+        got = lines[0].split()[0] if first.ok and lines and lines[0].split() else None
         if got is None:
             raise BootError(f"guest {self.name}: cannot read /sys/kernel/btf/vmlinux to check "
-                            f"which kernel runs: {res.stderr.strip()}", log=self.serial_log)
+                            f"which kernel runs: {first.stderr.strip()}", log=self.serial_log)
         if got != want:
             raise BootError(f"guest {self.name} does not run the kernel that was built: "
                             f"/sys/kernel/btf/vmlinux sha256 {got[:16]}..., {self.spec.image}'s "
@@ -394,22 +408,24 @@ class GuestSession:
             except pexpect.EOF:
                 self._lost("boot", "QEMU exited")
 
-    def _wait_for_shell(self, deadline: float, what: str) -> None:
+    def _wait_for_shell(self, deadline: float, what: str, setup: str = "") -> None:
         """Ping until the shell answers, waiting longer between pings (0.5 s to 4 s: a
-        flood of typed lines could overflow the tty). Raises BootError saying ``what`` at
-        ``deadline``."""
-        wait = 0.5
-        while not self._ping(min(wait, max(0.1, deadline - time.monotonic()))):
+        flood of typed lines could overflow the tty); each ping runs ``setup`` first (it
+        must bear running twice, and gets a second for its remounts before the first
+        ping is repeated). Raises BootError saying ``what`` at ``deadline``."""
+        wait = 1.0 if setup else 0.5
+        while not self._ping(min(wait, max(0.1, deadline - time.monotonic())), setup):
             if time.monotonic() > deadline:
                 raise BootError(f"guest {self.name}: {what} by the boot deadline",
                                 log=self.serial_log)
             wait = min(wait * 2, 4.0)
 
-    def _ping(self, timeout: float) -> bool:
-        """Type a marker command; True if the shell answered within ``timeout``."""
+    def _ping(self, timeout: float, setup: str = "") -> bool:
+        """Type a marker command (after ``setup``); True if the shell answered within
+        ``timeout``."""
         child = self._require_alive("boot")
         token = uuid.uuid4().hex[:16]
-        child.sendline(f"printf '\\nKBTF-%s:READY\\n' {token}")
+        child.sendline(f"{setup}{'; ' if setup else ''}printf '\\nKBTF-%s:READY\\n' {token}")
         try:
             child.expect(rf"KBTF-{token}:READY", timeout=timeout)
             return True
