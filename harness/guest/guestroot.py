@@ -36,6 +36,7 @@ ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the 
 SHELL_MARKER = "KBTF-INIT:SHELL"
 # PID 1 of a foreign guest. The kernel passes unknown cmdline words to init as environment:
 # kbtf_tty names the serial console the shell runs on.
+BUSYBOX = "/bin/busybox"  # busybox-static: its applets load no shared libraries
 INIT = """#!/bin/busybox sh
 # kbtf guest init: mount what the suites use, then a shell on the serial console;
 # power off when it exits. Busybox's static applets, not util-linux's and coreutils'

@@ -191,14 +191,22 @@ class GuestSession:
         kbtf's PATH, the immutable shares mounted cached (kbtf launcher), kbtf_run."""
         remounts = "".join(f"{c}; " for c in vm.remount_commands(self.spec)
                            ) if self.spec.launcher == "kbtf" else ""
-        return (f"stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
-                f"mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
+        bb = self._busybox()
+        return (f"{bb}stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
+                f"{bb}mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
+
+    def _busybox(self) -> str:
+        """The prefix that runs a boot-time program as a static busybox applet in kbtf's
+        root (coreutils' programs load their shared libraries first: 50-100 ms each under
+        TCG); '' under vng (the host's tree may have no busybox)."""
+        return f"{guestroot.BUSYBOX} " if self.spec.launcher == "kbtf" else ""
 
     def _identity_command(self) -> str:
         """A boot's first command: what _check_kernel_identity reads (``uname -r`` when a
         release is expected, the vmlinux BTF's sha256 when it is known), else ``true``."""
         return "; ".join([*(["uname -r"] if self.spec.release is not None else []),
-                          *(["sha256sum /sys/kernel/btf/vmlinux"] if self.spec.btf_sha256
+                          *([f"{self._busybox()}sha256sum /sys/kernel/btf/vmlinux"]
+                            if self.spec.btf_sha256
                             else [])]) or "true"
 
     def _check_kernel_identity(self, first: CommandResult) -> None:
