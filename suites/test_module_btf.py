@@ -11,7 +11,6 @@ tests (--sabotage strip-btf).
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 
@@ -108,11 +107,11 @@ def test_module_loads(guest: GuestSession, module_loaded: list[str]) -> None:
             f"{name} is not in /proc/modules after insmod"
 
 
-def _guest_functions(guest: GuestSession, name: str) -> set[str]:
+def _guest_functions(guest: GuestSession, build: ModuleBuild, name: str) -> set[str]:
     """FUNC names bpftool reads from /sys/kernel/btf/<name> in the guest."""
-    res = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
-    assert res.ok, f"bpftool btf dump /sys/kernel/btf/{name} failed: {res.stderr.strip()}"
-    return {t["name"] for t in json.loads(res.stdout)["types"] if t["kind"] == "FUNC"}
+    read = bpftracerun.btf_functions(guest, build, name)
+    assert not read.error, f"bpftool btf dump /sys/kernel/btf/{name} failed: {read.error}"
+    return set(read.functions)
 
 
 def test_sys_kernel_btf_lists_the_module_functions(
@@ -123,12 +122,11 @@ def test_sys_kernel_btf_lists_the_module_functions(
         present = guest.run("test", "-s", f"/sys/kernel/btf/{name}").ok
         if module_build.name == "kbtf_hello" and module_build.btf_mode == "default":
             facts["module_btf_loaded"] = present
-        if not present:
-            dmesg = guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
-            pytest.fail(f"/sys/kernel/btf/{name} missing after insmod; dmesg: "
-                        f"{dmesg or '(nothing)'}")
+        dmesg = "" if present else guest.run("dmesg | grep -i btf | tail -3").stdout.strip()
+        assert present, (f"/sys/kernel/btf/{name} missing after insmod; dmesg: "
+                         f"{dmesg or '(nothing)'}")
         built = module_functions(ko, kernel.vmlinux)
-        seen = _guest_functions(guest, name)
+        seen = _guest_functions(guest, module_build, name)
         assert seen, f"bpftool lists no FUNC in /sys/kernel/btf/{name}"
         assert built <= seen, (f"/sys/kernel/btf/{name} lacks functions its .BTF has: "
                                f"{sorted(built - seen)[:10]}")

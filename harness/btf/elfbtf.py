@@ -119,10 +119,8 @@ def module_type_counts(ko: Path, vmlinux: Path) -> tuple[int, int]:
     """(types in .BTF, types in .BTF.base) of a module, counted from bpftool's JSON (split
     on top of .BTF.base when the module has one, else of ``vmlinux``). Raises CommandError
     if bpftool fails."""
-    with module_btf_files(ko, vmlinux) as (split, base, own_base):
-        if split is None:
-            return 0, 0
-        return len(btf_types(split, base)), len(btf_types(base)) if own_base else 0
+    split, base = module_btf(ko, vmlinux)
+    return len(split), len(base) if split and section_data(ko, ".BTF.base") is not None else 0
 
 
 @functools.cache
@@ -148,8 +146,16 @@ def btf_types(path: Path, base: Path | None = None) -> list[dict[str, object]]:
 def module_btf(ko: Path, vmlinux: Path) -> tuple[list[dict[str, object]],
                                                   list[dict[str, object]]]:
     """(the module's own types, its base's types) from bpftool's JSON: .BTF split on top of
-    .BTF.base when the module has one, else of ``vmlinux``. ([], []) without .BTF.
+    .BTF.base when the module has one, else of ``vmlinux``. ([], []) without .BTF. Read
+    once per process while the .ko file stays the same (several tests read each module).
     Raises CommandError if bpftool fails."""
+    st = ko.stat()
+    return _module_btf(ko, st.st_ino, st.st_mtime_ns, st.st_size, vmlinux)
+
+
+@functools.cache
+def _module_btf(ko: Path, _ino: int, _mtime_ns: int, _size: int, vmlinux: Path
+                ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     with module_btf_files(ko, vmlinux) as (split, base, own_base):
         if split is None:
             return [], []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 
 from harness.btf import bpftrace
 from harness.build.modbuild import ModuleBuild
@@ -34,6 +35,26 @@ def with_trigger(guest: GuestSession, program: str, trigger: str) -> CommandResu
                      timeout=BPFTRACE_TIMEOUT)
 
 
+@dataclass(frozen=True)
+class GuestBtf:
+    """What bpftool in the guest reads from /sys/kernel/btf/<module>."""
+
+    functions: frozenset[str]  # its FUNC names (empty when bpftool could not read it)
+    error: str  # bpftool's stderr when it failed, else ""
+
+
+def btf_functions(guest: GuestSession, build: ModuleBuild, name: str) -> GuestBtf:
+    """The FUNC names of module ``name``'s BTF as bpftool reads /sys/kernel/btf/<name> in
+    the guest, once per boot and loaded ``build`` (a dump costs 0.3-0.6 s under TCG)."""
+    def dump() -> GuestBtf:
+        res = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
+        if not res.ok:
+            return GuestBtf(frozenset(), res.stderr.strip() or f"bpftool rc {res.rc}")
+        return GuestBtf(frozenset(t["name"] for t in json.loads(res.stdout)["types"]
+                                  if t["kind"] == "FUNC"), "")
+    return guest.once_per_boot(f"btf-functions:{build.kos}:{name}", dump)
+
+
 def traceable_function(guest: GuestSession, build: ModuleBuild) -> tuple[str, str] | None:
     """(module, function) of loaded ``build`` that kprobes and kfuncs can attach to: the
     first function, by name, of its first module (in load order) whose BTF in
@@ -52,9 +73,7 @@ def traceable_function(guest: GuestSession, build: ModuleBuild) -> tuple[str, st
                                  log=guest.console_log)
         for name in (module_name(k) for k in load_order(list(build.kos))[0]):
             attachable = bpftrace.traceable(listed.stdout, name)
-            dump = guest.run("bpftool", "-j", "btf", "dump", "file", f"/sys/kernel/btf/{name}")
-            with_btf = ({t["name"] for t in json.loads(dump.stdout)["types"]
-                         if t["kind"] == "FUNC"} if dump.ok else set())
+            with_btf = btf_functions(guest, build, name).functions
             if funcs := sorted(with_btf & attachable):
                 return name, funcs[0]
         return None
