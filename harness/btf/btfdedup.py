@@ -4,6 +4,7 @@ members/params/target (references resolved) are a dedup failure of pahole or lib
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -124,9 +125,13 @@ def duplicates(split: Sequence[Type], base: Sequence[Type] = ()) -> list[Duplica
     ``base``), largest first."""
     by_id = {**_index(base), **_index(split)}
     canon = _Canon(by_id)
+    # Identical types share kind and name: a named type alone with its (kind, name) in
+    # ``split`` has no twin, and its canonical form need not be made (most of a vmlinux).
+    named = Counter((t["kind"], t.get("name", "(anon)")) for t in split)
     groups: dict[object, list[int]] = {}
     for t in split:
-        if t["kind"] in _NOT_DEDUPED:
+        name = t.get("name", "(anon)")
+        if t["kind"] in _NOT_DEDUPED or (name != "(anon)" and named[(t["kind"], name)] < 2):
             continue
         type_id = int(str(t["id"]))
         groups.setdefault(canon.of(type_id, frozenset({type_id})), []).append(type_id)
