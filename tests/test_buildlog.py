@@ -47,6 +47,21 @@ def test_full_disk_and_missing_tool_are_the_environments(tmp_path: Path) -> None
     assert type(missing) is HarnessError and "flex: not found" in str(missing)
 
 
+def test_a_build_roots_wrapper_that_cannot_run_its_program_is_the_environments(
+        tmp_path: Path) -> None:
+    # make -C linux-source-6.12 LLVM=-99 tinyconfig, clang-99 a wrapper of a sid build root
+    # that has no clang-99 (captured): kbtf's wrapper failed, not the tree's configure.
+    err = classify(tmp_path, "$ make -C /src O=/out LLVM=-99 tinyconfig\n"
+                   "  HOSTCC  scripts/basic/fixdep\n"
+                   "bwrap: execvp clang-99: No such file or directory\n"
+                   "make[3]: *** [/src/scripts/Makefile.host:116: scripts/basic/fixdep] Error 1\n"
+                   "make[2]: *** [/src/Makefile:641: scripts_basic] Error 2\n")
+    assert type(err) is HarnessError and "bwrap: execvp clang-99" in str(err)
+    compile_error = classify(tmp_path, "/m/x.c:3:1: error: the bwrap: word in a message\n"
+                             "make[2]: *** Error 1\n")
+    assert isinstance(compile_error, BuildFailure)
+
+
 def test_resolve_btfids_failures_of_7x_are_named(tmp_path: Path) -> None:
     # 7.x: scripts/gen-btf.sh runs resolve_btfids, which distils and sorts module BTF.
     for line in ("FAILED to distill base BTF: Invalid argument",

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from harness.errors import BuildFailure, CommandError, CommandTimeout, HarnessError, KbtfError
 
-# Log lines that mean the machine, not the code under test, stopped the build.
+# Log lines that mean the machine, not the code under test, stopped the build. bubblewrap's
+# own complaints ("bwrap: execvp clang-21: ...") are kbtf's: a build root's wrapper could not
+# run the program it stands for.
 _ENVIRONMENT = re.compile(
     r"No space left on device|Disk quota exceeded|Read-only file system|"
     r"Cannot allocate memory|virtual memory exhausted|Killed signal terminated program|"
-    r"[\w./-]+: (?:command )?not found|No such file or directory: '[^']*(?:gcc|make|pahole)'",
+    r"[\w./-]+: (?:command )?not found|No such file or directory: '[^']*(?:gcc|make|pahole)'|"
+    r"(?m:^bwrap: .*)",
 )
 # The most telling lines of a failed build, best first: a tool that crashed, the BTF tools'
 # own complaints (pahole; resolve_btfids, which distils and sorts module BTF in 7.x), then
