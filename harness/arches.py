@@ -91,6 +91,28 @@ class Toolchain:
         """The name and where its programs come from: "llvm-21 (sid build root)"."""
         return self.name + (f" ({self.suite} build root)" if self.suite else "")
 
+    @staticmethod
+    def llvm(version: int, suite: str = "") -> Toolchain:
+        """Debian's LLVM ``version`` (clang-N, llc-N, ...): the host's, or a build root's of
+        ``suite``."""
+        return Toolchain("llvm", f"-{version}", suite)
+
+    @property
+    def version(self) -> int:
+        """A versioned LLVM's version: llvm-21 -> 21. Raises ValueError for another."""
+        if self.family != "llvm" or not self.suffix:
+            raise ValueError(f"{self.name} is no versioned LLVM")
+        return int(self.suffix.lstrip("-"))
+
+    def tool(self, program: str) -> str:
+        """This LLVM's program ``program``: llc -> llc-21."""
+        return f"{program}{self.suffix}"
+
+    @property
+    def clang(self) -> str:
+        """This LLVM's C compiler: clang-21."""
+        return self.tool("clang")
+
     def make_vars(self, arch: Arch) -> list[str]:
         """make variables selecting this toolchain for ``arch`` (LLVM cross-builds from ARCH=
         alone: clang takes the target from it). A root's clang links against the root's
@@ -105,7 +127,7 @@ class Toolchain:
     def programs(self, arch: Arch) -> tuple[str, ...]:
         """The programs of this toolchain a build runs, the compiler first."""
         if self.family == "llvm":
-            return tuple(f"{p}{self.suffix}" for p in LLVM_KBUILD_PROGRAMS)
+            return tuple(self.tool(p) for p in LLVM_KBUILD_PROGRAMS)
         return (arch.tool("gcc"), arch.tool("ld"), arch.tool("as"))
 
 

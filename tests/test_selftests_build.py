@@ -89,7 +89,6 @@ def test_an_llvm_jobs_selftests_are_built_inside_its_kernels_clang_root(
     from harness.build.kbuild import KernelBuild
     from harness.plan.ksource import KernelSource
     from harness.plan.pahole import Pahole
-    from harness.plan.vmtest import BpfLlvm
 
     made: list[tuple[str, list[str]]] = []
 
@@ -105,9 +104,10 @@ def test_an_llvm_jobs_selftests_are_built_inside_its_kernels_clang_root(
                          Toolchain("llvm", "-21", "sid"))
     # that clang links against sid's glibc: the runner, its libbpf and the bpftool the build
     # runs are all made (and run) inside the root, the runner linked for the sid guest
-    where = replace(selftests._where(kernel, BpfLlvm(21, "sid"), Path("/c")), guest_suite="sid")
+    where = replace(selftests._where(kernel, Toolchain.llvm(21, "sid"), Path("/c")),
+                    guest_suite="sid")
     assert where.root is not None and where.root.suite == "sid" and where.link == "dynamic"
     assert {"gcc", "make", "clang-21", "lld-21", "libelf-dev"} <= set(made[0][1])
     # a host clang kernel: on the host, nothing made
     host = replace(kernel, toolchain=Toolchain("llvm", "-19"))
-    assert selftests._where(host, BpfLlvm(19), Path("/c")).root is None and len(made) == 1
+    assert selftests._where(host, Toolchain.llvm(19), Path("/c")).root is None and len(made) == 1

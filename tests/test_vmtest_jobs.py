@@ -101,40 +101,41 @@ def test_a_root_toolchain_builds_host_programs_with_the_host_gcc() -> None:
 
 
 def test_bpf_programs_get_the_jobs_llvm_from_the_host_or_the_oldest_suite_having_it() -> None:
-    from harness.plan.vmtest import BPF_CI_LLVM, BpfLlvm, bpf_llvm_for
+    from harness.arches import Toolchain
+    from harness.plan.vmtest import BPF_CI_LLVM, bpf_llvm_for
 
     suites = {"bookworm": [14, 16, 19], "trixie": [17, 18, 19, 22], "sid": [19, 21, 22, 23]}
     offers = suites.__getitem__
     llvm18 = parse_job("x86_64-llvm-18/test_progs")
-    assert bpf_llvm_for(llvm18, [18, 19], offers) == (BpfLlvm(18), "")
-    assert bpf_llvm_for(llvm18, [19], offers) == (BpfLlvm(18, "trixie"), "")
+    assert bpf_llvm_for(llvm18, [18, 19], offers) == (Toolchain.llvm(18), "")
+    assert bpf_llvm_for(llvm18, [19], offers) == (Toolchain.llvm(18, "trixie"), "")
     # a gcc row names no LLVM: BPF CI's
     gcc = parse_job("x86_64-gcc/test_progs")
     assert bpf_llvm_for(gcc, [19], offers)[0].version == BPF_CI_LLVM
     assert bpf_llvm_for(parse_job("x86_64-llvm-21/test_progs"), [19], offers) == (
-        BpfLlvm(21, "sid"), "")
+        Toolchain.llvm(21, "sid"), "")
     near, note = bpf_llvm_for(parse_job("x86_64-llvm-20/test_progs"), [19], offers)
-    assert near == BpfLlvm(21, "sid")  # 19 and 21 are as near: the newer
-    assert note == "BPF programs: clang-20 is in no Debian suite -> clang-21 (sid build root)"
+    assert near == Toolchain.llvm(21, "sid")  # 19 and 21 are as near: the newer
+    assert note == "BPF programs: llvm-20 is in no Debian suite -> llvm-21 (sid build root)"
     with pytest.raises(ConfigError, match="no clang-N on this machine or in Debian"):
         bpf_llvm_for(llvm18, [], lambda _suite: [])
 
 
 def test_a_substituted_bpf_llvm_is_in_the_job_id() -> None:
-    from harness.arches import GCC, get_arch
+    from harness.arches import GCC, Toolchain, get_arch
     from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
     from harness.plan.ksource import KernelSource
     from harness.plan.matrix import MatrixPoint
     from harness.plan.pahole import Pahole
-    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.plan.vmtest import VmtestPoint
 
     src = KernelSource(Path("/s"), "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
     ph = Pahole(Path("/p"), "1.32", (), digest="d")
     req = KernelRequest(get_arch("x86_64"), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)
     job = parse_job("x86_64-gcc/test_progs")
-    plain = VmtestPoint(job, MatrixPoint(req, ph), BpfLlvm(21, "sid"))
+    plain = VmtestPoint(job, MatrixPoint(req, ph), Toolchain.llvm(21, "sid"))
     assert plain.id == "x86_64-gcc-test_progs-debian7.2.13"
-    swapped = VmtestPoint(job, MatrixPoint(req, ph), BpfLlvm(22, "sid"),
+    swapped = VmtestPoint(job, MatrixPoint(req, ph), Toolchain.llvm(22, "sid"),
                           "BPF programs: clang-21 is in no Debian suite -> clang-22 (sid ...)")
     assert swapped.id == "x86_64-gcc~bpf-clang-22-test_progs-debian7.2.13"
 
@@ -173,14 +174,15 @@ def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
     from harness.plan.ksource import KernelSource
     from harness.plan.matrix import MatrixPoint
     from harness.plan.pahole import Pahole
-    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.plan.vmtest import VmtestPoint
 
     src = KernelSource(Path("/s"), "6.12.117", "deb:x", "debian6.12.117", "debian:6.12")
     ph = Pahole(Path("/p"), "1.30", (), digest="d")
     req = KernelRequest(get_arch("aarch64"), src, ph, toolchain=Toolchain("llvm", "-19"),
                         config_base=BPF_CI_BASE)
     job = VmtestPoint(parse_job("aarch64-llvm-18/test_progs_no_alu32"), MatrixPoint(req, ph),
-                      BpfLlvm(18, "trixie"), "kernel: llvm-18 is in no Debian suite -> llvm-19")
+                      Toolchain.llvm(18, "trixie"),
+                      "kernel: llvm-18 is in no Debian suite -> llvm-19")
     assert job.id == "aarch64-llvm-18~llvm-19-test_progs_no_alu32-debian6.12.117"
     assert job.point.kernel_id == "aarch64-debian6.12.117-llvm-19-pahole1.30-bpf-ci"
     assert job.rerun(["module_attach"]) == (
@@ -189,12 +191,12 @@ def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:
 
 
 def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None:
-    from harness.arches import GCC, get_arch
+    from harness.arches import GCC, Toolchain, get_arch
     from harness.plan.kernelreq import BPF_CI_BASE, SELFTESTS_DIR, KernelRequest
     from harness.plan.ksource import KernelSource
     from harness.plan.matrix import MatrixPoint
     from harness.plan.pahole import Pahole
-    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.plan.vmtest import VmtestPoint
     from harness.run.vmtestrun import VmtestRun
 
     tree = tmp_path / "linux"
@@ -208,7 +210,7 @@ def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None
     def argv(name: str, tests: list[str]) -> list[str]:
         job = parse_job(name)
         req = KernelRequest(get_arch(job.arch), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)
-        point = VmtestPoint(job, MatrixPoint(req, ph), BpfLlvm(21, "sid"))
+        point = VmtestPoint(job, MatrixPoint(req, ph), Toolchain.llvm(21, "sid"))
         return VmtestRun(point, tmp_path / "run", tmp_path / "cache").runner_argv(tests)
 
     assert argv("aarch64-gcc/test_progs", ["module_attach", "kfunc_call/sub"]) == [
@@ -220,13 +222,13 @@ def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None
 
 def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
         tmp_path: Path) -> None:
-    from harness.arches import GCC, get_arch
+    from harness.arches import GCC, Toolchain, get_arch
     from harness.guest.console import CommandResult
     from harness.plan.kernelreq import BPF_CI_BASE, SELFTESTS_DIR, KernelRequest
     from harness.plan.ksource import KernelSource
     from harness.plan.matrix import MatrixPoint
     from harness.plan.pahole import Pahole
-    from harness.plan.vmtest import BpfLlvm, VmtestPoint
+    from harness.plan.vmtest import VmtestPoint
     from harness.run.vmtestrun import JSON_MARK, VmtestRun
 
     tree = tmp_path / "linux"
@@ -236,7 +238,7 @@ def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
     ph = Pahole(Path("/p"), "1.32", (), digest="d")
     req = KernelRequest(get_arch("x86_64"), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)
     run = VmtestRun(VmtestPoint(parse_job("x86_64-gcc/test_progs"), MatrixPoint(req, ph),
-                                BpfLlvm(21, "sid")), tmp_path / "run", tmp_path / "cache")
+                                Toolchain.llvm(21, "sid")), tmp_path / "run", tmp_path / "cache")
     commands: list[str] = []
 
     class Session:

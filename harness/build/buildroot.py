@@ -128,9 +128,9 @@ def provide_toolchain(chain: Toolchain, cache_dir: Path) -> None:
     ToolMissing, CommandError naming mmdebstrap's log."""
     if not chain.suite:
         return
-    root = ensure(cache_dir, chain.suite, llvm_packages(int(chain.suffix.lstrip("-"))))
+    root = ensure(cache_dir, chain.suite, llvm_packages(chain.version))
     bin_dir = root.tree.parent / "host-bin"
-    programs = [f"{p}{chain.suffix}" for p in (*LLVM_KBUILD_PROGRAMS, *LLVM_MORE_PROGRAMS)]
+    programs = [chain.tool(p) for p in (*LLVM_KBUILD_PROGRAMS, *LLVM_MORE_PROGRAMS)]
     root.install_wrappers(bin_dir, programs, host_dirs())
     path = os.environ.get("PATH", "").split(os.pathsep)
     if str(bin_dir) not in path:

@@ -32,12 +32,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness import cacheentry, proc
-from harness.arches import make_argv
+from harness.arches import Toolchain, make_argv
 from harness.build import buildlog, buildroot
 from harness.build.buildroot import BuildRoot
 from harness.build.kbuild import KernelBuild, StepReporter
 from harness.errors import BuildFailure, CommandError
-from harness.plan.vmtest import BpfLlvm, tree_tests
+from harness.plan.vmtest import tree_tests
 
 # Bump when what a key builds changes in a way the key's inputs do not show.
 RECIPE = 3
@@ -146,7 +146,7 @@ class _Where:
                            timeout=QUERY_TIMEOUT).strip()
 
 
-def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
+def ensure(kernel: KernelBuild, llvm: Toolchain, runner: str, cache: Path,
            progress: Progress, guest_suite: str) -> Selftests:
     """The selftests of ``kernel``'s tree built for it with ``llvm`` (the BPF programs;
     the host side and the test modules with the kernel's toolchain, or a cross root's gcc:
@@ -178,7 +178,7 @@ def ensure(kernel: KernelBuild, llvm: BpfLlvm, runner: str, cache: Path,
     return Selftests(final, runner)
 
 
-def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
+def _where(kernel: KernelBuild, llvm: Toolchain, cache: Path) -> _Where:
     """Where the selftests of ``kernel`` are built with ``llvm``:
 
     - the host's LLVM, the host's arch: on the host;
@@ -198,13 +198,13 @@ def _where(kernel: KernelBuild, llvm: BpfLlvm, cache: Path) -> _Where:
     binds = (kernel.dir, kernel.source.path.resolve(), pahole_prefix)
     chain = kernel.toolchain
     if arch.is_host() and not chain.suite:
-        if llvm.suite is None:
+        if not llvm.suite:
             return _Where()
         wanted = (*buildroot.llvm_packages(llvm.version), *LLVM_ROOT_LIBRARIES)
         return _Where(llvm_root=buildroot.ensure(cache, llvm.suite, wanted), binds=binds)
     packages = [*ROOT_PACKAGES, *buildroot.llvm_packages(llvm.version)]
     if chain.family == "llvm":
-        packages += buildroot.llvm_packages(int(chain.suffix.lstrip("-")))
+        packages += buildroot.llvm_packages(chain.version)
     if arch.is_host():
         return _Where(buildroot.ensure(cache, chain.suite, packages), binds=binds)
     triplet = arch.cross_compile.rstrip("-")
@@ -224,7 +224,7 @@ def scratch_tree(source: Path, tree: Path) -> None:
     proc.run(["cp", "-a", str(source / "tools"), str(tree / "tools")], timeout=COPY_TIMEOUT)
 
 
-def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: Path,
+def _build(kernel: KernelBuild, llvm: Toolchain, runner: str, where: _Where, tmp: Path,
            final: Path, progress: Progress) -> None:
     """The build steps into ``tmp`` (renamed to ``final`` afterwards). Raises BuildFailure."""
     log = tmp / "build.log"
@@ -262,7 +262,7 @@ def _build(kernel: KernelBuild, llvm: BpfLlvm, runner: str, where: _Where, tmp: 
         "build_seconds": round(time.monotonic() - started)}, indent=2) + "\n")
 
 
-def _make(kernel: KernelBuild, llvm: BpfLlvm, runner: str, selftests: Path, headers: Path,
+def _make(kernel: KernelBuild, llvm: Toolchain, runner: str, selftests: Path, headers: Path,
           link: str) -> list[str]:
     """The selftests make command line (BPF CI's variables) for ``runner``, linked
     ``link`` ("static" or "dynamic")."""

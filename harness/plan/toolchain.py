@@ -78,7 +78,7 @@ def resolve(spec: str, arch: Arch) -> Toolchain:
     if not candidates:
         raise ConfigError("no clang-N installed for --toolchain llvm: apt-get install "
                           "clang-19 lld-19 llvm-19, or run ./kbtf once")
-    chain = Toolchain("llvm", f"-{candidates[0]}")
+    chain = Toolchain.llvm(candidates[0])
     for program in chain.programs(arch):
         proc.require_tool(program)
     return chain
@@ -93,7 +93,7 @@ def check_minimum(chain: Toolchain, tree: Path, arch: Arch) -> None:
     if chain == GCC:
         return
     minimum = tree_minimum(tree, arch, "llvm")
-    clang = f"clang{chain.suffix}"
+    clang = chain.clang
     version = clang_version(clang)
     if _tuple(version) < _tuple(minimum):
         raise ConfigError(f"{clang} ({version}) is older than {minimum}, the minimum of "

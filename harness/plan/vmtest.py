@@ -192,9 +192,8 @@ def compiler_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], 
     if job.compiler == "gcc":
         return GCC, (f"{job.toolchain} -> the host's gcc" if job.version else "")
     want = int(job.version) if job.version else max(host, default=BPF_CI_LLVM)
-    found = find_llvm(want, host, suite_clangs, f"{job.short}'s kernel")
-    chain = Toolchain("llvm", f"-{found.version}", found.suite or "")
-    note = "" if found.version == want else \
+    chain = find_llvm(want, host, suite_clangs, f"{job.short}'s kernel")
+    note = "" if chain.version == want else \
         f"kernel: {job.toolchain} is in no Debian suite -> {chain.label}"
     return chain, note
 
@@ -207,42 +206,20 @@ BPF_CI_LLVM = 21
 LLVM_SUITES = ("bookworm", "trixie", "sid")
 
 
-@dataclass(frozen=True)
-class BpfLlvm:
-    """An LLVM kbtf compiles with: the host's clang-N, or clang-N in a build root of a
-    Debian suite."""
-
-    version: int
-    suite: str | None = None  # the build root's suite; None: the host's clang
-
-    @property
-    def clang(self) -> str:
-        return self.tool("clang")
-
-    def tool(self, name: str) -> str:
-        """This LLVM's program ``name``: llc -> llc-21."""
-        return f"{name}-{self.version}"
-
-    @property
-    def label(self) -> str:
-        """clang-21 (sid build root), for logs and summaries."""
-        return self.clang + (f" ({self.suite} build root)" if self.suite else "")
-
-
 def find_llvm(want: int, host: list[int], suite_clangs: Callable[[str], list[int]],
-              what: str) -> BpfLlvm:
+              what: str) -> Toolchain:
     """clang-``want`` from the host if installed, else from the oldest of LLVM_SUITES
     offering it, else the nearest version anywhere (newer on a tie); ``suite_clangs(suite)``
     lists the clang-N versions a suite offers (read only as far as needed).
 
     Raises ConfigError naming ``what`` when neither the host nor any suite has a clang."""
     if want in host:
-        return BpfLlvm(want)
+        return Toolchain.llvm(want)
     for suite in LLVM_SUITES:
         if want in suite_clangs(suite):
-            return BpfLlvm(want, suite)
-    found = [BpfLlvm(v) for v in host] + [BpfLlvm(v, s) for s in LLVM_SUITES
-                                          for v in suite_clangs(s)]
+            return Toolchain.llvm(want, suite)
+    found = [Toolchain.llvm(v) for v in host] + [Toolchain.llvm(v, s) for s in LLVM_SUITES
+                                                 for v in suite_clangs(s)]
     if not found:
         raise ConfigError(f"{what}: no clang-N on this machine or in Debian "
                           f"{', '.join(LLVM_SUITES)}")
@@ -250,7 +227,7 @@ def find_llvm(want: int, host: list[int], suite_clangs: Callable[[str], list[int
 
 
 def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], list[int]]
-                 ) -> tuple[BpfLlvm, str]:
+                 ) -> tuple[Toolchain, str]:
     """The LLVM for ``job``'s BPF programs: its own llvm-N (a gcc job: BPF_CI_LLVM), found
     as ``find_llvm`` does, with the substitution said ("" if none).
 
@@ -258,7 +235,7 @@ def bpf_llvm_for(job: VmtestJob, host: list[int], suite_clangs: Callable[[str], 
     want = job.bpf_llvm_version
     found = find_llvm(want, host, suite_clangs, f"{job.short}'s BPF programs")
     note = "" if found.version == want else \
-        f"BPF programs: clang-{want} is in no Debian suite -> {found.label}"
+        f"BPF programs: llvm-{want} is in no Debian suite -> {found.label}"
     return found, note
 
 
@@ -274,7 +251,7 @@ class VmtestPoint:
 
     job: VmtestJob
     point: MatrixPoint  # the kernel: config_base BPF_CI_BASE, the job's arch and compiler
-    bpf_llvm: BpfLlvm  # compiles the BPF programs (BPF CI: its LLVM version, any compiler)
+    bpf_llvm: Toolchain  # compiles the BPF programs (BPF CI: its LLVM version, any compiler)
     substitution: str = ""  # what kbtf runs instead of what the job names ("" if nothing)
 
     @property
