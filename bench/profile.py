@@ -16,7 +16,7 @@ import re
 import shlex
 import sys
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -108,12 +108,39 @@ def table(spent: dict[tuple[str, str], list[float]]) -> str:
     return "\n".join(out)
 
 
+def session_span(run: Path) -> tuple[datetime, datetime] | None:
+    """The test session's start and end (junit.xml's timestamp and time), in the logs'
+    local time; None without a junit.xml."""
+    try:
+        root = ElementTree.parse(run / "junit.xml").getroot()
+    except (OSError, ElementTree.ParseError):
+        return None
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None or not suite.get("timestamp"):
+        return None
+    start = datetime.fromisoformat(suite.get("timestamp", "")).astimezone().replace(tzinfo=None)
+    return start, start + timedelta(seconds=float(suite.get("time", 0)))
+
+
+def event_times(log_text: str) -> list[datetime]:
+    """The times of a worker log's lines."""
+    return [datetime.strptime(m["t"], "%Y-%m-%d %H:%M:%S,%f")
+            for line in log_text.splitlines() if (m := _LINE.match(line))]
+
+
 def run_profile(run: Path) -> dict[tuple[str, str], list[float]]:
-    """(arch, kind) -> durations over every worker log of results dir ``run``."""
+    """(arch, kind) -> durations over every worker log of results dir ``run``; with a
+    junit.xml, also each worker's start-up (the session's start to its first event:
+    collection, xdist's start) and its idle tail (its last event to the session's end)."""
     spent: dict[tuple[str, str], list[float]] = defaultdict(list)
+    span = session_span(run)
     for log in sorted(run.glob("kbtf-gw*.log")) or [run / "kbtf-main.log"]:
-        for key, durations in profile(log.read_text(errors="replace")).items():
+        text = log.read_text(errors="replace")
+        for key, durations in profile(text).items():
             spent[key] += durations
+        if span and (times := event_times(text)):
+            spent[("-", "worker start-up")].append((times[0] - span[0]).total_seconds())
+            spent[("-", "worker idle at the end")].append((span[1] - times[-1]).total_seconds())
     return spent
 
 
