@@ -80,7 +80,7 @@ def traceable_function(guest: GuestSession, build: ModuleBuild) -> tuple[str, st
     return guest.once_per_boot(f"traceable:{build.kos}", find)
 
 
-def attach_probes(found: tuple[str, str] | None) -> tuple[str, ...]:
+def _attach_probes(found: tuple[str, str] | None) -> tuple[str, ...]:
     """The kprobe and the kfunc on traceable_function()'s function (none without one)."""
     return (f"kprobe:{found[1]}", f"kfunc:{found[0]}:{found[1]}") if found else ()
 
@@ -92,7 +92,7 @@ def shared_run(guest: GuestSession, build: ModuleBuild) -> tuple[int, str]:
     run does not show working runs its own program alone, so that it is decided by its own
     probes. Raises like traceable_function()."""
     def run() -> tuple[int, str]:
-        attach = attach_probes(traceable_function(guest, build))
+        attach = _attach_probes(traceable_function(guest, build))
         exercise = bpftrace.EXERCISES.get(build.name)
         program = bpftrace.shared_program(attach, exercise)
         res = (with_trigger(guest, program, exercise.trigger) if exercise else
