@@ -73,8 +73,9 @@ def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
     if name == "all":
         failed = [t for t in out.tests.values() if t.verdict == "FAIL"]
         if failed or out.summary is None:
+            logs = "\n".join(t.log for t in failed if t.log)
             pytest.fail(f"{job.job.binary}: {out.summary or 'no summary line'}; failed: "
-                        f"{', '.join(t.name for t in failed)}\n{rerun}")
+                        f"{', '.join(t.name for t in failed)}\n{logs}\n{rerun}")
         return
     result = out.tests.get(name)
     if result is None:

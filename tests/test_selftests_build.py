@@ -111,3 +111,20 @@ def test_an_llvm_jobs_selftests_are_built_inside_its_kernels_clang_root(
     # a host clang kernel: on the host, nothing made
     host = replace(kernel, toolchain=Toolchain("llvm", "-19"))
     assert selftests._where(host, Toolchain.llvm(19), Path("/c")).root is None and len(made) == 1
+
+
+def test_every_runner_gets_bpf_testmod_built_with_it() -> None:
+    """test_progs depends on bpf_testmod.ko, test_verifier (which loads it) does not: the
+    make line names it (an aarch64 test_verifier build made no bpf_testmod.ko before)."""
+    from harness.arches import GCC, Toolchain, get_arch
+    from harness.build.kbuild import KernelBuild
+    from harness.plan.ksource import KernelSource
+    from harness.plan.pahole import Pahole
+
+    src = KernelSource(Path("/s"), "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
+    ph = Pahole(Path("/p/usr/bin/pahole"), "1.32", (), digest="d")
+    kernel = KernelBuild(Path("/k"), "key", get_arch("aarch64"), src, ph, GCC)
+    for runner in ("test_progs", "test_verifier", "test_maps"):
+        argv = selftests._make(kernel, Toolchain.llvm(21, "sid"), runner, Path("/st"),
+                               Path("/h"), "dynamic")
+        assert argv[-2:] == [runner, "bpf_testmod.ko"], argv[-4:]

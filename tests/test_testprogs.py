@@ -92,3 +92,17 @@ def test_captured_6_12_runs_a_test_with_subtests_and_one_without() -> None:
     assert attach.tests["module_attach"].verdict == "OK"
     assert attach.tests["module_attach"].subtests == {}  # 6.12's has none (7.2's has 14)
     assert attach.summary == "Summary: 1/0 PASSED, 0 SKIPPED, 0 FAILED"
+
+
+def test_a_runner_that_reports_as_a_whole_is_one_verdict_by_its_exit_code() -> None:
+    from harness.guest.testprogs import parse_whole
+
+    # test_verifier's own lines (aarch64 guest, 7.2.13): no test_progs status lines
+    out = ("#0/u BPF_ATOMIC_AND without fetch OK\n#0/p BPF_ATOMIC_AND without fetch OK\n"
+           "Summary: 2 PASSED, 0 SKIPPED, 0 FAILED\n")
+    ok = parse_whole(out, "gzopen /boot/config-7.2.13: No such file or directory\n", 0)
+    assert ok.summary == "Summary: 2 PASSED, 0 SKIPPED, 0 FAILED"
+    assert ok.tests["all"].verdict == "OK" and not ok.tests["all"].log
+    failed = parse_whole(out.replace("0 FAILED", "1 FAILED"), "verifier log: R1 !read_ok", 1)
+    assert failed.tests["all"].verdict == "FAIL" and "R1 !read_ok" in failed.tests["all"].log
+    assert parse_whole("", "Segmentation fault", 139).summary is None

@@ -218,6 +218,10 @@ def test_the_runner_takes_the_trees_denylists_that_exist(tmp_path: Path) -> None
         "-a", "kfunc_call/sub"]
     assert argv("x86_64-gcc/test_progs_no_alu32_parallel", ["btf_module"]) == [
         "./test_progs-no_alu32", "-j", "-d@DENYLIST", "-a", "btf_module"]
+    # test_verifier takes no test_progs options: it read "-d@DENYLIST" as test number 0 and
+    # ran that one test alone (aarch64-gcc/test_verifier on 7.2.13, seen here)
+    assert argv("aarch64-gcc/test_verifier", []) == ["./test_verifier"]
+    assert argv("s390x-gcc/test_maps", []) == ["./test_maps"]
 
 
 def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(

@@ -276,8 +276,10 @@ def _make(kernel: KernelBuild, llvm: Toolchain, runner: str, selftests: Path, he
              f"KDIR={kernel.source.path}",
              *(["EXTRA_LDFLAGS=-static"] if link == "static" else []),
              f"-j{os.cpu_count() or 1}"]
+    # bpf_testmod.ko by name: test_progs depends on it, but test_verifier (which loads it
+    # for its kfunc tests) and test_maps do not; every tree's Makefile has the target.
     return make_argv(kernel.arch, source=selftests, toolchain=kernel.toolchain,
-                     pahole=kernel.pahole.path, extra=extra, targets=[runner])
+                     pahole=kernel.pahole.path, extra=extra, targets=[runner, "bpf_testmod.ko"])
 
 
 def _stream(argv: list[str], kernel: KernelBuild, log: Path, progress: Progress,

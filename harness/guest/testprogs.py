@@ -69,6 +69,18 @@ def parse(text: str) -> RunnerOutput:
     return RunnerOutput(tests, summary)
 
 
+def parse_whole(stdout: str, stderr: str, rc: int) -> RunnerOutput:
+    """The verdict of a runner that reports as a whole (test_verifier, test_maps): one test,
+    'all', OK on exit code 0, else FAIL with the last lines of its output; its summary the
+    last line of its stdout (test_verifier's "Summary: 700 PASSED, 0 SKIPPED, 0 FAILED"),
+    None when it printed nothing there."""
+    out = [ln.rstrip("\r") for ln in stdout.splitlines() if ln.strip()]
+    both = out + [ln.rstrip("\r") for ln in stderr.splitlines() if ln.strip()]
+    result = TestResult("all", "OK" if rc == 0 else "FAIL",
+                        "" if rc == 0 else "\n".join(both[-20:]))
+    return RunnerOutput({"all": result}, out[-1].strip() if out else None)
+
+
 def apply_json(out: RunnerOutput, summary: dict[str, object]) -> None:
     """Take the failing tests' and subtests' logs from test_progs' JSON summary (-J) into
     ``out`` (its verdicts stay the status lines')."""

@@ -134,10 +134,14 @@ class VmtestRun:
         return tree
 
     def runner_argv(self, tests: list[str]) -> list[str]:
-        """The runner's command line in the guest: from the selftests dir, with the tree's
-        DENYLIST and DENYLIST.<arch> (those it has), just ``tests`` (-a each)."""
+        """The runner's command line in the guest: from the selftests dir; a test_progs
+        flavour with the tree's DENYLIST and DENYLIST.<arch> (those it has) and just
+        ``tests`` (-a each); test_verifier and test_maps plainly, as BPF CI runs them (they
+        take no such options: test_verifier reads "-d@DENYLIST" as test number 0)."""
         built = selftests.Selftests(Path("/kbtf/selftests"), self.vmtest.job.binary)
         argv = [f"./{built.runner}"]
+        if not self.vmtest.per_test:
+            return argv
         if self.vmtest.job.parallel:
             argv.append("-j")
         tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
@@ -168,15 +172,17 @@ class VmtestRun:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"$ {command}\n# exit {result.rc}\n{stdout}\n"
                        f"# stderr:\n{result.stderr}")
+        tail = (stdout + result.stderr).strip()[-300:]
+        if result.rc and "error while loading shared libraries" in tail:  # the root lacks one
+            raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
+                               f"root: {tail!r}", log=out)
+        if not self.vmtest.per_test:  # test_verifier, test_maps: one verdict, the exit code
+            return testprogs.parse_whole(stdout, result.stderr, result.rc)
         parsed = testprogs.parse(stdout)
         if summary:
             with contextlib.suppress(ValueError):
                 testprogs.apply_json(parsed, json.loads(summary))
         if not parsed.tests and parsed.summary is None:
-            tail = (stdout + result.stderr).strip()[-300:]
-            if "error while loading shared libraries" in tail:  # the guest root lacks one
-                raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
-                                   f"root: {tail!r}", log=out)
             raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
                                  f"{result.rc}): {tail!r}", log=out)
         return parsed
