@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -246,14 +247,30 @@ def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
     commands: list[str] = []
 
     class Session:
+        name, serial_log = "vmtest-gw0", tmp_path / "serial.log"
+
+        def __init__(self) -> None:
+            self.memo: dict[str, object] = {}
+
+        def once_per_boot(self, key: str, make: Callable[[], object]) -> object:
+            if key not in self.memo:
+                self.memo[key] = make()
+            return self.memo[key]
+
         def run(self, command: str, timeout: float = 120) -> CommandResult:
             commands.append(command)
             return CommandResult(command, 0, "#1 btf_sysfs:OK\nSummary: 1/0 PASSED, 0 SKIPPED, "
                                  f"0 FAILED\n\n{JSON_MARK}\n" + '{"success":1,"results":['
                                  '{"name":"btf_sysfs","number":1,"failed":false}]}\n', "")
 
-    out = run.run_tests(Session(), ["btf_sysfs"])  # type: ignore[arg-type]
-    assert len(commands) == 1 and "-J /tmp/kbtf-test_progs.json; r=$?" in commands[0]
+    session = Session()
+    out = run.run_tests(session, ["btf_sysfs"])  # type: ignore[arg-type]
+    # the loopback once per boot (test_maps' sockmap tests connect to 127.0.0.1), then one
+    # command a test
+    assert commands[0] == "ip link set dev lo up" and len(commands) == 2
+    assert "-J /tmp/kbtf-test_progs.json; r=$?" in commands[1]
+    run.run_tests(session, ["btf_sysfs"])  # type: ignore[arg-type]
+    assert len(commands) == 3
     assert out.tests["btf_sysfs"].verdict == "OK" and out.summary is not None
     log = (tmp_path / "run" / run.vmtest.id / "runs" / "btf_sysfs.log").read_text()
     assert "\"success\"" not in log and "Summary: 1/0 PASSED" in log

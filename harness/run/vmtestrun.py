@@ -157,6 +157,7 @@ class VmtestRun:
         <job>/runs/<first test>.log. Raises KernelTrouble (a splat during the run,
         quoted), GuestTimeout, ProductFailure (the runner ended without a verdict: it or
         the kernel broke)."""
+        session.once_per_boot("loopback", lambda: _loopback_up(session))
         argv = self.runner_argv(tests)
         json_summary = self.vmtest.per_test and "json-summary" in (
             self.vmtest.point.kernel.source.path / SELFTESTS_DIR / "test_progs.c"
@@ -186,6 +187,15 @@ class VmtestRun:
             raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
                                  f"{result.rc}): {tail!r}", log=out)
         return parsed
+
+
+def _loopback_up(session: GuestSession) -> None:
+    """Bring the guest's loopback up, as a booted system has it (kbtf's init does not):
+    test_maps' sockmap tests connect to 127.0.0.1. Raises HarnessError if it fails."""
+    res = session.run("ip link set dev lo up")
+    if not res.ok:
+        raise HarnessError(f"guest {session.name}: cannot bring lo up: {res.stderr.strip()}",
+                           log=session.serial_log)
 
 
 def vmtest_points(names: list[str], kernel_specs: list[str] | None,
