@@ -419,9 +419,11 @@ class GuestSession:
     def _wait_for_shell(self, deadline: float, what: str, setup: str = "") -> None:
         """Ping until the shell answers, waiting longer between pings (0.5 s to 4 s: a
         flood of typed lines could overflow the tty); each ping runs ``setup`` first (it
-        must bear running twice, and gets a second for its remounts before the first
-        ping is repeated). Raises BootError saying ``what`` at ``deadline``."""
-        wait = 1.0 if setup else 0.5
+        must bear running twice, and gets 4 s before the first ping is repeated: the
+        guest of a BPF CI kernel, slow under TCG, took over 3 s for bash's start and the
+        selftests share's remount, and got the line three times). Raises BootError saying
+        ``what`` at ``deadline``."""
+        wait = 4.0 if setup else 0.5
         while not self._ping(min(wait, max(0.1, deadline - time.monotonic())), setup):
             if time.monotonic() > deadline:
                 raise BootError(f"guest {self.name}: {what} by the boot deadline",
