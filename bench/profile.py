@@ -89,13 +89,18 @@ def profile(log_text: str) -> dict[tuple[str, str], list[float]]:
     return spent
 
 
-def junit_wall(run: Path) -> float | None:
-    """The test session's time from junit.xml, if there is one."""
+def _junit_suite(run: Path) -> ElementTree.Element | None:
+    """The testsuite element of results dir ``run``'s junit.xml, if there is one."""
     try:
         root = ElementTree.parse(run / "junit.xml").getroot()
     except (OSError, ElementTree.ParseError):
         return None
-    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    return root if root.tag == "testsuite" else root.find("testsuite")
+
+
+def junit_wall(run: Path) -> float | None:
+    """The test session's time from junit.xml, if there is one."""
+    suite = _junit_suite(run)
     return float(suite.get("time", 0)) if suite is not None else None
 
 
@@ -111,11 +116,7 @@ def table(spent: dict[tuple[str, str], list[float]]) -> str:
 def session_span(run: Path) -> tuple[datetime, datetime] | None:
     """The test session's start and end (junit.xml's timestamp and time), in the logs'
     local time; None without a junit.xml."""
-    try:
-        root = ElementTree.parse(run / "junit.xml").getroot()
-    except (OSError, ElementTree.ParseError):
-        return None
-    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    suite = _junit_suite(run)
     if suite is None or not suite.get("timestamp"):
         return None
     start = datetime.fromisoformat(suite.get("timestamp", "")).astimezone().replace(tzinfo=None)

@@ -4,7 +4,6 @@ one insmod path of the generic and the distro suites."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from harness.build.modbuild import ModuleBuild
 from harness.errors import MissingPrerequisite, ModuleLoadFailure
@@ -94,9 +93,11 @@ def ensure_loaded(guest: GuestSession, build: ModuleBuild, params: tuple[str, ..
     parameters and all of them are still in /proc/modules (an insert costs a removal and an
     insmod, 0.5-0.9 s under TCG). They stay loaded for the boot: a later insert of the same
     names, swap() or an rmmod replaces them. Returns their names. Raises like insert()."""
-    names = [module_name(k) for k in load_order(list(build.kos))[0]]
+    ordered = load_order(list(build.kos))[0]
+    names = [module_name(k) for k in ordered]
     held = _held(guest)
-    if names and all(held.get(n) == (str(k), params) for n, k in _by_name(build).items()):
+    if names and all(held.get(n) == (str(k), params) for n, k in zip(names, ordered,
+                                                                       strict=True)):
         listed = " && ".join(f"grep -q '^{n} ' /proc/modules" for n in names)
         if guest.run(listed).ok:
             return names
@@ -108,10 +109,6 @@ def ensure_loaded(guest: GuestSession, build: ModuleBuild, params: tuple[str, ..
 def _held(guest: GuestSession) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Module name -> (.ko path, parameters) kbtf last inserted under that name this boot."""
     return guest.once_per_boot("modload:held", dict)
-
-
-def _by_name(build: ModuleBuild) -> dict[str, Path]:
-    return {module_name(k): k for k in build.kos}
 
 
 def load_fault(guest: GuestSession, fault: ModuleBuild, mode: str) -> None:

@@ -204,10 +204,12 @@ class GuestSession:
     def _identity_command(self) -> str:
         """A boot's first command: what _check_kernel_identity reads (``uname -r`` when a
         release is expected, the vmlinux BTF's sha256 when it is known), else ``true``."""
-        return "; ".join([*(["uname -r"] if self.spec.release is not None else []),
-                          *([f"{self._busybox()}sha256sum /sys/kernel/btf/vmlinux"]
-                            if self.spec.btf_sha256
-                            else [])]) or "true"
+        commands = []
+        if self.spec.release is not None:
+            commands.append("uname -r")
+        if self.spec.btf_sha256:
+            commands.append(f"{self._busybox()}sha256sum /sys/kernel/btf/vmlinux")
+        return "; ".join(commands) or "true"
 
     def _check_kernel_identity(self, first: CommandResult) -> None:
         """The guest's /sys/kernel/btf/vmlinux must be the built vmlinux's .BTF, byte for

@@ -27,7 +27,7 @@ class Step:
     ok: bool
     error: str = ""
     path: Path | None = None  # extracted headers, or the built module's dir
-    archive: Path | None = None  # the archive the headers were extracted from
+    archive_sha256: str = ""  # of the archive the headers were extracted from
 
 
 def extract(guest: GuestSession, kernel: KernelBuild) -> Step:
@@ -37,11 +37,14 @@ def extract(guest: GuestSession, kernel: KernelBuild) -> Step:
     under TCG), else the guest's, copied out."""
     archive = guest.out_dir / "kheaders.tar.xz"
     built = kernel.dir / kheaders.BUILT_ARCHIVE
-    summed = guest.run("sha256sum", kheaders.ARCHIVE) if built.is_file() else None
-    if summed and summed.ok and summed.stdout.split()[:1] == [cacheentry.file_sha256(built)]:
+    digest = cacheentry.file_sha256(built) if built.is_file() else ""
+    summed = guest.run("sha256sum", kheaders.ARCHIVE) if digest else None
+    if summed and summed.ok and summed.stdout.split()[:1] == [digest]:
         shutil.copyfile(built, archive)
-    elif not (copied := guest.run(kheaders.copy_out_command(guest.path(archive)),
-                                  timeout=300)).ok:
+    elif (copied := guest.run(kheaders.copy_out_command(guest.path(archive)),
+                              timeout=300)).ok:
+        digest = cacheentry.file_sha256(archive)
+    else:
         return Step(False, f"cannot copy {kheaders.ARCHIVE} out of the guest: "
                     f"{copied.stderr.strip()}")
     headers = guest.out_dir.parent / f"{guest.name}.kheaders" / "headers"
@@ -49,7 +52,7 @@ def extract(guest: GuestSession, kernel: KernelBuild) -> Step:
         kheaders.extract(archive, headers)
     except CommandError as exc:
         return Step(False, f"cannot extract {kheaders.ARCHIVE}: {exc}")
-    return Step(True, path=headers, archive=archive)
+    return Step(True, path=headers, archive_sha256=digest)
 
 
 def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir: Path) -> Step:
@@ -61,8 +64,8 @@ def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir
     Raises HarnessError if the scaffold holds headers (the build would not use the
     archive's alone).
     """
-    headers, archive = extracted.path, extracted.archive
-    if not extracted.ok or headers is None or archive is None:
+    headers = extracted.path
+    if not extracted.ok or headers is None or not extracted.archive_sha256:
         return extracted
     scaffold = kheaders.scaffold(kernel, cache_dir)
     if stray := kheaders.stray_headers(scaffold, kernel.arch.kernel_arch):
@@ -70,7 +73,7 @@ def build_module(extracted: Step, kernel: KernelBuild, pahole: Pahole, cache_dir
                            "not use the archive's alone")
     module = headers.parent / MOD
     log = headers.parent / "build.log"
-    key = content_key({"archive": cacheentry.file_sha256(archive),
+    key = content_key({"archive": extracted.archive_sha256,
                        "scaffold": scaffold.name,
                        "source": source_digest(MODULES_DIR / MOD), "pahole": pahole.digest,
                        "kernel": kernel.dir.name})
