@@ -14,8 +14,10 @@ import pytest
 from pytest_subtests import SubTests
 
 from harness.build.selftests import Selftests
+from harness.errors import HarnessError, MissingPrerequisite, ProductFailure
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
+from harness.guest.testprogs import Outcome
 from harness.plan.vmtest import VmtestPoint
 from harness.run.vmtestrun import VmtestRun
 from suites.conftest import ctx
@@ -64,37 +66,40 @@ def test_selftests_build(job_selftests: Selftests, vmtest_job: VmtestPoint) -> N
 def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
                vmtest_built: Selftests, vmtest_guest: GuestSession,
                subtests: SubTests) -> None:
+    """The runner's verdict on each test the selection names (testprogs.judge): FAIL, or
+    a test that needs bpf_testmod skipped because the kernel refused it, FAILS; a test the
+    runner skipped or a DENYLIST entry kept out SKIPS quoting them; a test that did not run
+    for any other reason never passes nor skips."""
     job, name = vmtest_case
     if (aside := vmtest_built.left_out(name)) is not None:
-        pytest.fail(f"{name}: not built into {job.job.binary}: {', '.join(aside.files)} embeds the "
-                    f"skeleton of {aside.program}, which does not compile: {aside.error}")
-    out = vmtest_run.run_tests(vmtest_guest, [] if name == "all" else [name])
-    rerun = f"rerun: {job.rerun([name] if name != 'all' else None)}"
-    if name == "all":
-        failed = [t for t in out.tests.values() if t.verdict == "FAIL"]
-        if failed or out.summary is None:
-            logs = "\n".join(t.log for t in failed if t.log)
-            pytest.fail(f"{job.job.binary}: {out.summary or 'no summary line'}; failed: "
-                        f"{', '.join(t.name for t in failed)}\n{logs}\n{rerun}")
-        return
-    result = out.tests.get(name)
-    if result is None:
-        pytest.skip(f"{job.job.binary} ran no test {name!r} (denied by the tree's DENYLIST "
-                    f"files, or not built into this runner): {out.summary}")
-    for sub in result.subtests.values():  # each its own result: test_progs[...] [name/sub]
-        with subtests.test(msg=sub.name):
-            if sub.verdict == "FAIL":
-                pytest.fail(f"{sub.name}: FAIL\n{sub.log}\nrerun: {job.rerun([sub.name])}")
-            if sub.verdict == "SKIP":
-                pytest.skip(f"{sub.name}: {job.job.binary} skipped it: {sub.log or 'no reason'}")
-    if result.verdict == "FAIL":
-        subs = result.failed_subtests()
-        logs = "\n".join(f"--- {s.name}\n{s.log}" for s in subs) or result.log
-        pytest.fail(f"{name}: FAIL ({', '.join(s.name for s in subs) or 'the test itself'})"
-                    f"\n{logs}\n{rerun}")
-    if result.verdict == "SKIP":
-        pytest.skip(f"{name}: {job.job.binary} skipped it: {result.log or 'no reason given'}")
-    skipped = result.skipped_subtests()
-    if skipped:
-        print(f"{name}: {len(skipped)} subtests skipped by the runner: "
-              + ", ".join(s.name for s in skipped))
+        raise ProductFailure(f"{name}: not built into {job.job.binary}: {', '.join(aside.files)} "
+                             f"embeds the skeleton of {aside.program}, which does not compile: "
+                             f"{aside.error}")
+    outcomes = vmtest_run.judge(vmtest_guest, name)
+    several = len(outcomes) > 1
+    for outcome in outcomes:  # each its own result: test_progs[...] [name/sub]
+        for part in (*outcome.parts, *((outcome,) if several else ())):
+            if name == "all" and part.verdict == "passed":
+                continue
+            with subtests.test(msg=part.name):  # pytest-subtests reads only pytest's own
+                if part.verdict in ("failed", "error"):
+                    pytest.fail(f"{part.verdict}: {part.why}\nrerun: {job.rerun([part.name])}")
+                if part.verdict == "skipped":
+                    pytest.skip(part.why)
+    _report(outcomes, job)
+
+
+def _report(outcomes: list[Outcome], job: VmtestPoint) -> None:
+    """Raise the verdict of ``outcomes`` taken together: an error, else a failure, else a
+    skip when none passed; print what passed with notes."""
+    by = {v: [o for o in outcomes if o.verdict == v] for v in ("error", "failed", "skipped")}
+    if by["error"]:
+        raise HarnessError("\n".join(o.why for o in by["error"]))
+    if by["failed"]:
+        raise ProductFailure("\n".join(f"{o.why}\nrerun: {job.rerun([o.name])}"
+                                        for o in by["failed"]))
+    if len(by["skipped"]) == len(outcomes):
+        raise MissingPrerequisite("; ".join(o.why for o in by["skipped"]))
+    for o in outcomes:
+        if o.why:
+            print(o.why)

@@ -10,6 +10,7 @@ import pytest
 
 from harness.build import selftests
 from harness.build.selftests import SetAside
+from tests.conftest import selftests_makefile
 
 DATA = Path(__file__).parent / "data"
 
@@ -39,6 +40,7 @@ def _tree(root: Path) -> Path:
         '#include "kfunc_call_test.skel.h"\nvoid test_kfunc_call(void)\n{}\n')
     (bpf / "prog_tests/bpf_attr_size.c").write_text("void test_bpf_attr_size(void)\n{}\n")
     (bpf / "prog_tests/tests.h").write_text("DEFINE_TEST(cpumask)\n")
+    selftests_makefile(bpf)
     return bpf
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.plan.vmtest import VmtestJob, parse_job
+from tests.conftest import selftests_makefile
 
 NAMES = [ln for ln in (Path(__file__).parent / "data/bpf-ci-job-names.txt").read_text()
          .splitlines() if ln and not ln.startswith("#")]
@@ -149,13 +150,15 @@ def _tree(tmp_path: Path) -> Path:
                                         "void test_kfunc_call(void)\n{\n}\n")
     (tests / "struct_ops_module.c").write_text("void serial_test_struct_ops_module(void)\n{}\n")
     (tests / "xdp.c").write_text("void test_xdp(void)\n{}\n")
+    selftests_makefile(tests.parent)
     return tests.parent
 
 
 def test_the_tests_of_a_tree_and_the_default_selection(tmp_path: Path) -> None:
     from harness.plan.vmtest import select_tests, tree_tests
 
-    tests = tree_tests(_tree(tmp_path))
+    tree = _tree(tmp_path)
+    tests = tree_tests(tree)
     assert tests == ["kfunc_call", "module_attach", "struct_ops_module", "xdp"]
     assert select_tests(tests, None) == ["kfunc_call", "module_attach", "struct_ops_module"]
     assert select_tests(tests, "all") == tests
@@ -165,8 +168,7 @@ def test_the_tests_of_a_tree_and_the_default_selection(tmp_path: Path) -> None:
         select_tests(tests, "module")
     with pytest.raises(ConfigError, match="no prog_tests"):
         tree_tests(tmp_path)
-    assert tree_tests(tmp_path, [tmp_path / "tools/testing/selftests/bpf/prog_tests/xdp.c"]
-                      ) == ["xdp"]
+    assert tree_tests(tree, [tree / "prog_tests/xdp.c"]) == ["xdp"]
 
 
 def test_a_job_on_a_kernel_names_both_and_its_substitution() -> None:

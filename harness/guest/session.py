@@ -349,6 +349,12 @@ class GuestSession:
             self.check_console(command)
             return result
 
+    def console_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the kernel's console log ("" before any)."""
+        if not self.console_log.exists():
+            return ""
+        return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
+
     def interact(self) -> None:
         """Hand the guest's shell to the terminal until it exits (the guest powers off) or
         the user types Ctrl-] (the guest is then killed). Raises GuestLost if it is gone."""

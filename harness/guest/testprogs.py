@@ -7,11 +7,16 @@ the logs from there. Pure."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
 
 # `#<n>[/<m>] <name>[/<sub>]:<VERDICT>`; test_progs pads the number with spaces.
 _STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+(?:/[^:]+)?)"
                      r":(?P<verdict>OK|FAIL|SKIP)(?: \((?P<why>[^)]*)\))?\s*$")
+# test_progs' line when the kernel refuses bpf_testmod.ko (it then skips what needs it).
+_TESTMOD_REFUSED = re.compile(r"Failed to load bpf_testmod\.ko into the kernel")
 _SUMMARY = re.compile(r"^Summary: (?P<passed>\d+)/(?P<subpassed>\d+) PASSED, "
                       r"(?P<skipped>\d+) SKIPPED, (?P<failed>\d+) FAILED\s*$")
 
@@ -23,6 +28,7 @@ class TestResult:
     name: str
     verdict: str  # OK, FAIL or SKIP
     log: str = ""  # what test_progs printed for it before its status line (failures)
+    line: str = ""  # its status line, as the runner printed it
     subtests: dict[str, TestResult] = field(default_factory=dict)
 
     def failed_subtests(self) -> list[TestResult]:
@@ -39,15 +45,20 @@ class RunnerOutput:
 
     tests: dict[str, TestResult]
     summary: str | None
+    rc: int | None = None  # the runner's exit code (None: not known)
+    testmod_refused: str | None = None  # the runner's line saying bpf_testmod.ko did not load
 
 
-def parse(text: str) -> RunnerOutput:
-    """The verdicts of a test_progs run's output ``text`` (console line endings allowed)."""
+def parse(text: str, rc: int | None = None) -> RunnerOutput:
+    """The verdicts of a test_progs run's output ``text`` (console line endings allowed)
+    that exited ``rc``."""
     tests: dict[str, TestResult] = {}
     pending: list[str] = []
-    summary = None
+    summary = refused = None
     for raw in text.splitlines():
         line = raw.rstrip("\r")
+        if refused is None and _TESTMOD_REFUSED.search(line):
+            refused = line.strip()
         m = _STATUS.match(line)
         if m is None:
             if _SUMMARY.match(line):
@@ -61,12 +72,13 @@ def parse(text: str) -> RunnerOutput:
         if m["sub"] is not None and "/" in name:
             top = name.split("/", 1)[0]
             parent = tests.setdefault(top, TestResult(top, "RUNNING"))
-            parent.subtests[name] = TestResult(name, m["verdict"], log)
+            parent.subtests[name] = TestResult(name, m["verdict"], log, line.strip())
         else:
             result = tests.setdefault(name, TestResult(name, m["verdict"]))
             result.verdict = m["verdict"]
             result.log = log if m["verdict"] == "FAIL" else ""
-    return RunnerOutput(tests, summary)
+            result.line = line.strip()
+    return RunnerOutput(tests, summary, rc, refused)
 
 
 def parse_whole(stdout: str, stderr: str, rc: int) -> RunnerOutput:
@@ -78,7 +90,7 @@ def parse_whole(stdout: str, stderr: str, rc: int) -> RunnerOutput:
     both = out + [ln.rstrip("\r") for ln in stderr.splitlines() if ln.strip()]
     result = TestResult("all", "OK" if rc == 0 else "FAIL",
                         "" if rc == 0 else "\n".join(both[-20:]))
-    return RunnerOutput({"all": result}, out[-1].strip() if out else None)
+    return RunnerOutput({"all": result}, out[-1].strip() if out else None, rc)
 
 
 def apply_json(out: RunnerOutput, summary: dict[str, object]) -> None:
@@ -95,3 +107,138 @@ def apply_json(out: RunnerOutput, summary: dict[str, object]) -> None:
             found = test.subtests.get(f"{test.name}/{sub.get('name', '')}")
             if found is not None and sub.get("message"):
                 found.log = str(sub["message"]).strip()
+
+
+@dataclass(frozen=True)
+class Denial:
+    """One entry of a DENYLIST file test_progs was given (-d@FILE): ``test[/sub]`` globs."""
+
+    pattern: str
+    where: str  # FILE:LINE and the line, for quoting
+
+    def covers(self, name: str) -> bool:
+        """Whether this entry keeps the runner from running ``name`` (test or test/sub): a
+        test entry covers its subtests too."""
+        want_test, _, want_sub = self.pattern.partition("/")
+        test, _, sub = name.partition("/")
+        return fnmatchcase(test, want_test) and (not want_sub or (
+            bool(sub) and fnmatchcase(sub, want_sub)))
+
+
+def read_denylists(files: list[Path]) -> list[Denial]:
+    """The entries of DENYLIST ``files`` (those that exist): a pattern a line, ``#``
+    comments and blank lines skipped, as test_progs reads them."""
+    found = []
+    for path in files:
+        if not path.is_file():
+            continue
+        for n, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            pattern = raw.split("#", 1)[0].strip()
+            if pattern:
+                found.append(Denial(pattern.split()[0], f"{path.name}:{n}: {raw.strip()}"))
+    return found
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict of one test or subtest a selection named, with the runner's words."""
+
+    name: str
+    verdict: str  # "passed", "failed", "skipped" or "error" (the harness cannot say)
+    why: str = ""
+    parts: tuple[Outcome, ...] = ()  # its subtests' outcomes
+
+
+def judge(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denial],
+          needs_testmod: Callable[[str], bool], dmesg: str = "") -> list[Outcome]:
+    """The outcomes of ``selection`` ('all', or a name, ``test/sub`` or glob as test_progs'
+    -a takes it) in ``out``: each test (or subtest) of the runner that it matched; when
+    none ran, why: denied (a SKIP quoting the DENYLIST line), the runner exited non-zero
+    or never summed up (FAILED: it or the kernel broke), else an "error" outcome (kbtf
+    cannot say why). A test that needs bpf_testmod (``needs_testmod``, read from its
+    source) and was skipped, or passed with skipped subtests, in a run where the kernel
+    refused bpf_testmod.ko is FAILED quoting the runner's line and ``dmesg``."""
+    top, _, sub = selection.partition("/")
+    ran = [t for n, t in out.tests.items() if selection == "all" or fnmatchcase(n, top)]
+    found: list[Outcome] = []
+    for test in ran:
+        refused = _refusal(out, dmesg) if needs_testmod(test.name) else ""
+        if not sub:
+            found.append(_judge_test(test, refused))
+            continue
+        subs = [s for n, s in test.subtests.items() if fnmatchcase(n.partition("/")[2], sub)]
+        if not subs and test.verdict == "FAIL":  # it failed before reaching the subtest
+            found.append(_judge_test(test, refused))
+        found += [_judge_one(s, refused) for s in subs]
+    stopped = out.rc not in (0, None) or out.summary is None
+    if found:
+        if selection == "all" and stopped and all(o.verdict != "failed" for o in found):
+            found.append(Outcome("all", "failed", _stopped(out)))
+        return found
+    return [_not_run(selection, out, tree, denied, stopped)]
+
+
+def _refusal(out: RunnerOutput, dmesg: str) -> str:
+    """Why tests that need bpf_testmod could not run ("" when the runner loaded it)."""
+    if out.testmod_refused is None:
+        return ""
+    return (f"the kernel refused bpf_testmod.ko, which it needs; test_progs: "
+            f"{out.testmod_refused!r}" + (f"\nkernel log:\n{dmesg.strip()}" if dmesg.strip()
+                                          else ""))
+
+
+def _judge_one(result: TestResult, refused: str) -> Outcome:
+    """A subtest's (or subtest-less test's) outcome."""
+    if result.verdict == "FAIL":
+        return Outcome(result.name, "failed", f"{result.name}: FAIL\n{result.log}".strip())
+    if result.verdict == "SKIP":
+        if refused:
+            return Outcome(result.name, "failed", f"{result.name}: skipped: {refused}")
+        return Outcome(result.name, "skipped", f"{result.name}: test_progs skipped it: "
+                       f"{result.log or repr(result.line)}")
+    return Outcome(result.name, "passed")
+
+
+def _judge_test(test: TestResult, refused: str) -> Outcome:
+    """A test's outcome, its subtests' as its parts."""
+    parts = tuple(_judge_one(s, refused) for s in test.subtests.values())
+    skipped = [p.name for p in parts if p.verdict in ("skipped", "failed")
+               and test.subtests[p.name].verdict == "SKIP"]
+    if test.verdict == "FAIL":
+        failed = [s for s in test.failed_subtests()]
+        logs = "\n".join(f"--- {s.name}\n{s.log}" for s in failed) or test.log
+        why = (f"{test.name}: FAIL ({', '.join(s.name for s in failed) or 'the test itself'})"
+               f"\n{logs}")
+        return Outcome(test.name, "failed", why, parts)
+    if refused and (test.verdict == "SKIP" or skipped):
+        what = f"subtests {', '.join(skipped)} skipped" if skipped else "skipped"
+        return Outcome(test.name, "failed", f"{test.name}: {what}: {refused}", parts)
+    if test.verdict == "SKIP":
+        return Outcome(test.name, "skipped", f"{test.name}: test_progs skipped it: "
+                       f"{test.log or repr(test.line)}", parts)
+    return Outcome(test.name, "passed", f"{len(skipped)} subtests skipped by the runner: "
+                   + ", ".join(skipped) if skipped else "", parts)
+
+
+def _stopped(out: RunnerOutput) -> str:
+    return (f"the runner exited {out.rc}" if out.rc not in (0, None) else
+            "the runner ended") + (f" after {out.summary!r}" if out.summary else
+                                   " without its summary line")
+
+
+def _not_run(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denial],
+             stopped: bool) -> Outcome:
+    """Why the runner ran nothing ``selection`` names."""
+    top, _, sub = selection.partition("/")
+    names = list(tree) if selection == "all" else [
+        t + (f"/{sub}" if sub else "") for t in tree if fnmatchcase(t, top)]
+    denials = {n: next((d for d in denied if d.covers(n)), None) for n in names}
+    if names and all(denials.values()):
+        lines = sorted({d.where for d in denials.values() if d is not None})
+        return Outcome(selection, "skipped", f"{selection}: denied by the tree's DENYLIST "
+                       f"files: {'; '.join(lines)}")
+    if stopped:
+        return Outcome(selection, "failed", f"{selection}: not run: {_stopped(out)} (it is in "
+                       f"no DENYLIST file)")
+    return Outcome(selection, "error", f"{selection}: the runner exited 0 without running it, "
+                   f"and no DENYLIST entry names it")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import proc
 from harness.arches import ARCHES, GCC, Toolchain, get_arch
 from harness.errors import ConfigError
 from harness.plan import toolchain
@@ -143,22 +144,51 @@ MODULE_BTF_TESTS = (
     "kfunc_call", "kfunc_module_order", "kprobe_multi_testmod_test", "ksyms_module",
     "module_attach", "module_fentry_shadow", "struct_ops_module",
 )
-# A test of test_progs: a function `void test_<name>(void)` or `void serial_test_<name>(void)`
-# in prog_tests/*.c (the Makefile generates the runner's test list from exactly these).
-_TEST_FUNCTION = re.compile(r"^void (?:serial_)?test_(\w+)\(void\)", re.MULTILINE)
+# The selftests Makefile's rule that generates the runner's test list (tests.h): a sed
+# substitution over prog_tests/*.c printing DEFINE_TEST(<name>) for each test function.
+_LIST_RULE = re.compile(r"sed -n -E '(s/[^']*DEFINE_TEST[^']*)'")
+_DEFINED = re.compile(r"^DEFINE_TEST\((\w+)\)$", re.MULTILINE)
+LIST_TIMEOUT = 120  # seconds for sed over a tree's prog_tests/*.c
+
+
+def list_rule(selftests: Path) -> str:
+    """The sed expression the tree's selftests Makefile makes the runner's test list with.
+
+    Raises ConfigError when the Makefile has none kbtf can read (the list is a fact of the
+    tree, never guessed)."""
+    makefile = selftests / "Makefile"
+    text = makefile.read_text(errors="replace") if makefile.is_file() else ""
+    m = _LIST_RULE.search(text)
+    if m is None:
+        raise ConfigError(f"{makefile}: no sed rule printing DEFINE_TEST(...): kbtf cannot "
+                          f"read which tests this tree's test_progs has")
+    return m[1].replace("$$", "$")
 
 
 def tree_tests(selftests: Path, files: list[Path] | None = None) -> list[str]:
     """The test_progs tests of a tree's tools/testing/selftests/bpf (of just ``files`` of
-    its prog_tests/, when given), sorted.
+    its prog_tests/, when given), sorted: its Makefile's own sed rule run over the files,
+    as the build runs it to make the runner's list.
 
-    Raises ConfigError if it has no prog_tests/.
-    """
+    Raises ConfigError if it has no prog_tests/ or no rule kbtf can read, CommandError if
+    sed fails."""
     files = files if files is not None else sorted((selftests / "prog_tests").glob("*.c"))
     if not files and not (selftests / "prog_tests").is_dir():
         raise ConfigError(f"{selftests} has no prog_tests/*.c: not a tree with BPF selftests")
-    return sorted({m[1] for f in files for m in _TEST_FUNCTION.finditer(
-        f.read_text(errors="replace"))})
+    if not files:
+        return []
+    out = proc.run(["sed", "-n", "-E", list_rule(selftests), *files], timeout=LIST_TIMEOUT)
+    return sorted(set(_DEFINED.findall(out.stdout)))
+
+
+def needs_testmod(selftests: Path, test: str) -> bool:
+    """Whether ``test``'s prog_tests/ file refers to bpf_testmod (``env.has_testmod``,
+    its kfuncs, its BTF): the runner skips or fails it when bpf_testmod is not loaded."""
+    for f in sorted((selftests / "prog_tests").glob("*.c")):
+        text = f.read_text(errors="replace")
+        if re.search(rf"^void (?:serial_)?test_{re.escape(test)}\(", text, re.MULTILINE):
+            return "testmod" in text
+    return False
 
 
 def select_tests(available: list[str], wanted: str | None) -> list[str]:
@@ -292,7 +322,11 @@ def resolve_jobs(names: list[str], sources: list[KernelSource], ph: Pahole,
     programs).
     """
     found = []
-    for job in dict.fromkeys(parse_job(n) for n in names):
+    jobs: dict[str, VmtestJob] = {}  # one job however it is spelt: keyed by what it runs
+    for name in names:
+        job = parse_job(name)
+        jobs.setdefault(job.short, job)
+    for job in jobs.values():
         chain, note = compiler_for(job, installed_clangs, suite_clangs)
         arch = get_arch(job.arch)
         if not chain.suite:  # the host's: its programs must be installed

@@ -180,6 +180,7 @@ class RunContext:
     kvm: bool  # host-arch guests may use KVM (guest/accel.py, decided by the controller)
     worker: str | None = None  # xdist worker id; None: the controller or the only process
     vmtest: list[VmtestPoint] = field(default_factory=list)  # --vmtest-job: BPF CI jobs
+    cases: dict[str, list[str]] = field(default_factory=dict)  # job id -> its tests (vmtest_cases)
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
     @classmethod
@@ -210,6 +211,8 @@ class RunContext:
                   fetch_dkms(module_specs(options.module or [], options.dkms or [], cache),
                              cache, _logged(progress)), False,
                   None if worker_input is None else worker_id(), vmtest=jobs)
+        # each job's tests, read against its tree now: a bad --vmtest-tests is one line
+        ctx.cases = {v.id: ctx._job_cases(v) for v in jobs}
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())
         return ctx
@@ -244,8 +247,12 @@ class RunContext:
         return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm, self.options.sabotage)
 
     def vmtest_cases(self, vmtest: VmtestPoint) -> list[str]:
+        """The tests of ``vmtest``'s runner this run runs (read at start)."""
+        return self.cases[vmtest.id]
+
+    def _job_cases(self, vmtest: VmtestPoint) -> list[str]:
         """The tests of ``vmtest``'s runner this run runs (--vmtest-tests, read against the
-        tree's prog_tests/), or ["all"] for a runner that reports as a whole.
+        tree's test list), or ["all"] for a runner that reports as a whole.
         Raises ConfigError."""
         if not vmtest.per_test:
             return ["all"]

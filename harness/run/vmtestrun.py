@@ -24,7 +24,7 @@ from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.guest.vm import Share
 from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
-from harness.plan.vmtest import VmtestPoint, resolve_jobs
+from harness.plan.vmtest import VmtestPoint, needs_testmod, resolve_jobs, tree_tests
 from harness.run.pointrun import (
     STRIP,
     PointRun,
@@ -40,6 +40,9 @@ from harness.run.pointrun import (
 # Seconds one test of a runner may take in a TCG guest (BPF CI gives a whole job 360 min
 # under KVM; single tests take seconds, the slowest a few minutes there).
 TEST_TIMEOUT = 900
+ALL_TIMEOUT = 6 * 3600  # the whole runner, when the job's own timeout is not known
+GUEST_MARGIN = 120  # seconds past the runner's limit before the guest itself is given up
+TIMED_OUT = (124, 137)  # timeout(1)'s exit codes: the limit, then its KILL
 # Where the runner writes its JSON summary in the guest (its tmpfs).
 JSON_SUMMARY = "/tmp/kbtf-test_progs.json"
 JSON_MARK = "KBTF-JSON-SUMMARY"  # between the runner's output and its JSON summary
@@ -106,7 +109,9 @@ class VmtestRun:
                              root_packages=guestroot.VMTEST_PACKAGES)
             return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
 
-        return kvm_checked(pool.get(kernel.key, make, self.vmtest.id), self.run_dir, self.kvm)
+        # a guest is keyed by all it carries: the kernel and the selftests share
+        key = f"{kernel.key}:{shared}"
+        return kvm_checked(pool.get(key, make, self.vmtest.id), self.run_dir, self.kvm)
 
     def sabotaged(self, built: Selftests) -> Path:
         """The selftests dir the guest sees: the cached one, or with --sabotage strip-*
@@ -133,32 +138,44 @@ class VmtestRun:
             tmp.rename(tree)
         return tree
 
+    def denylists(self) -> list[Path]:
+        """The tree's DENYLIST files a test_progs flavour runs with (those it has)."""
+        tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
+        return [tree / name for name in ("DENYLIST", f"DENYLIST.{self.vmtest.job.arch}")
+                if (tree / name).is_file()]
+
     def runner_argv(self, tests: list[str]) -> list[str]:
         """The runner's command line in the guest: from the selftests dir; a test_progs
-        flavour with the tree's DENYLIST and DENYLIST.<arch> (those it has) and just
-        ``tests`` (-a each); test_verifier and test_maps plainly, as BPF CI runs them (they
-        take no such options: test_verifier reads "-d@DENYLIST" as test number 0)."""
+        flavour with the tree's DENYLIST files and just ``tests`` (-a each); test_verifier
+        and test_maps plainly, as BPF CI runs them (they take no such options:
+        test_verifier reads "-d@DENYLIST" as test number 0)."""
         built = selftests.Selftests(Path("/kbtf/selftests"), self.vmtest.job.binary)
         argv = [f"./{built.runner}"]
         if not self.vmtest.per_test:
             return argv
         if self.vmtest.job.parallel:
             argv.append("-j")
-        tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
-        for name in ("DENYLIST", f"DENYLIST.{self.vmtest.job.arch}"):
-            if (tree / name).is_file():
-                argv.append(f"-d@{name}")
+        argv += [f"-d@{path.name}" for path in self.denylists()]
         for test in tests:
             argv += ["-a", test]
         return argv
 
+    def time_limit(self, tests: list[str]) -> int:
+        """Seconds the runner may take for ``tests`` (all of them: the job's own timeout
+        in CI, else ALL_TIMEOUT)."""
+        if tests:
+            return TEST_TIMEOUT * len(tests)
+        return (self.vmtest.job.timeout_min or 0) * 60 or ALL_TIMEOUT
+
     def run_tests(self, session: GuestSession, tests: list[str]) -> testprogs.RunnerOutput:
-        """Run ``tests`` in ``session``; their verdicts. The runner's output goes to
-        <job>/runs/<first test>.log. Raises KernelTrouble (a splat during the run,
-        quoted), GuestTimeout, ProductFailure (the runner ended without a verdict: it or
-        the kernel broke)."""
+        """Run ``tests`` in ``session`` under kbtf's time limit (the runner is killed past
+        it); their verdicts. The runner's output goes to <job>/runs/<first test>.log.
+        Raises KernelTrouble (a splat during the run, quoted), GuestTimeout (the guest
+        stopped answering), ProductFailure (the runner ran past its limit, naming the
+        tests it had not finished, or ended without any verdict: it or the kernel broke)."""
         session.once_per_boot("loopback", lambda: _loopback_up(session))
-        argv = self.runner_argv(tests)
+        limit = self.time_limit(tests)
+        argv = ["timeout", "-k", "10", str(limit), *self.runner_argv(tests)]
         json_summary = self.vmtest.per_test and "json-summary" in (
             self.vmtest.point.kernel.source.path / SELFTESTS_DIR / "test_progs.c"
         ).read_text(errors="replace")
@@ -167,9 +184,9 @@ class VmtestRun:
         command = f"cd /kbtf/selftests && {shlex.join(argv)}"
         if json_summary:  # the summary comes back with the output: one round trip a test
             command += f"; r=$?; printf '\\n{JSON_MARK}\\n'; cat {JSON_SUMMARY}; exit $r"
-        result = session.run(command, timeout=TEST_TIMEOUT * max(1, len(tests)))
+        result = session.run(command, timeout=limit + GUEST_MARGIN)
         stdout, _, summary = result.stdout.partition(f"\n{JSON_MARK}\n")
-        out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_')}.log"
+        out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_').replace('*', '_')}.log"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"$ {command}\n# exit {result.rc}\n{stdout}\n"
                        f"# stderr:\n{result.stderr}")
@@ -177,9 +194,15 @@ class VmtestRun:
         if result.rc and "error while loading shared libraries" in tail:  # the root lacks one
             raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
                                f"root: {tail!r}", log=out)
+        parsed = (testprogs.parse(stdout, result.rc) if self.vmtest.per_test
+                  else testprogs.parse_whole(stdout, result.stderr, result.rc))
+        if result.rc in TIMED_OUT:
+            unfinished = [t for t in tests or ["all"] if t.split("/")[0] not in parsed.tests]
+            raise ProductFailure(f"{self.vmtest.job.binary}: {', '.join(unfinished) or 'all'} "
+                                 f"ran past kbtf's limit of {limit}s and was killed; console "
+                                 f"tail:\n{session.console_tail()}", log=out)
         if not self.vmtest.per_test:  # test_verifier, test_maps: one verdict, the exit code
-            return testprogs.parse_whole(stdout, result.stderr, result.rc)
-        parsed = testprogs.parse(stdout)
+            return parsed
         if summary:
             with contextlib.suppress(ValueError):
                 testprogs.apply_json(parsed, json.loads(summary))
@@ -187,6 +210,20 @@ class VmtestRun:
             raise ProductFailure(f"{self.vmtest.job.binary} printed no test verdict (exit "
                                  f"{result.rc}): {tail!r}", log=out)
         return parsed
+
+    def judge(self, session: GuestSession, selection: str) -> list[testprogs.Outcome]:
+        """Run ``selection`` ('all' or a test_progs -a name) and judge each test it names
+        (testprogs.judge: against the tree's test list, DENYLIST files and which tests need
+        bpf_testmod). Raises like run_tests."""
+        out = self.run_tests(session, [] if selection == "all" else [selection])
+        dmesg = ""
+        if out.testmod_refused:
+            res = session.run("dmesg | grep -i -E 'bpf_testmod|btf' | tail -n 20")
+            dmesg = res.stdout
+        tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
+        return testprogs.judge(selection, out, tree_tests(tree),
+                               testprogs.read_denylists(self.denylists()),
+                               functools.partial(needs_testmod, tree), dmesg)
 
 
 def _loopback_up(session: GuestSession) -> None:
