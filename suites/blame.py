@@ -107,8 +107,10 @@ class OutcomeRecorder:
         if report.when == "call" or report.outcome != "passed":
             self.run.record(report.nodeid, outcome_label(report))
 
-    def pytest_sessionfinish(self) -> None:
-        self.run.finish()
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # cancelled (Ctrl-C, SIGTERM) or stopped early (-x, --maxfail): not finished
+        self.run.finish(exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+                        and not session.shouldfail and not session.shouldstop)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.write_line(

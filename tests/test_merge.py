@@ -42,7 +42,7 @@ def test_jobs_merge_into_one_result(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     matrix = json.loads((tmp_path / "all/matrix.json").read_text())
     assert [r["point"] for r in matrix] == ["x86_64-k", "s390x-k"]
     summary = (tmp_path / "all/summary.md").read_text()
-    assert "## Missing: points of the plan no run reported\n\n- aarch64-k" in summary
+    assert "## Missing: points of the plan no finished run reported\n\n- aarch64-k" in summary
     assert "test_x (failed)" in summary and step.read_text() == summary
 
 
@@ -50,3 +50,49 @@ def test_a_dir_that_is_no_result_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
         merge.main(["--out", str(tmp_path / "all"), str(tmp_path / "empty")])
+
+
+def test_two_runs_that_disagree_keep_the_worse_outcome_and_say_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = job(tmp_path / "a", "x86_64-k", failed=True), job(tmp_path / "b", "x86_64-k")
+    rc = merge.main(["--out", str(tmp_path / "all"), str(first), str(second)])
+    assert rc == 1
+    matrix = json.loads((tmp_path / "all/matrix.json").read_text())
+    assert matrix[0]["outcomes"]["test_x"] == "failed"
+    assert "x86_64-k test_x: failed in one run, passed in" in capsys.readouterr().out
+    assert "kept failed" in (tmp_path / "all/summary.md").read_text()
+
+
+def test_a_run_that_did_not_finish_leaves_its_points_missing(tmp_path: Path) -> None:
+    run = job(tmp_path, "x86_64-k")
+    results.write_matrix(run, [results.PointRecord("x86_64-k", {}, {"test_x": "passed"})],
+                         finished=False)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"id": "x86_64-k", "points": ["x86_64-k"]}]))
+    assert merge.main(["--out", str(tmp_path / "all"), "--plan", str(plan), str(run)]) == 1
+    assert "- x86_64-k (its run did not finish)" in (tmp_path / "all/summary.md").read_text()
+    assert "did not finish" in (run / "summary.md").read_text()
+
+
+def test_a_cancelled_or_stopped_session_is_recorded_as_unfinished() -> None:
+    from suites.blame import OutcomeRecorder
+
+    seen: list[bool] = []
+
+    class Run:
+        def finish(self, finished: bool) -> None:
+            seen.append(finished)
+
+    class Session:
+        shouldfail: bool | str = False
+        shouldstop: bool | str = False
+
+    recorder = OutcomeRecorder(Run())  # type: ignore[arg-type]
+    recorder.pytest_sessionfinish(Session(), pytest.ExitCode.TESTS_FAILED)  # type: ignore[arg-type]
+    recorder.pytest_sessionfinish(Session(), pytest.ExitCode.INTERRUPTED)  # type: ignore[arg-type]
+    stopped = Session()
+    stopped.shouldfail = "stopping after 1 failures"
+    recorder.pytest_sessionfinish(stopped, pytest.ExitCode.TESTS_FAILED)  # type: ignore[arg-type]
+    assert seen == [True, False, False]

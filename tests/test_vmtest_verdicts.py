@@ -220,14 +220,15 @@ def test_two_jobs_on_one_kernel_do_not_share_a_guest(tmp_path: Path,
 
 def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.run import context
+    from harness.build import fetch
+    from harness.run import context, results
     from harness.run.plan import RunPlan
 
     run = _job_run(tmp_path)
     _real_6_12_tree(run.vmtest.point.kernel.source.path / SELFTESTS_DIR / "..")
     monkeypatch.setattr(context, "resolve", lambda _o, _c: RunPlan([], [], [run.vmtest]))
-    monkeypatch.setattr(context.fetch, "fetch", lambda points, *_a: points)
-    monkeypatch.setattr(context.results, "new_run_dir", lambda **_k: tmp_path / "results")
+    monkeypatch.setattr(fetch, "fetch", lambda points, *_a: points)
+    monkeypatch.setattr(results, "new_run_dir", lambda **_k: tmp_path / "results")
     monkeypatch.setattr(context.RunContext, "_kvm_verdict", lambda self: False)
     (tmp_path / "results").mkdir()
     options = context.RunOptions(vmtest_job=["x86_64-gcc/test_progs"], cache_dir=str(tmp_path),

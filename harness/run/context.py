@@ -387,8 +387,9 @@ class RunContext:
         if found is not None:
             self.outcomes.setdefault(found[0], {})[found[1]] = label
 
-    def finish(self) -> None:
-        """Write matrix.json and summary.md from the points' facts and outcomes."""
+    def finish(self, finished: bool = True) -> None:
+        """Write matrix.json and summary.md from the points' facts and outcomes, and
+        whether the run ``finished`` (a cancelled or stopped one did not)."""
         records = [self._point_record(p) for p in self.points]
         axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
         records += [self._distro_record(k) for k in self.distros]
@@ -398,7 +399,8 @@ class RunContext:
             preface = ("## pahole axis (each module against the first pahole of its arch, "
                        "kernel and toolchain)\n\n" + axis_table(sorted(
                            axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
-        results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules])
+        results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules],
+                             finished)
 
     def _point_record(self, point: MatrixPoint) -> results.PointRecord:
         rec = results.PointRecord(point.id, facts={"rerun": point.rerun()},

@@ -1,6 +1,7 @@
 """``./kbtf merge``: the results of several runs (CI jobs of one plan, each with --point) as
 one: one junit.xml (junitparser), one matrix.json and summary.md, and GITHUB_STEP_SUMMARY
-when set. A point of the plan that no run reported is listed as missing, never dropped."""
+when set. A point of the plan that no finished run reported is listed as missing, never
+dropped; two runs that disagree on a test keep the worse outcome and say so."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from junitparser import JUnitXml
@@ -16,51 +18,87 @@ from junitparser import JUnitXml
 from harness.errors import ConfigError
 from harness.run import results
 
+# Outcomes from the worst to the best: a merge keeps the worse of two for one test.
+RANK = ("error", "failed", "xpassed", "skipped", "xfailed", "passed")
 
-def merge_records(run_dirs: Sequence[Path]) -> list[results.PointRecord]:
-    """Each point's record across ``run_dirs`` (their matrix.json), facts and outcomes of
-    later runs added to earlier ones. Raises ConfigError for a dir without matrix.json."""
+
+def _rank(label: str) -> int:
+    kind = label.split(":")[0]
+    return RANK.index(kind) if kind in RANK else 0
+
+
+@dataclass
+class Merged:
+    """Several runs' records as one: each test's worst outcome, the tests two runs
+    disagree on (said, never hidden), and the points only runs that did not finish
+    reported (missing: a cut-short run's outcomes are incomplete)."""
+
+    records: list[results.PointRecord]
+    conflicts: list[str] = field(default_factory=list)
+    unfinished: set[str] = field(default_factory=set)
+
+    def missing(self, planned: Sequence[str]) -> list[str]:
+        """Points of the plan (``planned``: their ids) that no finished run reported."""
+        ran = {r.point for r in self.records if r.outcomes} - self.unfinished
+        return [p for p in planned if p not in ran]
+
+
+def merge_records(run_dirs: Sequence[Path]) -> Merged:
+    """Each point's record across ``run_dirs`` (their matrix.json), facts of later runs
+    added to earlier ones, each test's worse outcome kept. Raises ConfigError for a dir
+    without matrix.json."""
     merged: dict[str, results.PointRecord] = {}
+    conflicts: list[str] = []
+    finished: set[str] = set()
+    unfinished: set[str] = set()
     for run in run_dirs:
         matrix = run / "matrix.json"
         if not matrix.is_file():
             raise ConfigError(f"{run}: no matrix.json: not a kbtf result dir")
+        done = results.run_finished(run)
         for rec in json.loads(matrix.read_text()):
-            into = merged.setdefault(rec["point"], results.PointRecord(rec["point"]))
+            point = rec["point"]
+            (finished if done else unfinished).add(point)
+            into = merged.setdefault(point, results.PointRecord(point))
             into.facts.update(rec["facts"])
-            into.outcomes.update(rec["outcomes"])
-    return list(merged.values())
+            for test, label in rec["outcomes"].items():
+                before = into.outcomes.get(test)
+                if before is not None and before != label:
+                    worse = min(before, label, key=_rank)
+                    conflicts.append(f"{point} {test}: {before} in one run, {label} in "
+                                     f"{run}: kept {worse}")
+                    label = worse
+                into.outcomes[test] = label
+    return Merged(list(merged.values()), conflicts, unfinished - finished)
 
 
-def missing(records: Sequence[results.PointRecord], planned: Sequence[str]) -> list[str]:
-    """Points of the plan (``planned``: their ids) that no run reported an outcome for."""
-    ran = {r.point for r in records if r.outcomes}
-    return [p for p in planned if p not in ran]
-
-
-def merge(run_dirs: Sequence[Path], out: Path, planned: Sequence[str] = ()) -> Path:
-    """Write the merged junit.xml, matrix.json and summary.md into ``out``; return the
-    summary's path. Raises ConfigError."""
+def merge(run_dirs: Sequence[Path], out: Path, planned: Sequence[str] = ()) -> Merged:
+    """Write the merged junit.xml, matrix.json and summary.md into ``out``; return what
+    was merged. Raises ConfigError."""
     out.mkdir(parents=True, exist_ok=True)
     junit = JUnitXml()
     for run in run_dirs:
         if (run / "junit.xml").is_file():
             junit += JUnitXml.fromfile(str(run / "junit.xml"))
     junit.write(str(out / "junit.xml"))
-    records = merge_records(run_dirs)
-    absent = missing(records, planned)
-    preface = ("## Missing: points of the plan no run reported\n\n"
-               + "".join(f"- {p}\n" for p in absent)) if absent else ""
-    summary = results.write_matrix(out, records, preface)
+    merged = merge_records(run_dirs)
+    absent = merged.missing(planned)
+    preface = ("## Missing: points of the plan no finished run reported\n\n"
+               + "".join(f"- {p}" + (" (its run did not finish)" if p in merged.unfinished
+                                     else "") + "\n" for p in absent)) if absent else ""
+    if merged.conflicts:
+        preface += ("## Runs that disagree (the worse outcome is kept)\n\n"
+                    + "".join(f"- {c}\n" for c in merged.conflicts))
+    summary = results.write_matrix(out, merged.records, preface, finished=True)
     if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(step_summary, "a") as fh:
             fh.write(summary.read_text())
-    return summary
+    return merged
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``./kbtf merge [--plan PLAN.json] --out DIR RUN_DIR...``; exit 1 when a point of the
-    plan is missing."""
+    plan is missing or two runs disagree on a test."""
     parser = argparse.ArgumentParser(prog="./kbtf merge", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="where the merged results go")
     parser.add_argument("--plan", type=Path, help="./kbtf plan's JSON: its points must be there")
@@ -69,13 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     planned = ([p for unit in json.loads(args.plan.read_text()) for p in unit["points"]]
                if args.plan else [])
     try:
-        summary = merge(args.runs, args.out, planned)
+        merged = merge(args.runs, args.out, planned)
     except ConfigError as exc:
         parser.error(str(exc))
-    absent = missing(merge_records(args.runs), planned)
-    print(f"kbtf: merged {len(args.runs)} runs into {summary.parent}"
+    absent = merged.missing(planned)
+    for conflict in merged.conflicts:
+        print(f"kbtf: runs disagree: {conflict}")
+    print(f"kbtf: merged {len(args.runs)} runs into {args.out}"
           + (f"; missing: {', '.join(absent)}" if absent else ""))
-    return 1 if absent else 0
+    return 1 if absent or merged.conflicts else 0
 
 
 if __name__ == "__main__":

@@ -136,10 +136,26 @@ def module_table(records: list[PointRecord], modules: list[str]) -> str:
     return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *rows]) + "\n"
 
 
+RUN_STATE = "run.json"  # {"finished": bool}: whether the run that wrote matrix.json ended
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` ran to its end (a cancelled or cut-short run, or one
+    that wrote no state, did not)."""
+    try:
+        return json.loads((run_dir / RUN_STATE).read_text()).get("finished") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "",
-                 modules: list[str] | None = None) -> Path:
-    """Write matrix.json and summary.md (``preface``, markdown, first); return the
-    summary's path."""
+                 modules: list[str] | None = None, finished: bool = True) -> Path:
+    """Write matrix.json, summary.md (``preface``, markdown, first) and whether the run
+    ``finished``; return the summary's path."""
+    (run_dir / RUN_STATE).write_text(json.dumps({"finished": finished}) + "\n")
+    if not finished:
+        preface = ("**This run did not finish: its results are incomplete.**\n\n"
+                   + preface)
     (run_dir / "matrix.json").write_text(
         json.dumps([asdict(r) for r in records], indent=2, default=str) + "\n"
     )
