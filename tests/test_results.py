@@ -59,3 +59,17 @@ def test_jobs_get_their_own_table_with_the_runners_outcomes() -> None:
         "1.32 | clang-21 (sid build root) | - | 1/3 | failed | cpumask (skipped: x), "
         "kfunc_call (failed) |")
     assert results.job_table([point]) == ""
+
+
+def test_a_points_facts_set_up_twice_by_one_worker_are_merged(tmp_path: Path) -> None:
+    # one worker ran both parts of a point with another point between them: the session
+    # fixture `facts` was set up (and written) twice; the first part's facts must stay
+    from harness.run.context import RunContext
+
+    run = RunContext.__new__(RunContext)
+    run.run_dir, run.outcomes = tmp_path, {}
+    run.write_facts("s390x-k", {"arch": "s390x", "config_pahole_version": 130,
+                                "module_btf_types": 12})
+    run.write_facts("s390x-k", {"arch": "s390x", "accel": "tcg"})
+    record = run._point_record(type("P", (), {"id": "s390x-k", "rerun": lambda self: "r"})())
+    assert record.facts["config_pahole_version"] == 130 and record.facts["accel"] == "tcg"

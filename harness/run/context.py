@@ -370,10 +370,16 @@ class RunContext:
     # -- facts, outcomes, results ----------------------------------------------------
 
     def write_facts(self, point_id: str, facts: dict[str, object]) -> None:
-        """Write this process's facts of a point, for matrix.json and summary.md."""
+        """Add this process's facts of a point to those it wrote before (a worker may set a
+        point's facts up twice, once per part, with another point between), for
+        matrix.json and summary.md."""
         out = self.run_dir / point_id / f"facts-{worker_id()}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(facts, indent=2, default=str) + "\n")
+        known = json.loads(out.read_text()) if out.is_file() else {}
+        known.update(facts)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=2, default=str) + "\n")
+        tmp.rename(out)
 
     def point_ids(self) -> list[str]:
         """Every point's and distro kernel's id, longest first (for split_test_id)."""
