@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,22 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from harness import REPO, cacheentry
+from harness import REPO, cacheentry, registry
 from harness.build import cacheremote, kbuild
-
-
-def start_registry(storage: Path) -> tuple[subprocess.Popen[bytes], cacheremote.Remote]:
-    """docker-registry on a free 127.0.0.1 port, storing under ``storage``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = storage.parent / "registry.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    server = subprocess.Popen(["docker-registry", "serve", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    return server, cacheremote.Remote(f"127.0.0.1:{port}", "kbtf/kernels")
 
 
 def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:
@@ -110,14 +95,13 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep runner 2's cache here")
     known, rest = parser.parse_known_args()
     work = Path(tempfile.mkdtemp(prefix="kbtf-remote-bench-"))
-    server, remote = start_registry(work / "registry")
     try:
-        pushed = push_all(remote, kbuild.default_cache_dir())
-        runner2 = run_runner2(remote, known.keep or work / "runner2", rest)
-        print(json.dumps({"pushed": pushed, "runner2": runner2}, indent=2))
+        with registry.serve(kbuild.default_cache_dir(), work / "registry") as address:
+            remote = cacheremote.Remote(address, "kbtf/kernels")
+            pushed = push_all(remote, kbuild.default_cache_dir())
+            runner2 = run_runner2(remote, known.keep or work / "runner2", rest)
+            print(json.dumps({"pushed": pushed, "runner2": runner2}, indent=2))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 

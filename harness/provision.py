@@ -235,3 +235,26 @@ def _relocate(root: Path, binary: Path, final_root: Path, log: Path) -> None:
     proc.run(["patchelf", "--set-interpreter", final(str(loaders[0])),
               "--set-rpath", ":".join(final(d) for d in libdirs), binary], logfile=log,
              timeout=UNPACK_TIMEOUT)
+
+
+def debian_tool(cache_dir: Path, suite: str, package: str, binary: str) -> Path:
+    """Path of ``binary`` from Debian ``suite``'s ``package``, downloaded and unpacked into
+    the cache once, never installed: nothing runs at install, no service is started (what
+    only tests need, e.g. docker-registry, which Debian's package starts on every interface).
+    For self-contained programs only (no libraries are brought). Raises CommandError if a
+    step fails, ConfigError if the package has no such program."""
+    dest = cache_dir / "tools" / f"{suite}-{package}"
+    program = dest / binary.lstrip("/")
+
+    def fill(root: Path) -> None:
+        log = root / "provision.log"
+        debs = root / ".debs"
+        for deb in download(cache_dir, suite, (package,), debs, log):
+            proc.run(["dpkg-deb", "-x", deb, root], logfile=log, timeout=UNPACK_TIMEOUT)
+        shutil.rmtree(debs)
+        if not (root / binary.lstrip("/")).is_file():
+            raise ConfigError(f"Debian {suite}'s {package} has no {binary}", log=log)
+        (root / ".complete").write_text(package + "\n")
+
+    cacheentry.populate(dest, (dest / ".complete").exists, fill, "provision.log")
+    return program

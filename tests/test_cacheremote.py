@@ -1,7 +1,7 @@
-"""Kernels shared through a real OCI registry: Debian's docker-registry started on
-127.0.0.1 with temporary storage. A small stand-in for a kernel cache entry (its build
-metadata, a Makefile naming its paths, a `source` link, an object file) is pushed from one
-cache dir and pulled into another."""
+"""Kernels shared through a real OCI registry: Debian's docker-registry (unpacked into the
+cache, never installed: harness/registry.py) started on 127.0.0.1 with temporary storage. A
+small stand-in for a kernel cache entry (its build metadata, a Makefile naming its paths, a
+`source` link, an object file) is pushed from one cache dir and pulled into another."""
 
 from __future__ import annotations
 
@@ -11,27 +11,15 @@ import ctypes
 import ctypes.util
 import json
 import logging
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness import registry as oci_registry
 from harness.build import cacheremote
+from harness.build.kbuild import default_cache_dir
 from harness.errors import ConfigError
-
-REGISTRY = shutil.which("docker-registry")
-pytestmark = pytest.mark.skipif(REGISTRY is None, reason="docker-registry is not installed "
-                                "(./kbtf installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bcrypt(password: str) -> str:
@@ -59,27 +47,13 @@ def auth_registry(tmp_path: Path) -> Iterator[tuple[cacheremote.Remote, Path]]:
 
 @contextlib.contextmanager
 def _serve(tmp_path: Path, auth: bool) -> Iterator[tuple[cacheremote.Remote, Path]]:
-    port = _free_port()
-    storage = tmp_path / "registry"
-    config = tmp_path / "registry.yml"
-    htpasswd = ""
+    htpasswd = None
     if auth:
-        (tmp_path / "htpasswd").write_text(f"kbtf:{_bcrypt('right')}\n")
-        htpasswd = f"auth:\n  htpasswd:\n    realm: kbtf\n    path: {tmp_path / 'htpasswd'}\n"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n{htpasswd}")
-    server = subprocess.Popen([str(REGISTRY), "serve", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        yield cacheremote.Remote(f"127.0.0.1:{port}", "kbtf/kernels"), storage
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        htpasswd = tmp_path / "htpasswd"
+        htpasswd.write_text(f"kbtf:{_bcrypt('right')}\n")
+    storage = tmp_path / "registry"
+    with oci_registry.serve(default_cache_dir(), storage, htpasswd) as address:
+        yield cacheremote.Remote(address, "kbtf/kernels"), storage
 
 
 def _entry(cache: Path, name: str) -> Path:
@@ -154,7 +128,7 @@ def test_missing_tag_unreachable_registry_and_bad_url(registry: tuple[cacheremot
                                                      tmp_path: Path) -> None:
     remote, _ = registry
     assert not cacheremote.pull(remote, "no-such-entry", tmp_path)
-    down = cacheremote.Remote(f"127.0.0.1:{_free_port()}", "kbtf/kernels")
+    down = cacheremote.Remote(f"127.0.0.1:{oci_registry.free_port()}", "kbtf/kernels")
     assert not cacheremote.pull(down, "x", tmp_path)
     assert cacheremote.push(down, "x", _entry(tmp_path / "c", "x")) is None
     with pytest.raises(ConfigError, match="use oci://HOST"):
