@@ -181,10 +181,17 @@ def test_kill_never_signals_a_stranger_named_by_a_stale_pidfile(tmp_path: Path) 
                                tmp_path, "guest-A-gw0")
         session._pidfile.write_text(f"{stranger.pid}\n")  # left by a QEMU killed earlier
         session.kill()
-        session._child = object()  # type: ignore[assignment]  # as if started, then lost
+
+        class Lost:  # the pexpect child of a guest that was started, then lost
+            pid = None
+
+            def close(self, force: bool = False) -> None:
+                pass
+
+        session._child = Lost()  # type: ignore[assignment]
         session._pidfile.write_text(f"{stranger.pid}\n")
-        session._child = None
-        session.kill()
+        session.kill()  # reaches the pidfile: the pid is no QEMU of this session
+        time.sleep(0.1)
         assert stranger.poll() is None, "kill() signalled a process it did not start"
         assert not session._pidfile.exists()
     finally:
