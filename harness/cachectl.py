@@ -20,7 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness import cacheentry
+from harness import cacheentry, signing
+from harness.errors import ConfigError
 
 # Kinds whose entries are downloads frozen at their first fetch (a newer sid bpftrace, a
 # Debian pahole point release): `refresh` removes them, the next run fetches them again.
@@ -131,7 +132,7 @@ def _report(chosen: list[Entry], dry_run: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``./kbtf cache list|prune|refresh``; returns the exit code."""
+    """``./kbtf cache list|prune|refresh|keygen``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="./kbtf cache", description=__doc__)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="default: $KBTF_CACHE_DIR, else ~/.cache/kbtf")
@@ -145,7 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     refresh = sub.add_parser("refresh", help="remove frozen downloads so the next run "
                              "fetches them again: " + ", ".join(DOWNLOADED))
     refresh.add_argument("kinds", nargs="+", choices=DOWNLOADED)
+    keygen = sub.add_parser("keygen", help="a key pair signing shared cache entries: the "
+                            "private key for pushing runners, the public one for pulling ones")
+    keygen.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "keygen":
+        try:
+            private, public = signing.keygen(args.dir)
+        except ConfigError as exc:
+            parser.error(str(exc))
+        print(f"{private}: for runners that push (export {signing.SIGNING_KEY_ENV}={private})\n"
+              f"{public}: for runners that pull (export {signing.TRUSTED_KEYS_ENV}={public})")
+        return 0
     cache = args.cache_dir or Path(os.environ.get("KBTF_CACHE_DIR") or
                                    Path.home() / ".cache" / "kbtf")
     found = entries(cache)

@@ -168,3 +168,26 @@ def sweep(cache_dir: Path) -> list[Path]:
         finally:
             lock.release()
     return removed
+
+
+def escaping_link(entry: Path) -> Path | None:
+    """The first symbolic link under ``entry`` whose target lies outside it, or None. Under
+    a root file system (``entry/tree``, a guest's '/'), an absolute target is read inside
+    that tree, as the guest reads it. Nothing is followed."""
+    root_fs = entry / "tree"
+    for dirpath, dirnames, filenames in os.walk(entry):
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = os.readlink(path)
+            in_root_fs = path.is_relative_to(root_fs)
+            if os.path.isabs(target):
+                if not in_root_fs:
+                    return path
+                resolved = Path(os.path.normpath(root_fs / target.lstrip("/")))
+            else:
+                resolved = Path(os.path.normpath(path.parent / target))
+            if not resolved.is_relative_to(root_fs if in_root_fs else entry):
+                return path
+    return None

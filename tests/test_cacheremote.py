@@ -56,6 +56,10 @@ def _serve(tmp_path: Path, auth: bool) -> Iterator[tuple[cacheremote.Remote, Pat
         yield cacheremote.Remote(address, "kbtf/kernels"), storage
 
 
+def _complete(entry: Path) -> bool:  # a fetched source's completeness check
+    return (entry / ".complete").exists()
+
+
 def _entry(cache: Path, name: str) -> Path:
     """A stand-in kernel entry of ``cache`` with its tree at <cache>/src/linux."""
     source = cache / "src" / "linux"
@@ -114,11 +118,10 @@ def test_an_entry_made_once_is_pulled_by_the_next_runner(
     name = "linux-source-6.12_6.12.117-1~deb12u1"
     assert cacheremote.tag_of(name) == "linux-source-6.12_6.12.117-1-deb12u1"
     first = tmp_path / "runner1" / "src" / name
-    assert cacheremote.populate(first, (first / ".complete").exists, fill, "x.log", said.append)
+    assert cacheremote.populate(first, _complete, fill, "x.log", said.append)
     assert len(made) == 1 and any("pushed" in line for line in said)
     second = tmp_path / "runner2" / "src" / name
-    assert not cacheremote.populate(second, (second / ".complete").exists, fill, "x.log",
-                                    said.append)
+    assert not cacheremote.populate(second, _complete, fill, "x.log", said.append)
     assert len(made) == 1 and said[-1].startswith(f"kbtf: pulled {name} from ")
     assert (second / "tree" / "lib" / "libc.a").read_bytes() == b"archive"
     assert sorted(p.name for p in second.iterdir()) == [".complete", "tree"]

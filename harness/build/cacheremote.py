@@ -20,11 +20,13 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness import cacheentry, proc
+from harness import cacheentry, proc, signing
 from harness.errors import ConfigError
 
 log = logging.getLogger("kbtf")
@@ -118,14 +120,17 @@ def tag_of(entry_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", entry_name)[:128]
 
 
-def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None],
+def populate(final: Path, complete: Callable[[Path], bool], fill: Callable[[Path], None],
              log_name: str | None, say: Progress, *, excludes: tuple[str, ...] = (),
              adopt: Callable[[Path, dict[str, str]], None] | None = None,
              relocate: bool = False) -> bool:
     """cacheentry.populate with this run's remote, if any: the entry is pulled instead of
-    made when the registry has it (``adopt(tmp, origin)`` then makes it this machine's:
-    ``origin`` says where it was made), and pushed (less ``excludes``) after it was made
-    here. True when this process made it. Raises what ``fill`` raises."""
+    made when the registry has it, signed by a trusted key (``pull``), and it passes the
+    same ``complete(dir)`` check a local entry passes (``adopt(tmp, origin)`` then makes it
+    this machine's: ``origin`` says where it was made), and pushed (less ``excludes``,
+    signed when this machine has a key) after it was made here. A pulled entry that fails
+    any check is one warning line and a local build. True when this process made it.
+    Raises what ``fill`` raises."""
     remote = configured()
     tag = tag_of(final.name)
     made: list[Path] = []
@@ -133,17 +138,26 @@ def populate(final: Path, ready: Callable[[], bool], fill: Callable[[Path], None
     def pulled_or_filled(tmp: Path) -> None:
         if remote is not None:
             origin = pull(remote, tag, tmp)
+            if origin is not None and not complete(tmp):
+                log.warning("kbtf: cache remote %s: the pulled entry is incomplete (it fails "
+                            "the check a local entry passes): not used, made here",
+                            remote.ref(tag))
+                origin = None
             if origin is not None:
                 if adopt is not None:
                     adopt(tmp, origin)
                 say(f"kbtf: pulled {final.name} from {remote.ref(tag)}")
                 return
             for leftover in tmp.iterdir():  # what a failed pull left
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
         fill(tmp)
         made.append(final)
 
-    cacheentry.populate(final, ready, pulled_or_filled, log_name, relocate=relocate)
+    cacheentry.populate(final, lambda: complete(final), pulled_or_filled, log_name,
+                        relocate=relocate)
     if remote is not None and made:
         size = push(remote, tag, final, excludes)
         if size is not None:
@@ -163,43 +177,95 @@ def kept_or_made(final: Path, dst: Path, make: Callable[[], object]) -> Path | N
         shutil.copytree(dst, tmp / "build", symlinks=True)
         (tmp / "built-in").write_text(f"{dst}\n")
 
-    if populate(final, (final / "built-in").is_file, fill, None, log.info):
+    if populate(final, lambda d: (d / "built-in").is_file(), fill, None, log.info):
         return None
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(final / "build", dst, symlinks=True)
     return Path((final / "built-in").read_text().strip())
 
 
+PULL_TIMEOUT = 1800  # seconds for one entry's whole download (a trickling registry too)
+
+
 def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
     """Unpack the entry tagged ``tag`` into the empty dir ``dest``: where the entry was made
     (its ORIGIN record, taken out of ``dest``); None, ``dest`` left for the caller to
-    discard, when the registry lacks it (logged) or, with a warning, cannot be reached,
-    refuses us, or serves a blob whose digest is not its manifest's."""
+    discard, when the registry lacks it (logged) or, with one warning line, cannot be
+    reached, refuses us, takes longer than PULL_TIMEOUT for the whole download, serves a
+    blob whose digest is not its manifest's, an entry not signed by a trusted key (when
+    keys are configured: harness/signing.py), or one holding a link that leads out of it."""
     blob = dest.parent / f"{dest.name}.pull.tar.zst"
     try:
-        registry = _registry(remote)
-        container = registry.get_container(remote.ref(tag))
-        manifest = registry.get_manifest(container)
-        layer = manifest["layers"][0]
-        registry.download_blob(container, layer["digest"], str(blob))
-        got = "sha256:" + cacheentry.file_sha256(blob)
-        if got != layer["digest"]:
-            log.warning("kbtf: %s: blob digest %s, manifest says %s: not used",
-                        remote.ref(tag), got, layer["digest"])
-            return None
-        proc.run(["tar", "--zstd", "-xf", blob, "-C", dest], timeout=TAR_TIMEOUT)
-        origin: dict[str, str] = json.loads((dest / ORIGIN).read_text())
-        (dest / ORIGIN).unlink()
-        return origin
-    except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
-        if isinstance(exc, ValueError) and "Not Found" in str(exc):  # not pushed yet
+        # the download runs in a child process: a registry that trickles bytes is cut off
+        # at PULL_TIMEOUT with its whole process group, not one socket read at a time
+        done = proc.run([sys.executable, "-m", "harness.build.cacheremote", "download",
+                         remote.host, remote.repo, tag, str(blob)], timeout=PULL_TIMEOUT,
+                        check=False)
+        if done.returncode == NOT_FOUND:
             log.info("kbtf: %s is not in the registry: made here", remote.ref(tag))
             return None
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+            raise OSError(lines[-1])
+        return _unpack_checked(remote, tag, json.loads(done.stdout), blob, dest)
+    except Exception as exc:  # any registry trouble (oras raises many kinds): build locally
         log.warning("kbtf: cache remote %s: %s: %s%s", remote.ref(tag), type(exc).__name__,
                     str(exc).splitlines()[0][:200] if str(exc) else "", _hint(remote, exc))
         return None
     finally:
         blob.unlink(missing_ok=True)
+
+
+def _unpack_checked(remote: Remote, tag: str, manifest: dict[str, Any], blob: Path,
+                    dest: Path) -> dict[str, str] | None:
+    """pull()'s checks of a downloaded ``blob`` (digest, signature), its unpacking into
+    ``dest`` and the check of what it unpacked (no link out of it); its ORIGIN record, or
+    None with one warning line. Raises CommandError (tar), OSError, ValueError."""
+    layer = manifest["layers"][0]
+    got = "sha256:" + cacheentry.file_sha256(blob)
+    if got != layer["digest"]:
+        log.warning("kbtf: %s: blob digest %s, manifest says %s: not used",
+                    remote.ref(tag), got, layer["digest"])
+        return None
+    why = signing.refused(tag, layer["digest"],
+                          manifest.get("annotations", {}).get(signing.ANNOTATION))
+    if why:
+        log.warning("kbtf: cache remote %s: %s: not used, made here", remote.ref(tag), why)
+        return None
+    proc.run(["tar", "--zstd", "-xf", blob, "-C", dest],
+             timeout=TAR_TIMEOUT)
+    made_there = dest / "source"  # a kernel's link to its tree there: adopt remakes it
+    if made_there.is_symlink():
+        made_there.unlink()
+    escaping = cacheentry.escaping_link(dest)
+    if escaping is not None:
+        log.warning("kbtf: cache remote %s: %s is a link out of the entry: entry refused, "
+                    "made here", remote.ref(tag), escaping.relative_to(dest))
+        return None
+    origin_file = dest / ORIGIN
+    origin: dict[str, str] = json.loads(origin_file.read_text())
+    origin_file.unlink()
+    return origin
+
+
+NOT_FOUND = 3  # the download child's exit code for a tag the registry does not have
+
+
+def _download(host: str, repo: str, tag: str, blob: Path) -> int:
+    """The download child: fetch ``tag``'s manifest (printed as JSON) and its first layer
+    into ``blob``; NOT_FOUND when the registry lacks the tag."""
+    remote = Remote(host, repo)
+    try:
+        registry = _registry(remote)
+        container = registry.get_container(remote.ref(tag))
+        manifest = registry.get_manifest(container)
+    except ValueError as exc:
+        if "Not Found" in str(exc):  # oras' word for a tag not pushed yet
+            return NOT_FOUND
+        raise
+    registry.download_blob(container, manifest["layers"][0]["digest"], str(blob))
+    print(json.dumps(manifest))
+    return 0
 
 
 def push(remote: Remote, tag: str, entry: Path, excludes: tuple[str, ...] = ()) -> int | None:
@@ -216,10 +282,14 @@ def push(remote: Remote, tag: str, entry: Path, excludes: tuple[str, ...] = ()) 
         proc.run(["tar", "--zstd", "-cf", blob, *(f"--exclude={p}" for p in excludes),
                   "-C", entry, ".",
                   "-C", origin.parent, ORIGIN], timeout=TAR_TIMEOUT)
+        annotations = {"org.kbtf.entry": entry.name}
+        signature = signing.sign(tag, "sha256:" + cacheentry.file_sha256(blob))
+        if signature:
+            annotations[signing.ANNOTATION] = signature
         registry = _registry(remote)
         registry.push(remote.ref(tag), files=[f"{blob}:{MEDIA_TYPE}"],
                       disable_path_validation=True, quiet=True,
-                      manifest_annotations={"org.kbtf.entry": entry.name})
+                      manifest_annotations=annotations)
         return blob.stat().st_size
     except Exception as exc:  # tar or the registry (oras raises many kinds): no failure
         log.warning("kbtf: cache remote %s: push failed: %s%s", remote.ref(tag),
@@ -249,11 +319,16 @@ def relocate(tmp: Path, final: Path, source: Path, origin: dict[str, str]) -> No
     cacheentry.relocate_text(tmp, final, old=Path(origin["entry_path"]))
     if origin.get("source_path") and origin["source_path"] != str(source):
         cacheentry.relocate_text(tmp, source, old=Path(origin["source_path"]))
-    link = tmp / "source"
-    if link.is_symlink():
-        link.unlink()
-        link.symlink_to(source)
+    link = tmp / "source"  # pull() took the one made there out
+    link.unlink(missing_ok=True)
+    link.symlink_to(source)
     meta_file = tmp / "kbtf-build.json"
     meta = json.loads(meta_file.read_text())
     meta.update(slim=True, source_path=str(source), pulled_from=origin["entry_path"])
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # the download child of pull()
+    if sys.argv[1:2] != ["download"] or len(sys.argv) != 6:
+        sys.exit(2)
+    sys.exit(_download(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5])))

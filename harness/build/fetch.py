@@ -78,7 +78,7 @@ def fetch_source(source: KernelSource, cache: Path, say: Progress) -> None:
         shutil.rmtree(tmp / ".debs")
         (tmp / ".complete").write_text(f"{deb.name} {deb.version} from {deb.suite}\n")
 
-    cacheremote.populate(dest, (dest / ".complete").exists, fill, "fetch.log", say)
+    cacheremote.populate(dest, lambda d: (d / ".complete").exists(), fill, "fetch.log", say)
     found = makefile_version((source.path / "Makefile").read_text(errors="replace"))
     if found != source.version:
         raise ConfigError(f"{source.path}/Makefile is version {found}, but {deb.name} "

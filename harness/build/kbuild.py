@@ -145,7 +145,7 @@ def ensure_kernel(req: KernelRequest, cache_dir: Path, progress: Progress) -> Ke
             _seed(seed, req, tmp)
         _build(req, tmp, progress, tools, seed)
 
-    cacheremote.populate(final, lambda: is_complete(final), fill, "kbtf-build.log", progress,
+    cacheremote.populate(final, is_complete, fill, "kbtf-build.log", progress,
                          excludes=cacheremote.SLIM_EXCLUDES, relocate=True,
                          adopt=lambda tmp, origin: cacheremote.relocate(
                              tmp, final, req.source.path, origin))

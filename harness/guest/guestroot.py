@@ -113,5 +113,6 @@ def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = (),
         init.write_text(INIT)
         init.chmod(0o755)
 
-    cacheremote.populate(final, (final / "tree" / "kbtf" / "init").exists, fill, "root.log", say)
+    cacheremote.populate(final, lambda d: (d / "tree" / "kbtf" / "init").exists(), fill,
+                         "root.log", say)
     return final / "tree"

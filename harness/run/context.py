@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from harness import REPO, cacheentry, proc
+from harness import REPO, cacheentry, proc, signing
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
 from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
@@ -194,7 +194,8 @@ class RunContext:
             if options.cache_remote:  # workers and builds read it from the environment
                 cacheremote.Remote.parse(options.cache_remote)
                 os.environ[cacheremote.ENV] = options.cache_remote
-            cacheremote.configured()  # a malformed $KBTF_CACHE_REMOTE stops the run here
+            if cacheremote.configured():  # a malformed $KBTF_CACHE_REMOTE stops the run here
+                _logged(progress)(signing.check_configuration())  # and a bad key
             run_dir = results.new_run_dir(shell=options.shell)
             cacheentry.sweep(cache)
         else:
