@@ -24,35 +24,39 @@ def program(cache_dir: Path) -> Path:
     return provision.debian_tool(cache_dir, SUITE, "docker-registry", "usr/bin/docker-registry")
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
+    """A port nothing listens on at ``address`` now."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def serve(cache_dir: Path, storage: Path, htpasswd: Path | None = None) -> Iterator[str]:
-    """A registry on a free 127.0.0.1 port storing under ``storage`` (wanting the users of
-    ``htpasswd``, when given), for the with-block; yields its host:port. Raises
-    HarnessError if it does not listen within START_SECONDS."""
-    port = free_port()
+def serve(cache_dir: Path, storage: Path, htpasswd: Path | None = None,
+          tls: tuple[Path, Path] | None = None, address: str = "127.0.0.1") -> Iterator[str]:
+    """A registry on a free port of loopback ``address`` storing under ``storage`` (wanting
+    the users of ``htpasswd``, serving HTTPS with ``tls``'s certificate and key, when
+    given), for the with-block; yields its host:port. Raises HarnessError if it does not
+    listen within START_SECONDS."""
+    port = free_port(address)
     config = storage.with_name(storage.name + ".yml")
     auth = (f"auth:\n  htpasswd:\n    realm: kbtf\n    path: {htpasswd}\n" if htpasswd else "")
+    https = (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n{auth}")
+                      f"http:\n  addr: {address}:{port}\n{https}log:\n  level: error\n{auth}")
     server = subprocess.Popen([str(program(cache_dir)), "serve", str(config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
+                if s.connect_ex((address, port)) == 0:
                     break
             if time.monotonic() > deadline or server.poll() is not None:
-                raise HarnessError(f"docker-registry did not listen on 127.0.0.1:{port} "
+                raise HarnessError(f"docker-registry did not listen on {address}:{port} "
                                    f"within {START_SECONDS:.0f}s")
             time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        yield f"{address}:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)

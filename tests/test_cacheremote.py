@@ -194,3 +194,30 @@ def test_an_entry_not_pushed_yet_is_no_warning(registry: tuple[cacheremote.Remot
         assert cacheremote.pull(remote, "not-pushed-yet", tmp_path) is None
     assert "is not in the registry" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_readmes_team_registry_recipe_tls_and_a_password_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's recipe for a registry other hosts use: HTTPS with the registry's own
+    certificate (runners trust it through REQUESTS_CA_BUNDLE) and htpasswd; its host is no
+    loopback name, so kbtf speaks HTTPS to it (127.0.0.2 stands in for the team's host)."""
+    import subprocess
+
+    cert, key = tmp_path / "registry.crt", tmp_path / "registry.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.2", "-addext", "subjectAltName=IP:127.0.0.2",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"kbtf:{_bcrypt('team-secret')}\n")
+    with oci_registry.serve(default_cache_dir(), tmp_path / "registry", htpasswd,
+                            (cert, key), address="127.0.0.2") as address:
+        remote = cacheremote.Remote.parse(f"oci://{address}/kbtf/kernels")
+        assert not remote.insecure
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        _docker_config(tmp_path / "home", address, "team-secret")
+        entry = _entry(tmp_path / "runner1", "x86_64-6.12.118-tls")
+        assert cacheremote.push(remote, entry.name, entry) is not None
+        dest = tmp_path / "pull"
+        dest.mkdir()
+        assert cacheremote.pull(remote, entry.name, dest) is not None
