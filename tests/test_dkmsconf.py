@@ -1,5 +1,6 @@
-"""dkms.conf read as dkms reads it (sourced by bash with kernelver, kernel_source_dir and
-arch set), and its BUILD_EXCLUSIVE_* rules applied. The files here are shaped like Debian's
+"""dkms.conf read without running it where it is plain assignments, else sourced by bash
+confined, as dkms sources it (kernelver, kernel_source_dir and arch set), and the
+BUILD_EXCLUSIVE_* rule dkms applies quoted. The files here are shaped like Debian's
 v4l2loopback-dkms and openvpn-dco-dkms ones: a rule set from the kernel's .config, MAKE as
 a plain variable, a module in a subdirectory."""
 
@@ -39,41 +40,78 @@ def _conf(tmp_path: Path, text: str) -> Path:
     return tmp_path / "dkms.conf"
 
 
+def _evaluate(conf: Path, release: str, kernel: Path, arch: str, scratch: Path
+              ) -> dkmsconf.DkmsConf:
+    from harness.build.dkmsbuild import evaluate
+
+    scratch.mkdir(exist_ok=True)
+    return evaluate(conf, release, kernel, arch, scratch)
+
+
 def test_a_rule_the_file_sets_from_the_kernel_config(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     conf = _conf(tmp_path / "pkg", FROM_CONFIG)
-    plain = dkmsconf.parse(conf)
-    assert (plain.ident, plain.modules, plain.exclusive) == ("loopcam/1.2", ("loopcam",), {})
+    assert dkmsconf.read(conf) is None  # bash beyond assignments: left to the build
     kernel = tmp_path / "kernel"
     kernel.mkdir()
     (kernel / ".config").write_text("CONFIG_NET=y\n")
-    seen = dkmsconf.parse(conf, "6.12.117", str(kernel), "x86_64")
+    seen = _evaluate(conf, "6.12.117", kernel, "x86_64", tmp_path / "s")
+    assert (seen.ident, seen.modules) == ("loopcam/1.2", ("loopcam",))
     assert seen.make == (f"make KERNEL_DIR={kernel} all",)
-    assert dkmsconf.exclusion(seen, "6.12.117", "x86_64", {}) == (
+    assert seen.excluded_by == (
         'BUILD_EXCLUSIVE_KERNEL="REQUIRES CONFIG_VIDEO_DEV" does not match 6.12.117')
     (kernel / ".config").write_text("CONFIG_VIDEO_DEV=m\n")
-    assert dkmsconf.parse(conf, "6.12.117", str(kernel), "x86_64").exclusive == {}
+    assert _evaluate(conf, "6.12.117", kernel, "x86_64", tmp_path / "s").excluded_by == ""
 
 
 def test_make_variable_subdirectory_arch_and_config_rules(tmp_path: Path) -> None:
-    conf = dkmsconf.parse(_conf(tmp_path, SUBDIR), "6.1.0-40-amd64", "/k", "x86_64")
-    assert conf.make == ("make VER=6.1.0-40-amd64 KERNEL_SRC=/k",)
+    conf = dkmsconf.read(_conf(tmp_path, SUBDIR), "6.1.0-40-amd64", "/k", "x86_64")
+    assert conf is not None and conf.make == ("make VER=6.1.0-40-amd64 KERNEL_SRC=/k",)
     assert conf.locations == ("drivers/net/tunnel",)
-    assert dkmsconf.exclusion(conf, "6.1.0", "x86_64", {"CONFIG_NET": "y"}) is None
-    assert "does not match s390x" in (dkmsconf.exclusion(conf, "6.1.0", "s390x", {}) or "")
-    assert "CONFIG_NET is not set" in (dkmsconf.exclusion(conf, "6.1.0", "x86_64", {}) or "")
-    assert "CONFIG_TUNNEL_IN_TREE is m" in (dkmsconf.exclusion(
-        conf, "6.1.0", "x86_64", {"CONFIG_NET": "y", "CONFIG_TUNNEL_IN_TREE": "m"}) or "")
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+
+    def excluded(arch: str, config: str) -> str:
+        (kernel / ".config").write_text(config)
+        return _evaluate(tmp_path / "dkms.conf", "6.1.0", kernel, arch,
+                         tmp_path / "s").excluded_by
+
+    assert excluded("x86_64", "CONFIG_NET=y\n") == ""
+    assert "does not match s390x" in excluded("s390x", "CONFIG_NET=y\n")
+    assert "CONFIG_NET is not set" in excluded("x86_64", "")
+    assert "CONFIG_TUNNEL_IN_TREE is set" in excluded(
+        "x86_64", "CONFIG_NET=y\nCONFIG_TUNNEL_IN_TREE=m\n")
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ('PACKAGE_NAME="x"\nMAKE[0]="make $(\n', "bash cannot parse it"),
-    ('PACKAGE_NAME="x"\nBUILT_MODULE_NAME[0]="x"\n', "no PACKAGE_VERSION"),
-    ('PACKAGE_NAME="x"\nPACKAGE_VERSION="1"\n', "no BUILT_MODULE_NAME[0]"),
-])
-def test_bad_dkms_conf_is_a_one_line_error(tmp_path: Path, text: str, says: str) -> None:
-    with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("]", r"\]")):
-        dkmsconf.parse(_conf(tmp_path, text))
+def test_the_rule_quoted_is_the_one_dkms_applies(tmp_path: Path) -> None:
+    # bash's =~ is unanchored and knows POSIX classes: Python's re.match did neither, and
+    # quoted rules dkms never applied (issue 32 item 13)
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    for rule, release, excluded in (("12", "6.12.117", False),
+                                    ("^6\\.1[[:digit:]]", "6.12.117", False),
+                                    ("^6\\.1[[:digit:]]", "6.1.0-40-amd64", True)):
+        conf = _conf(tmp_path, f'PACKAGE_NAME="x"\nPACKAGE_VERSION="1"\n'
+                     f'BUILT_MODULE_NAME[0]="x"\nBUILD_EXCLUSIVE_KERNEL="{rule}"\n')
+        why = _evaluate(conf, release, kernel, "x86_64", tmp_path / "s").excluded_by
+        assert bool(why) == excluded, (rule, release, why)
+
+
+def test_a_dkms_conf_never_runs_at_collection_and_only_confined_in_the_build(
+        tmp_path: Path) -> None:
+    from harness.plan.usermod import parse_dkms
+
+    victim = tmp_path / "victim"
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    conf = _conf(pkg, f'PACKAGE_NAME="x"\nPACKAGE_VERSION="1"\nBUILT_MODULE_NAME[0]="x"\n'
+                      f'touch {victim}\n')
+    assert parse_dkms(str(pkg), tmp_path).dkms is not None
+    assert not victim.exists()  # collection read it (bash -n, then plainly): nothing ran
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    assert _evaluate(conf, "6.12.117", kernel, "x86_64", tmp_path / "s").name == "x"
+    assert not victim.exists()  # sourced confined: only the scratch dir is writable
 
 
 def test_dkms_specs_name_and_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

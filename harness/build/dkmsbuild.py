@@ -1,18 +1,20 @@
 """DKMS packages built by the real dkms (Debian's `dkms`), exactly as `dkms build` builds
 them on a user's machine (its dkms.conf's MAKE lines, PRE_BUILD, BUILT_MODULE_LOCATION,
 BUILD_EXCLUSIVE_*), but in private trees under the run dir: --dkmstree, --sourcetree,
---installtree, and --kernelsourcedir = the kernel's build dir or the distro's headers.
-Nothing touches /var/lib/dkms, /lib/modules or the machine's keys: dkms is told of a signing
-program that does not exist, so it signs nothing."""
+--installtree, and --kernelsourcedir = the kernel's build dir or the distro's headers. dkms
+runs confined (harness/sandbox.py): nothing but those trees is writable, and the machine's
+/etc/dkms, /var/lib/dkms, keys and /lib/modules are hidden, so neither a framework
+override, a key nor the host's module compression decides anything; dkms is told of a
+signing program that does not exist, so it signs nothing."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from harness import cacheentry, kconfig, proc, provision
+from harness import cacheentry, proc, provision, sandbox
 from harness.build import buildlog
-from harness.build.modbuild import SKIPPED_BTF, BuildTarget, ModuleBuild
+from harness.build.modbuild import SKIPPED_BTF, BuildTarget, ModuleBuild, copy_module
 from harness.errors import BuildFailure, CommandError, ConfigError, MissingPrerequisite
 from harness.plan import dkmsconf
 from harness.plan.pahole import Pahole
@@ -34,30 +36,36 @@ def build(source: Path, target: BuildTarget, release: str, outdir: Path,
           pahole: Pahole | None) -> ModuleBuild:
     """dkms package source ``source`` (a dir with dkms.conf) built by dkms for kernel
     ``release`` of ``target``, in private trees under ``outdir``; ``pahole`` first on PATH
-    (None: the machine's, as a distro's users build).
+    (None: the machine's, as a distro's users build). The package is copied by the rule of
+    every user tree (modbuild.copy_module: no link out of it), its dkms.conf evaluated and
+    dkms run confined (harness/sandbox.py: only the private trees writable, the machine's
+    dkms configuration, keys and /lib/modules hidden).
 
-    Raises MissingPrerequisite quoting the BUILD_EXCLUSIVE_* rule that keeps this kernel
-    out; BuildFailure naming dkms's make.log with its telling line (the compiler's error,
-    modpost's undefined symbol); HarnessError for the environment.
+    Raises MissingPrerequisite quoting the BUILD_EXCLUSIVE_* rule dkms applied; BuildFailure
+    naming dkms's make.log with its telling line (the compiler's error, modpost's undefined
+    symbol); ConfigError for a dkms.conf without a package, version or module;
+    HarnessError for the environment.
     """
     arch = target.arch
-    conf = dkmsconf.parse(source / "dkms.conf", release, str(target.dir), arch.name)
     trees = outdir / "dkms"
     shutil.rmtree(trees, ignore_errors=True)
     src_tree, dkms_tree, install_tree = trees / "src", trees / "dkmstree", trees / "modules"
-    shutil.copytree(source, src_tree / f"{conf.name}-{conf.version}", symlinks=True)
+    staged = src_tree / "staged"
+    copy_module(source, staged)
+    conf = evaluate(staged / "dkms.conf", release, target.dir, arch.name, trees)
+    staged.rename(src_tree / f"{conf.name}-{conf.version}")
     for d in (dkms_tree, install_tree):
         d.mkdir(parents=True)
     log = outdir / "dkms.log"
     argv = ["dkms", "build", "-m", conf.name, "-v", conf.version, "-k", release, "-a",
             arch.name, f"--dkmstree={dkms_tree}", f"--sourcetree={src_tree}",
             f"--installtree={install_tree}", f"--kernelsourcedir={target.dir}"]
-    res = proc.run(argv, logfile=log, timeout=DKMS_TIMEOUT, check=False,
-                   env=_environment(target, pahole, trees))
+    res = proc.run(sandbox.confined(argv, [trees]), logfile=log, timeout=DKMS_TIMEOUT,
+                   check=False, env=_environment(target, pahole, trees))
     if res.returncode == EXCLUDED:
-        rule = dkmsconf.exclusion(conf, release, arch.name, _config(target))
-        raise MissingPrerequisite(f"{conf.ident}: {rule or 'its BUILD_EXCLUSIVE rules'} "
-                                  f"(dkms: not built for {release}, log: {log})")
+        rule = conf.excluded_by or "its BUILD_EXCLUSIVE rules"
+        raise MissingPrerequisite(f"{conf.ident}: {rule} (dkms: not built for {release}, "
+                                  f"log: {log})")
     make_log = dkms_tree / conf.name / conf.version / "build" / "make.log"
     if res.returncode != 0:
         failed = CommandError(f"dkms build exit {res.returncode}", log=log)
@@ -71,6 +79,18 @@ def build(source: Path, target: BuildTarget, release: str, outdir: Path,
     text = made.read_text(errors="replace") if made.is_file() else ""
     return ModuleBuild(conf.name, "default", kos, made if made.is_file() else log,
                        SKIPPED_BTF in text)
+
+
+def evaluate(conf: Path, release: str, kernel_dir: Path, arch: str, scratch: Path
+             ) -> dkmsconf.DkmsConf:
+    """dkms.conf ``conf`` sourced by bash as dkms sources it for kernel ``release`` (build
+    dir ``kernel_dir``) of ``arch``, with dkms's own BUILD_EXCLUSIVE tests, confined with
+    only ``scratch`` writable. Raises ConfigError (no package, version or module)."""
+    out = proc.run(sandbox.confined(["bash", "-c", dkmsconf.EVAL, "dkms.conf", release,
+                                     str(kernel_dir), arch, conf], [scratch]),
+                   timeout=dkmsconf.SYNTAX_TIMEOUT, check=False, cwd=conf.parent,
+                   env={"PATH": proc.tool_path(), "TMPDIR": str(scratch)})
+    return dkmsconf.from_eval(conf, out.stdout)
 
 
 def _environment(target: BuildTarget, pahole: Pahole | None, trees: Path) -> dict[str, str]:
@@ -88,14 +108,6 @@ def _environment(target: BuildTarget, pahole: Pahole | None, trees: Path) -> dic
     if target.toolchain.family == "llvm":
         env["LLVM"] = target.toolchain.suffix or "1"
     return env
-
-
-def _config(target: BuildTarget) -> dict[str, str]:
-    """CONFIG_X -> value of ``target``'s .config (empty if it has none)."""
-    path = target.dir / ".config"
-    if not path.is_file():
-        return {}
-    return {name: opt.value for name, opt in kconfig.parse(path.read_text(), str(path)).items()}
 
 
 def fetch_package(cache: Path, suite: str, package: str, version: str, dest: Path) -> Path:

@@ -1,11 +1,14 @@
-"""DKMS packages (--dkms): what a dkms.conf says, read without running it, and whether its
-BUILD_EXCLUSIVE_* rules let a kernel build it: the file sourced by bash with the variables
-dkms sets, as dkms itself does (it is a bash snippet: v4l2loopback's sets its rule from the
-kernel's .config). The build is the real dkms's (build/dkmsbuild.py)."""
+"""DKMS packages (--dkms): what a dkms.conf says, and whether its BUILD_EXCLUSIVE_* rules let
+a kernel build it. A dkms.conf is a bash snippet (v4l2loopback's sets its rule from the
+kernel's .config): kbtf reads it without running it (``read``) where it holds only plain
+assignments, and otherwise leaves it to the sandboxed build, where ``EVAL`` sources it the way
+dkms does, with the variables dkms sets, and applies dkms's own exclusion tests (bash's
+``=~``, grep over .config): build/dkmsbuild.py. The build is the real dkms's."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,7 @@ class DkmsConf:
     locations: tuple[str, ...]  # BUILT_MODULE_LOCATION[n] ("" where unset)
     make: tuple[str, ...]  # MAKE[n] as written
     exclusive: dict[str, str] = field(default_factory=dict)  # BUILD_EXCLUSIVE_* as written
+    excluded_by: str = ""  # the BUILD_EXCLUSIVE rule dkms applies to the kernel ("" none)
 
     @property
     def ident(self) -> str:
@@ -33,9 +37,11 @@ class DkmsConf:
         return f"{self.name}/{self.version}"
 
 
-# Sources a dkms.conf the way dkms does (with kernelver, kernel_source_dir and arch set)
-# and prints the variables kbtf reads, NUL-separated.
-_EVAL = r"""
+# Sources a dkms.conf the way dkms does (with kernelver, kernel_source_dir and arch set),
+# applies dkms's own BUILD_EXCLUSIVE tests (dkms 3.0's read_conf: bash's unanchored =~, grep
+# -E over the kernel's .config) and prints what kbtf reads, NUL-separated. Only ever run
+# confined (harness/sandbox.py).
+EVAL = r"""
 kernelver="$1" kernel_source_dir="$2" arch="$3"
 . "$4" >/dev/null 2>&1
 for n in PACKAGE_NAME PACKAGE_VERSION BUILD_EXCLUSIVE_KERNEL BUILD_EXCLUSIVE_ARCH \
@@ -45,22 +51,77 @@ for i in "${!BUILT_MODULE_NAME[@]}"; do
     printf 'BUILT_MODULE_LOCATION[%s]=%s\0' "$i" "${BUILT_MODULE_LOCATION[$i]}"
 done
 for i in "${!MAKE[@]}"; do printf 'MAKE[%s]=%s\0' "$i" "${MAKE[$i]}"; done
+[ -n "$kernelver" ] || exit 0
+why=""
+if [[ $BUILD_EXCLUSIVE_KERNEL && ! $kernelver =~ $BUILD_EXCLUSIVE_KERNEL ]]; then
+    why="BUILD_EXCLUSIVE_KERNEL=\"$BUILD_EXCLUSIVE_KERNEL\" does not match $kernelver"
+elif [[ $BUILD_EXCLUSIVE_ARCH && ! $arch =~ $BUILD_EXCLUSIVE_ARCH ]]; then
+    why="BUILD_EXCLUSIVE_ARCH=\"$BUILD_EXCLUSIVE_ARCH\" does not match $arch"
+elif [[ $BUILD_EXCLUSIVE_CONFIG && -e $kernel_source_dir/.config ]]; then
+    for kconf in $BUILD_EXCLUSIVE_CONFIG; do
+        case "$kconf" in
+            !*) grep -q -E "^${kconf#!}=[ym]" "$kernel_source_dir/.config" &&
+                why="BUILD_EXCLUSIVE_CONFIG=\"$BUILD_EXCLUSIVE_CONFIG\": ${kconf#!} is set" ;;
+            *) grep -q -E "^${kconf}=[ym]" "$kernel_source_dir/.config" ||
+                why="BUILD_EXCLUSIVE_CONFIG=\"$BUILD_EXCLUSIVE_CONFIG\": $kconf is not set" ;;
+        esac
+        [ -n "$why" ] && break
+    done
+fi
+printf 'EXCLUDED_BY=%s\0' "$why"
 """
 
 
-def parse(path: Path, kernelver: str = "", kernel_source_dir: str = "", arch: str = ""
-          ) -> DkmsConf:
-    """dkms.conf ``path`` evaluated as dkms evaluates it for kernel ``kernelver`` (whose
-    build dir is ``kernel_source_dir``) of ``arch``; without a kernel, what it says of
-    itself. Raises ConfigError (one line) if bash cannot parse it, or it names no package,
-    version or module."""
+def check_syntax(path: Path) -> None:
+    """bash's parse of ``path`` (``bash -n``: nothing runs). Raises ConfigError, one line."""
     check = proc.run(["bash", "-n", path], timeout=SYNTAX_TIMEOUT, check=False)
     if check.returncode != 0:
         first = (check.stderr.strip().splitlines() or ["?"])[0]
         raise ConfigError(f"--dkms {path}: bash cannot parse it: {first}")
-    out = proc.run(["bash", "-c", _EVAL, "dkms.conf", kernelver, kernel_source_dir, arch,
-                    path], timeout=SYNTAX_TIMEOUT, check=False, cwd=path.parent)
-    values = dict(item.split("=", 1) for item in out.stdout.split("\0") if "=" in item)
+
+
+_ASSIGN = re.compile(r"(?P<name>[A-Za-z_]\w*(?:\[\d+\])?)=(?P<value>.*)", re.DOTALL)
+_SIMPLE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+
+
+def read(path: Path, kernelver: str = "", kernel_source_dir: str = "", arch: str = ""
+         ) -> DkmsConf | None:
+    """dkms.conf ``path`` read without running it, when it holds only assignments whose
+    values use plain ``$VAR``/``${VAR}`` (kernelver, kernel_source_dir and arch as given,
+    earlier assignments, anything else empty, as bash expands them); None for anything
+    more (commands, conditions, substitutions: the sandboxed build sources it).
+    Raises ConfigError (one line) for one that names no package, version or module."""
+    known = {"kernelver": kernelver, "kernel_source_dir": kernel_source_dir, "arch": arch}
+    values: dict[str, str] = {}
+    text = path.read_text(errors="replace").replace("\\\n", "")
+    for line in text.splitlines():
+        if "$(" in line or "`" in line or re.search(r"\$\{[^}]*[^\w}]", line):
+            return None
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # a quote spanning lines
+            return None
+        for word in words:
+            m = _ASSIGN.fullmatch(word)
+            if m is None:
+                return None
+            value = _SIMPLE_VAR.sub(lambda v: {**known, **values}.get(
+                v["braced"] or v["bare"], ""), m["value"])
+            name = m["name"]
+            values[name] = value
+            if name.endswith("[0]") or "[" not in name:  # bash: X is X[0] of an array
+                values[name.removesuffix("[0]")] = values[name.removesuffix("[0]") + "[0]"] = value
+    return _conf(path, values)
+
+
+def from_eval(path: Path, output: str) -> DkmsConf:
+    """The DkmsConf of EVAL's ``output`` for ``path``. Raises ConfigError like read."""
+    return _conf(path, dict(item.split("=", 1) for item in output.split("\0") if "=" in item))
+
+
+def _conf(path: Path, values: dict[str, str]) -> DkmsConf:
+    """A DkmsConf of a dkms.conf's variables. Raises ConfigError (one line) without a
+    package, version or first module."""
     modules = {int(m[1]): v for k, v in values.items()
                if (m := re.fullmatch(r"BUILT_MODULE_NAME\[(\d+)\]", k))}
     missing = [n for n in ("PACKAGE_NAME", "PACKAGE_VERSION") if not values.get(n)]
@@ -73,24 +134,5 @@ def parse(path: Path, kernelver: str = "", kernel_source_dir: str = "", arch: st
                     tuple(modules[i] for i in indexes),
                     tuple(values.get(f"BUILT_MODULE_LOCATION[{i}]", "") for i in indexes),
                     tuple(make[i] for i in sorted(make)),
-                    {k: v for k, v in values.items() if k.startswith("BUILD_EXCLUSIVE_") and v})
-
-
-def exclusion(conf: DkmsConf, release: str, arch: str, config: dict[str, str]) -> str | None:
-    """The BUILD_EXCLUSIVE_* rule of ``conf`` that keeps it from kernel ``release`` of
-    ``arch`` (uname -m) with .config ``config`` (CONFIG_X -> value), quoted, or None.
-    ``conf`` must have been parsed for that kernel (the rules may depend on it)."""
-    rules = conf.exclusive
-    kernel = rules.get("BUILD_EXCLUSIVE_KERNEL")
-    if kernel and not re.match(kernel, release):
-        return f'BUILD_EXCLUSIVE_KERNEL="{kernel}" does not match {release}'
-    arches = rules.get("BUILD_EXCLUSIVE_ARCH")
-    if arches and not re.match(arches, arch):
-        return f'BUILD_EXCLUSIVE_ARCH="{arches}" does not match {arch}'
-    for item in rules.get("BUILD_EXCLUSIVE_CONFIG", "").split():
-        name, want = item.lstrip("!"), not item.startswith("!")
-        have = config.get(name, "n") in ("y", "m")
-        if have != want:
-            return (f'BUILD_EXCLUSIVE_CONFIG="{rules["BUILD_EXCLUSIVE_CONFIG"]}": {name} is '
-                    f"{config.get(name, 'not set')} in this kernel")
-    return None
+                    {k: v for k, v in values.items() if k.startswith("BUILD_EXCLUSIVE_") and v},
+                    values.get("EXCLUDED_BY", ""))
