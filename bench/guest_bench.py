@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from harness.build import kbuild
-from harness.errors import SilentStart
 from harness.guest import accel, vm
 from harness.guest.session import GuestSession, boot_spec
 from harness.plan.matrix import LAUNCHERS, resolve_points
@@ -47,7 +46,7 @@ def main() -> None:
     build = kbuild.ensure_kernel(point.kernel, cache, print)
     with tempfile.TemporaryDirectory() as tmp:
         host_qemu = point.kernel.arch.qemu if point.kernel.arch.is_host() else None
-        kvm, why = accel.run_verdict(args.accel, host_qemu, Path(tmp))
+        kvm, why = accel.run_verdict(args.accel, host_qemu, Path(tmp), cache)
         spec = boot_spec(build, point.launcher, cache,
                          (vm.Share("run", Path(tmp)), vm.Share("repo", Path(tmp)),
                           vm.Share("out", Path(tmp) / "out", writable=True)), kvm,
@@ -57,16 +56,7 @@ def main() -> None:
         for n in range(1, args.boots + 1):
             start = time.monotonic()
             guest = GuestSession(spec, Path(tmp), "bench", n)
-            try:
-                guest.start()
-            except SilentStart:  # KVM took a vCPU and ran nothing: TCG, as a run does
-                if not spec.kvm:
-                    raise
-                print(f"boot {n}: {accel.KVM_SILENT}; TCG from here")
-                guest = guest.under_tcg()
-                spec = guest.spec
-                start = time.monotonic()
-                guest.start()
+            guest.start()
             boots.append(guest.boot_seconds)
             inits.append(init_seconds(guest.console_log.read_text(errors="replace")))
             if n < args.boots:

@@ -88,3 +88,8 @@ class BuildFailure(ProductFailure):
 
 class ModuleLoadFailure(ProductFailure):
     """A module kbtf built was refused by the kernel it was built for."""
+
+
+class KernelSilent(ProductFailure):
+    """A kernel under test printed nothing under KVM while a kernel known to boot prints
+    under the same KVM (guest/accel.py): the kernel's failure, not the machine's."""

@@ -137,6 +137,17 @@ def package_version(cache_dir: Path, suite: str, package: str,
     return None
 
 
+def depends(cache_dir: Path, suite: str, package: str) -> list[str]:
+    """The packages ``package`` of ``suite`` depends on now (first alternatives), read
+    in kbtf's private apt state (apt-cache depends)."""
+    state = apt_state(cache_dir, suite)
+    out = proc.run(["apt-cache", *apt_options(state), "depends", "--no-recommends",
+                    "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                    "--no-enhances", package], timeout=APT_TIMEOUT, check=False)
+    return [line.split(":", 1)[1].strip() for line in out.stdout.splitlines()
+            if line.strip().startswith("Depends:")]
+
+
 def package_names(cache_dir: Path, suite: str) -> list[str]:
     """Every package name ``suite`` offers (its package lists; for near-match hints)."""
     state = apt_state(cache_dir, suite)

@@ -2,14 +2,15 @@
 
 ``/dev/kvm`` existing proves nothing: on nested or half-working hosts KVM can fail at vCPU
 setup, or accept a vCPU and then run no guest code at all. So the run's verdict comes from
-a probe that must see guest output: QEMU's own firmware (SeaBIOS) booted under KVM has to
-write its banner to the debug console within ``PROBE_SECONDS``. Firmware running is not
-Linux running (seen on a nested cloud VM: SeaBIOS printed under KVM, the kernel nothing),
-so once the run's kernels are built the controller boots one of the host arch under KVM
-until its first output (run/context.py); a silent one is written down for the run
-(``SILENT_FILE``). Every boot is also held to a first-output deadline
-(harness/guest/session.py); a KVM boot that stays silent is retried under TCG once. Runs
-QEMU (the probe) with a timeout, killed with its parent.
+guests kbtf knows to boot, never from a kernel under test: first QEMU's own firmware
+(SeaBIOS) under KVM must write its banner to the debug console within ``PROBE_SECONDS``;
+firmware running is not Linux running (seen on a nested cloud VM: SeaBIOS printed under
+KVM, the kernel nothing), so then Debian's own kernel (``probe_kernel``: a released kernel
+that boots) must print on its serial console within ``FIRST_OUTPUT_SECONDS["kvm"]``. That
+verdict is kept for the host's boot and QEMU (``boot_memo``), for every later run whatever
+its kernels. A kernel under test that then stays silent under KVM is that kernel's
+failure (guest/pool.py), never "KVM is broken". Runs QEMU (the probes) with a timeout,
+killed with its parent.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
-from harness.errors import ConfigError
+from harness import cacheentry, proc, provision
+from harness.errors import ConfigError, KbtfError
 
 log = logging.getLogger("kbtf")
 
@@ -38,28 +40,6 @@ PROBE_SECONDS = 5.0
 # it is a failed start: retried under TCG if it was a KVM boot, a BootError under TCG.
 # Measured: first kernel console bytes after ~0.5 s under KVM, 1-4 s under TCG.
 FIRST_OUTPUT_SECONDS = {"kvm": 10.0, "tcg": 60.0}
-# Said in the log and the summary when a KVM boot was silent and TCG took over.
-KVM_SILENT = "KVM accepted a vCPU but ran no guest: using TCG"
-# The accelerator a guest reports (summary.md) when it runs under TCG for that reason.
-TCG_AFTER_SILENT_KVM = f"tcg ({KVM_SILENT})"
-# Written into the run dir when a KVM boot of the run's own kernel stayed silent: every
-# process of the run boots under TCG from then on.
-SILENT_FILE = "kvm-silent.txt"
-
-
-def kvm_silent(run_dir: Path) -> str | None:
-    """Why KVM ran no guest in this run (None: no KVM boot was silent)."""
-    path = run_dir / SILENT_FILE
-    return path.read_text().strip() if path.exists() else None
-
-
-def mark_kvm_silent(run_dir: Path, why: str) -> None:
-    """Record for the whole run that a KVM boot stayed silent, and why."""
-    tmp = run_dir / f".{SILENT_FILE}.{os.getpid()}"
-    tmp.write_text(why + "\n")
-    tmp.rename(run_dir / SILENT_FILE)
-
-
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -129,15 +109,24 @@ def probe_kvm(qemu: str, workdir: Path, kvm_device: Path = Path("/dev/kvm")) -> 
     if not os.access(kvm_device, os.R_OK | os.W_OK):
         return KvmVerdict(False, f"{kvm_device} is not readable and writable by this user")
     workdir.mkdir(parents=True, exist_ok=True)
-    out, err = workdir / "kvm-probe.debugcon", workdir / "kvm-probe.stderr"
+    out = workdir / "kvm-probe.debugcon"
+    rc, output, stderr = _first_output(probe_argv(qemu, out), out, PROBE_SECONDS)
+    verdict = verdict_from_probe(rc, output, stderr)
+    log.info("KVM probe: %s", verdict.why)
+    return verdict
+
+
+def _first_output(argv: list[str], out: Path, seconds: float) -> tuple[int | None, bytes, str]:
+    """Run QEMU ``argv`` until it writes to ``out``, exits or ``seconds`` pass; kill it.
+    (its exit code, None if it still ran; what it wrote; its stderr)."""
+    err = out.with_suffix(".stderr")
     out.write_bytes(b"")
-    argv = probe_argv(qemu, out)
     log.info("run: %s", shlex.join(argv))
     with err.open("w") as stderr:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=stderr, preexec_fn=proc.die_with_parent)
     try:
-        deadline = time.monotonic() + PROBE_SECONDS * proc.timeout_scale()
+        deadline = time.monotonic() + seconds * proc.timeout_scale()
         while time.monotonic() < deadline and child.poll() is None and not out.stat().st_size:
             time.sleep(0.05)
         rc = child.poll()
@@ -145,9 +134,69 @@ def probe_kvm(qemu: str, workdir: Path, kvm_device: Path = Path("/dev/kvm")) -> 
         with contextlib.suppress(OSError):
             child.kill()
         child.wait()
-    verdict = verdict_from_probe(rc, out.read_bytes(), err.read_text(errors="replace"))
-    log.info("KVM probe: %s", verdict.why)
-    return verdict
+    return rc, out.read_bytes(), err.read_text(errors="replace")
+
+
+# The kernel the Linux probe boots: Debian's released kernel for the host (a kernel known to
+# boot), from this suite, by the metapackage's dependency.
+PROBE_SUITE = "bookworm"
+PROBE_TIMEOUT = 600  # fetching and unpacking it
+
+
+def probe_kernel(cache_dir: Path, debarch: str = "amd64") -> Path:
+    """vmlinuz of Debian PROBE_SUITE's current kernel for ``debarch``, fetched into the
+    cache once (never installed). Raises ConfigError (no such kernel), CommandError."""
+    meta = f"linux-image-{debarch}"
+    image = next((d for d in provision.depends(cache_dir, PROBE_SUITE, meta)
+                  if d.startswith("linux-image-")), None)
+    if image is None:
+        raise ConfigError(f"Debian {PROBE_SUITE}'s {meta} names no kernel image")
+    dest = cache_dir / "kvm-probe" / image
+
+    def fill(tmp: Path) -> None:
+        log_file = tmp / "fetch.log"
+        for deb in provision.download(cache_dir, PROBE_SUITE, (image,), tmp / ".debs", log_file):
+            # just /boot/vmlinuz-* (the package's modules are hundreds of MB unpacked)
+            proc.run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards '
+                      '"./boot/vmlinuz-*"', "sh", deb, tmp], logfile=log_file,
+                     timeout=PROBE_TIMEOUT)
+        found = sorted((tmp / "boot").glob("vmlinuz-*"))
+        if not found:
+            raise ConfigError(f"{image} holds no /boot/vmlinuz-*", log=log_file)
+        found[0].rename(tmp / "vmlinuz")
+        shutil.rmtree(tmp / ".debs")
+        shutil.rmtree(tmp / "boot")
+
+    cacheentry.populate(dest, lambda: (dest / "vmlinuz").is_file(), fill, "fetch.log")
+    return dest / "vmlinuz"
+
+
+def linux_probe_argv(qemu: str, kernel: Path, out: Path) -> list[str]:
+    """QEMU argv that boots ``kernel`` under KVM, its serial console into ``out``."""
+    return [qemu, "-accel", "kvm", "-M", "q35", "-m", "256", "-nodefaults", "-display", "none",
+            "-monitor", "none", "-no-reboot", "-serial", f"file:{out}", "-kernel", str(kernel),
+            "-append", "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1"]
+
+
+def linux_verdict(qemu: str, cache_dir: Path, workdir: Path) -> KvmVerdict:
+    """Whether KVM runs Linux here: Debian's kernel (``probe_kernel``) booted under KVM must
+    print within FIRST_OUTPUT_SECONDS["kvm"]; kept for this host boot and QEMU
+    (``boot_memo``). Raises ConfigError, CommandError (the probe kernel cannot be had)."""
+    kernel = probe_kernel(cache_dir)
+    memo = boot_memo(cache_dir, f"{qemu} {os.stat(qemu).st_mtime_ns} {kernel.parent.name}")
+    known = read_memo(memo)
+    if known is not None:
+        return KvmVerdict(known[0], f"{known[1]} (earlier on this host boot: {memo})")
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "kvm-probe-linux.serial"
+    seconds = FIRST_OUTPUT_SECONDS["kvm"]
+    _, output, _ = _first_output(linux_probe_argv(qemu, kernel, out), out, seconds)
+    runs = bool(output.strip())
+    seen = (f"Debian's {kernel.parent.name} printed under KVM" if runs else
+            f"Debian's {kernel.parent.name} printed nothing in {seconds:.0f}s under KVM: "
+            "KVM accepts a vCPU but runs no Linux guest")
+    write_memo(memo, runs, seen)
+    return KvmVerdict(runs, seen)
 
 
 def choose(accel: str, verdict: KvmVerdict) -> tuple[bool, str]:
@@ -162,13 +211,21 @@ def choose(accel: str, verdict: KvmVerdict) -> tuple[bool, str]:
     return verdict.usable, verdict.why
 
 
-def run_verdict(accel: str, host_arch_qemu: str | None, workdir: Path) -> tuple[bool, str]:
+def run_verdict(accel: str, host_arch_qemu: str | None, workdir: Path, cache_dir: Path
+                ) -> tuple[bool, str]:
     """The run's KVM decision (use KVM for host-arch guests, why), made once by the run's
-    controller: ``host_arch_qemu`` is the host arch's QEMU when some guest of the run is of
-    the host arch (else None: no probe). Raises ConfigError (``--accel kvm`` where KVM does
-    not run guests), ToolMissing."""
+    controller from guests kbtf knows to boot (the firmware, then Debian's kernel):
+    ``host_arch_qemu`` is the host arch's QEMU when some guest of the run is of the host
+    arch (else None: no probe). Raises ConfigError (``--accel kvm`` where KVM does not run
+    guests, or no probe kernel can be had for it), ToolMissing."""
     if accel == "tcg" or host_arch_qemu is None:
         why = "--accel tcg" if accel == "tcg" else "no guest of the host arch"
         return False, why
-    verdict = probe_kvm(proc.require_tool(host_arch_qemu), workdir)
+    qemu = proc.require_tool(host_arch_qemu)
+    verdict = probe_kvm(qemu, workdir)
+    if verdict.usable:
+        try:
+            verdict = linux_verdict(qemu, cache_dir, workdir)
+        except KbtfError as exc:
+            verdict = KvmVerdict(False, f"no kernel known to boot to probe KVM with: {exc}")
     return choose(accel, verdict)

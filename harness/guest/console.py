@@ -124,3 +124,18 @@ def find_trouble(console_text: str, start: int = 0, context: int = 20) -> Troubl
             end = min(end, m.start() + sum(len(ln) for ln in lines[: context + 1]))
     excerpt = console_text[m.start():end].rstrip("\n")
     return Trouble(fatal, excerpt, end)
+
+
+# A line QEMU (or vng, its launcher) writes of its own: "qemu-system-x86_64: warning: ...".
+_HOST_LINE = re.compile(r"^(?:qemu-system-[\w-]+|qemu|vng|virtme-ng)(?::| warning| error)"
+                        r"[^\n]*(?:\n|$)", re.MULTILINE)
+
+
+def guest_wrote(text: str) -> bool:
+    """Whether console ``text`` holds anything the guest wrote, QEMU's and vng's own lines
+    (even one still being written) left out."""
+    rest = _HOST_LINE.sub("", text)
+    head, _, last = rest.rpartition("\n")
+    if any(last.startswith(p) or p.startswith(last) for p in ("qemu", "vng", "virtme")):
+        rest = head  # a line QEMU or vng is still writing
+    return bool(rest.strip())

@@ -1,13 +1,13 @@
 """The live guests of one process, one per kernel: booted on demand, booted again after a
-loss (counted per point), a silent KVM boot retried under TCG, shut down per point."""
+loss (counted per point), shut down per point; a kernel's trouble at boot (a splat, silence
+under a KVM that runs Linux) is its failure for every test that needs it, never a loss."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from harness.errors import HarnessError, KernelTrouble, SilentStart
-from harness.guest import accel
+from harness.errors import HarnessError, KernelSilent, KernelTrouble, SilentStart
 from harness.guest.session import GuestSession
 
 log = logging.getLogger("kbtf")
@@ -30,7 +30,6 @@ class GuestPool:
         self._losses: dict[tuple[str, str], int] = {}  # (point, slot key) -> losses in a row
         self._owners: dict[str, str] = {}  # slot key -> the point whose test used it last
         self._counted: set[int] = set()  # sessions whose loss is counted (id())
-        self.kvm_silent = False  # a KVM boot of this process ran no guest: TCG from now on
 
     def get(self, key: str, make: Callable[[int], GuestSession], owner: str = "") -> GuestSession:
         """The live guest for ``key`` (used by point ``owner``), booting ``make(boot_number)``
@@ -40,6 +39,8 @@ class GuestPool:
         errors when a boot fails.
         """
         session = self._slots.get(key)
+        if session is not None and session.boot_trouble is not None:
+            raise session.boot_trouble  # its kernel's, at boot: every test that needs it fails
         if session is not None and session.alive:
             self._owners[key] = owner
             return session
@@ -65,20 +66,21 @@ class GuestPool:
 
     def _start(self, key: str, session: GuestSession) -> GuestSession:
         """Boot ``session`` in slot ``key`` (a boot that fails stays there, dead: the next
-        request counts it as a loss); a silent KVM boot is retried under TCG once (and the
-        rest of this process's guests go to TCG). Returns the session that runs."""
-        if session.spec.kvm and self.kvm_silent:
-            session = session.under_tcg()
+        request counts it as a loss, or raises its kernel's trouble again). Returns it.
+        Raises start()'s errors; a KVM boot that stays silent is its kernel's failure
+        (the run uses KVM only where a kernel known to boot printed under it: accel.py)."""
         self._slots[key] = session
         try:
             session.start()
         except SilentStart as exc:
             if not session.spec.kvm:
                 raise
-            log.warning("guest %s: %s (%s)", session.name, accel.KVM_SILENT, exc)
-            self.kvm_silent = True
-            session = self._slots[key] = session.under_tcg()
-            session.start()
+            silent = KernelSilent(f"{exc}, while KVM runs Linux guests on this host "
+                                  "(Debian's kernel printed under it): this kernel's failure",
+                                  log=exc.log)
+            session.crashed = True  # the product's: never counted as a harness loss
+            session.boot_trouble = silent
+            raise silent from None
         return session
 
     def passed(self, session: GuestSession) -> None:

@@ -28,6 +28,7 @@ from harness.errors import (
     GuestTimeout,
     HarnessError,
     KernelTrouble,
+    ProductFailure,
     SilentStart,
 )
 from harness.guest import accel, console, guestroot, vm
@@ -83,6 +84,7 @@ class GuestSession:
         self._first_output: tuple[float, float] | None = None  # (deadline, its seconds)
         self.accel = "kvm" if spec.kvm else "tcg"  # for the summary
         self.crashed = False  # the kernel crashed (panic, Oops, BUG): the product, not a loss
+        self.boot_trouble: ProductFailure | None = None  # the kernel's trouble at boot
         self._seen = 0  # console offset up to which trouble was already reported
         self.memo: dict[str, object] = {}  # results of work done inside this boot
         self.boot_seconds = 0.0
@@ -110,26 +112,16 @@ class GuestSession:
             self.kill()
             raise BootError(f"guest {self.name} died during boot: {exc}",
                             log=self.console_log) from None
+        except KernelTrouble as trouble:  # a splat at boot: the kernel's, never a loss
+            self.crashed = True
+            self.boot_trouble = trouble
+            self.kill()
+            raise
         except BaseException:
             self.kill()
             raise
         log.info("guest %s: shell after %.1fs, kernel checked after %.1fs", self.name,
                  self.boot_seconds, time.monotonic() - start)
-
-    def shows_output(self) -> bool:
-        """Start the guest only to see whether it writes anything by its first-output
-        deadline, then kill it: the run's KVM probe with a real kernel."""
-        self._spawn()
-        seconds = accel.FIRST_OUTPUT_SECONDS["kvm" if self.spec.kvm else "tcg"]
-        deadline = time.monotonic() + seconds * proc.timeout_scale()
-        try:
-            child = self._require_alive("boot")
-            while not self._output_seen() and time.monotonic() < deadline and child.isalive():
-                with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
-                    child.expect(pexpect.EOF, timeout=0.2)  # reads the serial meanwhile
-            return self._output_seen()
-        finally:
-            self.kill()
 
     def _spawn(self) -> None:
         """Start QEMU (or vng) for this guest, its logs fresh. Raises ToolMissing."""
@@ -456,9 +448,15 @@ class GuestSession:
         return False
 
     def _output_seen(self) -> bool:
-        """Whether the guest wrote anything yet: kernel console bytes, or serial bytes."""
+        """Whether the guest wrote anything yet: serial bytes, or kernel console text that is
+        not QEMU's own (under vng QEMU's stderr shares the console log: a QEMU warning is no
+        guest output, whatever the launcher)."""
         serial = self._serial is not None and self._serial.tell() > self._serial_start
-        return serial or self.console_log.stat().st_size > 0
+        if serial:
+            return True
+        if self.console_log.stat().st_size == 0:
+            return False
+        return console.guest_wrote(self.console_log.read_text(errors="replace"))
 
     def _check_first_output(self) -> None:
         """Raise SilentStart if the guest has shown no output by its first-output deadline
@@ -473,18 +471,6 @@ class GuestSession:
                               f"{self._first_output[1]:.0f}s after QEMU started under {under}",
                               log=self.qemu_log if self.spec.launcher == "kbtf"
                               else self.console_log)
-
-    def under_tcg(self) -> GuestSession:
-        """A new session for the same guest under TCG after its KVM boot stayed silent (this
-        one's logs renamed ``<name>.kvm-silent.*`` first, so they stay)."""
-        for path in (self.console_log, self.serial_log, self.qemu_log):
-            if path.exists():
-                path.rename(path.with_name(path.name.replace(self.name, f"{self.name}.kvm-silent",
-                                                             1)))
-        session = GuestSession(dataclasses.replace(self.spec, kvm=False), self._logdir,
-                               self._base, self.boot)
-        session.accel = accel.TCG_AFTER_SILENT_KVM
-        return session
 
     def _require_alive(self, command: str) -> pexpect.spawn[str]:
         if self._child is None:

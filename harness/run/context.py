@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -27,14 +26,13 @@ from harness.btf.paholeaxis import axis_table
 from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
-from harness.guest.session import GuestSession, boot_spec
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_dkms, parse_spec
 from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
 from harness.run import plan, results
 from harness.run.plan import RunPlan
-from harness.run.pointrun import DistroRun, PointRun, guest_shares, worker_id
+from harness.run.pointrun import DistroRun, PointRun, worker_id
 from harness.run.vmtestrun import VmtestRun, vmtest_points
 
 log = logging.getLogger("kbtf")
@@ -223,7 +221,7 @@ class RunContext:
         arches = ([p.kernel.arch for p in self.points] + [k.arch for k in self.distros]
                   + [v.point.kernel.arch for v in self.vmtest])
         host = next((a.qemu for a in arches if a.is_host()), None)
-        kvm, why = accel.run_verdict(self.options.accel, host, self.run_dir)
+        kvm, why = accel.run_verdict(self.options.accel, host, self.run_dir, self.cache)
         log.info("accelerator for host-arch guests: %s (%s)", "KVM" if kvm else "TCG", why)
         return kvm
 
@@ -329,44 +327,6 @@ class RunContext:
             for variant in VARIANTS:
                 if (point.id, variant) in needs:
                     self.point_run(point).build_kernel(variant, say)
-        if self.kvm:
-            self._probe_kvm_with_kernel(needs, say)
-
-    def _probe_kvm_with_kernel(self, needs: set[tuple[str, str]],
-                               say: Callable[[str], None]) -> None:
-        """Boot one built host-arch kernel of the run (a point's, else a BPF CI job's) under
-        KVM until its first output; a silent one sends the whole run to TCG (written into
-        the run dir for the workers)."""
-        candidates = [(p.kernel_id, p.launcher, functools.partial(self.point_run(p).kernel, ""))
-                      for p in self.points
-                      if p.kernel.arch.is_host() and (p.id, "") in needs] + [
-                      (j.id, "kbtf", self.vmtest_run(j).kernel) for j in self.vmtest
-                      if j.point.kernel.arch.is_host() and (j.id, "vmtest") in needs]
-        for label, launcher, kernel_of in candidates:
-            try:
-                spec = boot_spec(kernel_of(), launcher, self.cache,
-                                 guest_shares(self.run_dir, self.run_dir / "kvm-probe.out"),
-                                 kvm=True)
-            except KbtfError:
-                continue  # no kernel to probe with: each boot's own deadline decides
-            qemu = proc.require_tool(spec.arch.qemu)
-            memo = accel.boot_memo(self.cache, f"{qemu} {os.stat(qemu).st_mtime_ns}")
-            known = accel.read_memo(memo)
-            if known is None:
-                runs = GuestSession(spec, self.run_dir, "kvm-probe").shows_output()
-                seen = (f"{label} printed its first output under KVM" if runs else
-                        f"{label} printed nothing in "
-                        f"{accel.FIRST_OUTPUT_SECONDS['kvm']:.0f}s under KVM")
-                accel.write_memo(memo, runs, seen)
-            else:
-                runs, seen = known
-                seen += f" (earlier on this host boot: {memo})"
-            if runs:
-                say(f"kbtf: KVM runs guests ({seen}): host-arch guests use KVM")
-            else:
-                accel.mark_kvm_silent(self.run_dir, f"{accel.KVM_SILENT} ({seen})")
-                say(f"kbtf: {accel.KVM_SILENT} ({seen})")
-            return
 
     # -- facts, outcomes, results ----------------------------------------------------
 

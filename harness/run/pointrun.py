@@ -48,7 +48,7 @@ from harness.errors import (
     KbtfError,
     MissingPrerequisite,
 )
-from harness.guest import accel, guestroot, vm
+from harness.guest import guestroot, vm
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.plan.matrix import MatrixPoint
@@ -150,27 +150,6 @@ def note_guest(facts: dict[str, object], session: GuestSession) -> GuestSession:
     facts.setdefault("boot_seconds", round(session.boot_seconds, 1))
     seen = {a for a in str(facts.get("accel", "")).split("; ") if a}
     facts["accel"] = "; ".join(sorted(seen | {session.accel}))
-    return session
-
-
-def run_kvm(run_dir: Path, kvm: bool) -> bool:
-    """Whether host-arch guests may use KVM now: the run's verdict ``kvm``, unless a KVM
-    boot of this run stayed silent (guest/accel.py SILENT_FILE)."""
-    return kvm and accel.kvm_silent(run_dir) is None
-
-
-def with_accel_note(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
-    """``session``, its accelerator saying why it is TCG when the run's KVM ran no guest."""
-    if kvm and session.spec.arch.is_host() and not session.spec.kvm:
-        session.accel = accel.TCG_AFTER_SILENT_KVM
-    return session
-
-
-def kvm_checked(session: GuestSession, run_dir: Path, kvm: bool) -> GuestSession:
-    """``session``; if its KVM boot stayed silent (the pool retried it under TCG), the
-    rest of the run boots under TCG."""
-    if kvm and session.accel == accel.TCG_AFTER_SILENT_KVM and accel.kvm_silent(run_dir) is None:
-        accel.mark_kvm_silent(run_dir, f"{accel.KVM_SILENT} (guest {session.name})")
     return session
 
 
@@ -304,11 +283,10 @@ class PointRun:
 
         def make(boot: int) -> GuestSession:
             shares = guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out")
-            spec = boot_spec(kernel, self.point.launcher, self.cache_dir, shares,
-                             run_kvm(self.run_dir, self.kvm))
-            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+            spec = boot_spec(kernel, self.point.launcher, self.cache_dir, shares, self.kvm)
+            return GuestSession(spec, logdir, base, boot)
 
-        return kvm_checked(pool.get(kernel.key, make, self.point.id), self.run_dir, self.kvm)
+        return pool.get(kernel.key, make, self.point.id)
 
 
 @dataclass(frozen=True)
@@ -345,10 +323,8 @@ class DistroRun:
                                       root / "bin" / "busybox", arch.virtio_transport)
             shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
                       vm.Share("modules", self.kernel.root))  # modload.kernel_module
-            spec = boot_spec(self.kernel, "kbtf", self.cache_dir, shares,
-                             run_kvm(self.run_dir, self.kvm), initrd=initrd,
-                             release=self.kernel.release, cmdline=self.cmdline)
-            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+            spec = boot_spec(self.kernel, "kbtf", self.cache_dir, shares, self.kvm,
+                             initrd=initrd, release=self.kernel.release, cmdline=self.cmdline)
+            return GuestSession(spec, logdir, base, boot)
 
-        return kvm_checked(pool.get(self.kernel.label, make, self.kernel.label), self.run_dir,
-                           self.kvm)
+        return pool.get(self.kernel.label, make, self.kernel.label)

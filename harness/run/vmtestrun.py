@@ -29,11 +29,8 @@ from harness.run.pointrun import (
     STRIP,
     PointRun,
     guest_shares,
-    kvm_checked,
     raise_recorded,
     record_failure,
-    run_kvm,
-    with_accel_note,
     worker_id,
 )
 
@@ -104,14 +101,13 @@ class VmtestRun:
         def make(boot: int) -> GuestSession:
             shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
                       Share("selftests", shared, immutable=True))
-            spec = boot_spec(kernel, "kbtf", self.cache_dir, shares,
-                             run_kvm(self.run_dir, self.kvm),
+            spec = boot_spec(kernel, "kbtf", self.cache_dir, shares, self.kvm,
                              root_packages=guestroot.VMTEST_PACKAGES)
-            return with_accel_note(GuestSession(spec, logdir, base, boot), self.run_dir, self.kvm)
+            return GuestSession(spec, logdir, base, boot)
 
         # a guest is keyed by all it carries: the kernel and the selftests share
         key = f"{kernel.key}:{shared}"
-        return kvm_checked(pool.get(key, make, self.vmtest.id), self.run_dir, self.kvm)
+        return pool.get(key, make, self.vmtest.id)
 
     def sabotaged(self, built: Selftests) -> Path:
         """The selftests dir the guest sees: the cached one, or with --sabotage strip-*
