@@ -64,10 +64,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kconfig-add", action="append", default=[], metavar="FILE|CONFIG_X=v",
                     help="extra kconfig fragment or option, applied after kbtf's (repeatable)")
     group.addoption("--sabotage", default=None,
-                    choices=["strip-btf-base", "strip-btf", "warn-on-load", "oops-on-load",
-                             "hang-on-load", "warn-at-poweroff"],
+                    choices=["strip-btf-base", "strip-btf", "corrupt-btf", "warn-on-load",
+                             "oops-on-load", "hang-on-load", "warn-at-poweroff"],
                     help="break things on purpose to see the suites fail: strip a BTF section "
-                    "from the built modules (objcopy), or load modules/kbtf_fault after "
+                    "from the built modules (objcopy), make their .BTF invalid (its types "
+                    "overlapping its strings), or load modules/kbtf_fault after "
                     "kbtf_hello, which WARNs, Oopses or sleeps forever in its init, or WARNs "
                     "while the guest powers off")
     group.addoption("--point", action="append", default=None, metavar="ID",

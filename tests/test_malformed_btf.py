@@ -44,3 +44,29 @@ def test_malformed_module_btf_is_a_build_failure(tmp_path: Path, name: str, make
     with pytest.raises(BuildFailure, match=says) as err:
         module_record(ko, KO, tmp_path / "build.log")
     assert err.value.log == tmp_path / "build.log" and "kbtf_types.ko" in str(err.value)
+
+
+def test_corrupt_btf_sabotage_makes_types_overlap_strings(tmp_path: Path) -> None:
+    """--sabotage corrupt-btf: the .BTF header's type section overlaps its strings (the
+    kernel's btf_check_sec_info refuses it: "Section overlap found"); a hard link to the
+    module keeps the original."""
+    import shutil
+    import struct
+
+    from harness.btf.elfbtf import overlap_btf_sections
+
+    ko = tmp_path / "kbtf_types.ko"
+    shutil.copy(Path(__file__).parent / "data/kbtf_types-distilled.ko", ko)
+    os.link(ko, tmp_path / "kept.ko")
+    overlap_btf_sections(ko)
+
+    def sections(path: Path) -> tuple[int, int, int]:
+        data = section_data(path, ".BTF")
+        assert data is not None
+        _m, _v, _f, _h, toff, tlen, soff, _slen = struct.unpack_from("<HBBIIIII", data)
+        return toff, tlen, soff
+
+    toff, tlen, soff = sections(ko)
+    assert toff + tlen == soff + 4  # 4 bytes into the strings
+    toff, tlen, soff = sections(tmp_path / "kept.ko")
+    assert toff + tlen <= soff

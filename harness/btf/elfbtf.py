@@ -166,3 +166,25 @@ def _module_btf(ko: Path, _ino: int, _mtime_ns: int, _size: int, vmlinux: Path
 def module_functions(ko: Path, vmlinux: Path) -> set[str]:
     """Names of the FUNC types in a module's own BTF. Raises CommandError."""
     return {str(t["name"]) for t in module_btf(ko, vmlinux)[0] if t["kind"] == "FUNC"}
+
+
+def overlap_btf_sections(path: Path) -> None:
+    """Make ``path``'s .BTF invalid the way a broken encoder would: its header's type
+    section is lengthened to overlap the string section by 4 bytes (the kernel refuses it,
+    "Section overlap found"). Writes a new file (a hard link elsewhere keeps the old one).
+    Raises MalformedBtf when it has no readable .BTF."""
+    with path.open("rb") as fh:
+        elf = ELFFile(fh)
+        section = elf.get_section_by_name(".BTF")
+        if section is None:
+            raise MalformedBtf(f"{path}: no .BTF section")
+        offset, order = section["sh_offset"], "<" if elf.little_endian else ">"
+    data = bytearray(path.read_bytes())
+    fields = list(struct.unpack_from(order + _HEADER.format, data, offset))
+    if fields[0] != BTF_MAGIC:
+        raise MalformedBtf(f"{path}: bad BTF magic {fields[0]:#x}")
+    _magic, _version, _flags, _hdr_len, type_off, _type_len, str_off, _str_len = fields
+    fields[5] = str_off - type_off + 4  # type_len: 4 bytes into the strings
+    struct.pack_into(order + _HEADER.format, data, offset, *fields)
+    path.unlink()
+    path.write_bytes(bytes(data))

@@ -27,7 +27,13 @@ from harness.btf.btfexpect import (
     module_pahole_unusable,
     read_rules,
 )
-from harness.btf.elfbtf import btf_types, elf_facts, module_type_counts, vmlinux_types
+from harness.btf.elfbtf import (
+    btf_types,
+    elf_facts,
+    module_type_counts,
+    overlap_btf_sections,
+    vmlinux_types,
+)
 from harness.build import dkmsbuild, exports, initramfs, kbuild
 from harness.build.buildroot import BuildRoot
 from harness.build.distro import DistroKernel
@@ -56,6 +62,8 @@ from harness.plan.pahole import Pahole
 
 # --sabotage modes that strip a section from every built module.
 STRIP = {"strip-btf-base": ".BTF.base", "strip-btf": ".BTF"}
+# --sabotage mode that makes every built module's .BTF invalid (elfbtf.overlap_btf_sections).
+CORRUPT_BTF = "corrupt-btf"
 
 
 def worker_id() -> str:
@@ -88,7 +96,8 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
     """Module directory ``src`` built for ``target`` (a kernel build or distro headers):
     by make, or, with ``dkms_release`` (the kernel's release), by dkms from the dkms.conf in
     ``src``; with ``cache_dir`` (a kernel point's make build), kept there by content
-    (modbuild.cached_build_module); --sabotage strip-* removes a BTF section afterwards.
+    (modbuild.cached_build_module); --sabotage strip-* removes a BTF section afterwards,
+    corrupt-btf makes .BTF overlap its strings.
     Each .ko's ELF and BTF facts go to <module>.elf-facts.json (type counts when
     ``target`` has a vmlinux).
 
@@ -109,6 +118,9 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
         built = build_module(target, src, outdir, pahole, btf_mode, make_args, build_root)
     if (section := STRIP.get(sabotage or "")) is not None:
         strip_section(built, target.arch, section)
+    if sabotage == CORRUPT_BTF:
+        for ko in built.kos:
+            overlap_btf_sections(ko)
     for ko in built.kos:
         record = module_record(ko, target.vmlinux, built.log)
         ko.with_suffix(".elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc, provision
+from harness.btf.elfbtf import overlap_btf_sections
 from harness.build import kbuild, modbuild, selftests
 from harness.build.selftests import Selftests
 from harness.errors import HarnessError, KbtfError, ProductFailure
@@ -26,6 +27,7 @@ from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
 from harness.plan.vmtest import VmtestPoint, needs_testmod, resolve_jobs, tree_tests
 from harness.run.pointrun import (
+    CORRUPT_BTF,
     STRIP,
     PointRun,
     guest_shares,
@@ -54,7 +56,7 @@ class VmtestRun:
     run_dir: Path
     cache_dir: Path
     kvm: bool = False
-    sabotage: str | None = None  # --sabotage strip-btf / strip-btf-base: the test modules
+    sabotage: str | None = None  # --sabotage strip-btf(-base) / corrupt-btf: the test modules
 
     @property
     def point_run(self) -> PointRun:
@@ -110,11 +112,12 @@ class VmtestRun:
         return pool.get(key, make, self.vmtest.id)
 
     def sabotaged(self, built: Selftests) -> Path:
-        """The selftests dir the guest sees: the cached one, or with --sabotage strip-*
-        a run-local tree of hard links to it (a copy where links cannot be made) whose test
-        modules (the .ko files the runner loads) are copies with the section removed."""
+        """The selftests dir the guest sees: the cached one, or with --sabotage strip-* or
+        corrupt-btf a run-local tree of hard links to it (a copy where links cannot be
+        made) whose test modules (the .ko files the runner loads) are copies with the
+        section removed or their .BTF made invalid."""
         section = STRIP.get(self.sabotage or "")
-        if section is None:
+        if section is None and self.sabotage != CORRUPT_BTF:
             return built.bpf_dir
         tree = self.dir / f"selftests-{self.sabotage}"
         if not tree.is_dir():
@@ -130,7 +133,10 @@ class VmtestRun:
                 data = ko.read_bytes()
                 ko.unlink()  # a copy of its own: never through the link into the cache
                 ko.write_bytes(data)
-                modbuild.remove_section(ko, self.vmtest.point.kernel.arch, section)
+                if section is not None:
+                    modbuild.remove_section(ko, self.vmtest.point.kernel.arch, section)
+                else:
+                    overlap_btf_sections(ko)
             tmp.rename(tree)
         return tree
 
