@@ -235,3 +235,14 @@ def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
     with pytest.raises(ConfigError, match=r"^--vmtest-tests: no test 'btf_modul' .*near: "
                                           r"btf, btf_module"):
         context.RunContext.start(options, None, lambda _m: None)
+
+
+def test_a_test_the_runners_watchdog_killed_is_failed_naming_it() -> None:
+    # 7.x's test_progs kills a test past -w seconds (120 by default) with SIGSEGV
+    stderr = ("WATCHDOG: test case module_attach/handle_fentry executes for 10 seconds...\n"
+              "WATCHDOG: test case module_attach/handle_fentry executes for 120 seconds, "
+              "terminating with SIGSEGV\n")
+    out = testprogs.parse("#1 btf_module:OK\n", rc=139, stderr=stderr)
+    [killed, *_] = testprogs.judge("module_attach", out, ["module_attach"], [], _never)
+    assert killed.verdict == "failed" and killed.name == "module_attach/handle_fentry"
+    assert "terminating with SIGSEGV" in killed.why

@@ -17,6 +17,9 @@ _STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+(?:/[^
                      r":(?P<verdict>OK|FAIL|SKIP)(?: \((?P<why>[^)]*)\))?\s*$")
 # test_progs' line when the kernel refuses bpf_testmod.ko (it then skips what needs it).
 _TESTMOD_REFUSED = re.compile(r"Failed to load bpf_testmod\.ko into the kernel")
+# test_progs' watchdog killing a test that ran past -w seconds (7.x; 120 s by default).
+_WATCHDOG_KILL = re.compile(r"WATCHDOG: test case (?P<test>\S+) executes for \d+ seconds, "
+                            r"terminating.*")
 _SUMMARY = re.compile(r"^Summary: (?P<passed>\d+)/(?P<subpassed>\d+) PASSED, "
                       r"(?P<skipped>\d+) SKIPPED, (?P<failed>\d+) FAILED\s*$")
 
@@ -47,11 +50,12 @@ class RunnerOutput:
     summary: str | None
     rc: int | None = None  # the runner's exit code (None: not known)
     testmod_refused: str | None = None  # the runner's line saying bpf_testmod.ko did not load
+    watchdog: str | None = None  # its watchdog's line when it killed a test (-w; 7.x)
 
 
-def parse(text: str, rc: int | None = None) -> RunnerOutput:
+def parse(text: str, rc: int | None = None, stderr: str = "") -> RunnerOutput:
     """The verdicts of a test_progs run's output ``text`` (console line endings allowed)
-    that exited ``rc``."""
+    that exited ``rc``, its watchdog's kill line read from ``stderr`` too."""
     tests: dict[str, TestResult] = {}
     pending: list[str] = []
     summary = refused = None
@@ -78,7 +82,8 @@ def parse(text: str, rc: int | None = None) -> RunnerOutput:
             result.verdict = m["verdict"]
             result.log = log if m["verdict"] == "FAIL" else ""
             result.line = line.strip()
-    return RunnerOutput(tests, summary, rc, refused)
+    killed = _WATCHDOG_KILL.search(stderr + "\n" + text)
+    return RunnerOutput(tests, summary, rc, refused, killed[0].strip() if killed else None)
 
 
 def parse_whole(stdout: str, stderr: str, rc: int) -> RunnerOutput:
@@ -161,6 +166,10 @@ def judge(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denia
     top, _, sub = selection.partition("/")
     ran = [t for n, t in out.tests.items() if selection == "all" or fnmatchcase(n, top)]
     found: list[Outcome] = []
+    killed = _WATCHDOG_KILL.search(out.watchdog or "")
+    if killed and (selection == "all" or fnmatchcase(killed["test"].split("/")[0], top)):
+        found.append(Outcome(killed["test"], "failed", f"{killed['test']}: ran past the "
+                             f"runner's time and its watchdog killed it: {out.watchdog!r}"))
     for test in ran:
         refused = _refusal(out, dmesg) if needs_testmod(test.name) else ""
         if not sub:

@@ -196,7 +196,7 @@ class VmtestRun:
         if result.rc and "error while loading shared libraries" in tail:  # the root lacks one
             raise HarnessError(f"{self.vmtest.job.binary} cannot start in kbtf's guest "
                                f"root: {tail!r}", log=out)
-        parsed = (testprogs.parse(stdout, result.rc) if self.vmtest.per_test
+        parsed = (testprogs.parse(stdout, result.rc, result.stderr) if self.vmtest.per_test
                   else testprogs.parse_whole(stdout, result.stderr, result.rc))
         if result.rc in TIMED_OUT:
             unfinished = [t for t in tests or ["all"] if t.split("/")[0] not in parsed.tests]
