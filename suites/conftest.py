@@ -122,7 +122,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(("point", "btf_mode") if modes else "point", params, scope="session")
     if "distro_kernel" in names:
         metafunc.parametrize("distro_kernel", [pytest.param(
-            k, id=k.label, marks=pytest.mark.xdist_group(k.label)) for k in run.distros],
+            k, id=k.id, marks=pytest.mark.xdist_group(k.group)) for k in run.distros],
             scope="session")
     if "vmtest_case" in names:
         metafunc.parametrize("vmtest_case", [pytest.param((v, t), id=f"{v.id}-{t}", marks=[

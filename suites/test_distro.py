@@ -93,8 +93,8 @@ def distro_loaded(distro_guest: GuestSession, distro_module: ModuleBuild,
 def test_distro_guest_shuts_down_cleanly(distro_kernel: DistroKernel,
                                          guest_pool: GuestPool) -> None:
     """A splat while the distro guest powers off is the distro kernel's, named here."""
-    if not guest_pool.close_owned(distro_kernel.label):
-        pytest.skip(f"no guest of {distro_kernel.label} ran in this process")
+    if not guest_pool.close_owned(distro_kernel.id):
+        pytest.skip(f"no guest of {distro_kernel.id} ran in this process")
 
 
 def test_distro_kernel_loads_module_btf(distro_guest: GuestSession,

@@ -32,17 +32,9 @@ _DROP_WITH_VALUE = ("-n", "--numprocesses", "--dist", "-k", "-m", "--point", "--
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "shell_unit" in metafunc.fixturenames:
         run = ctx(metafunc.config)
-        units: list[MatrixPoint | VmtestPoint | DistroKernel] = []
-        units += run.points[:1] or run.vmtest[:1] or run.distros[:1]
-        metafunc.parametrize("shell_unit", units, ids=[_unit_id(u) for u in units],
+        units = run.units[:1]  # the shell boots the run's first unit
+        metafunc.parametrize("shell_unit", units, ids=[u.group for u in units],
                              scope="session")
-
-
-def _unit_id(unit: MatrixPoint | VmtestPoint | DistroKernel) -> str:
-    """The unit's id in the plan (what --point takes)."""
-    if isinstance(unit, MatrixPoint):
-        return unit.kernel_id
-    return unit.id if isinstance(unit, VmtestPoint) else unit.label
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def shell_built(pytestconfig: pytest.Config, shell_unit: MatrixPoint | VmtestPoi
         run.point_run(shell_unit).kernel("")
     elif isinstance(shell_unit, VmtestPoint):
         run.vmtest_run(shell_unit).selftests()
-    return _unit_id(shell_unit)
+    return shell_unit.group
 
 
 def shell_argv(args: list[str], unit: str) -> list[str]:

@@ -68,7 +68,7 @@ def test_local_debs_grouped_by_release_and_makefile_rewritten(tmp_path: Path) ->
         fake_deb(tmp_path, "linux-kbuild-6.1", "", {"usr/lib/linux-kbuild-6.1/scripts/x": ""}),
     ]
     (kernel,) = distro.local_kernels(tmp_path / "cache", debs)
-    assert (kernel.release, kernel.label) == (rel, f"deb-{rel}")
+    assert (kernel.release, kernel.id) == (rel, f"deb-{rel}")
     assert len(kernel.debs) == 4
     makefile = (kernel.headers / "Makefile").read_text()
     assert makefile == f"include {kernel.root}/usr/src/linux-headers-6.1.0-50-common/Makefile\n"

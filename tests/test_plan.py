@@ -29,7 +29,7 @@ def test_one_unit_per_kernel_with_the_arguments_that_run_only_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plan, "_cached", lambda p, cache: {"kernel_cached": False})
     points = [point("x86_64"), point("x86_64", P132), point("s390x")]
-    units = plan.units(points, [], ["suites/", "--module-pahole", "debian:1.32"], Path("/c"))
+    units = plan.units(points, ["suites/", "--module-pahole", "debian:1.32"], Path("/c"))
     assert [u["id"] for u in units] == ["x86_64-debian6.12.117-gcc-pahole1.30",
                                         "s390x-debian6.12.117-gcc-pahole1.30"]
     assert units[0]["points"] == [points[0].id, points[1].id]  # the module-pahole axis rides along
@@ -39,10 +39,10 @@ def test_one_unit_per_kernel_with_the_arguments_that_run_only_it(
 
 def test_point_selects_a_unit_or_a_point_and_refuses_others() -> None:
     points = [point("x86_64"), point("x86_64", P132), point("s390x")]
-    found = plan.RunPlan(points, [])
+    found = plan.RunPlan(list(points))
     assert plan.select(found, []) == found
-    assert plan.select(found, ["x86_64-debian6.12.117-gcc-pahole1.30"]).points == points[:2]
-    assert plan.select(found, [points[1].id]).points == [points[1]]
+    assert plan.select(found, ["x86_64-debian6.12.117-gcc-pahole1.30"]).units == points[:2]
+    assert plan.select(found, [points[1].id]).units == [points[1]]
     with pytest.raises(ConfigError, match=re.escape(
             "--point aarch64-x: not in this run's plan; its ids: "
             "s390x-debian6.12.117-gcc-pahole1.30, x86_64-debian6.12.117-gcc-")):

@@ -71,5 +71,7 @@ def test_a_points_facts_set_up_twice_by_one_worker_are_merged(tmp_path: Path) ->
     run.write_facts("s390x-k", {"arch": "s390x", "config_pahole_version": 130,
                                 "module_btf_types": 12})
     run.write_facts("s390x-k", {"arch": "s390x", "accel": "tcg"})
-    record = run._point_record(type("P", (), {"id": "s390x-k", "rerun": lambda self: "r"})())
+    unit = type("P", (), {"id": "s390x-k", "rerun": lambda self, tests=(): "r",
+                          "facts": lambda self: {"arch": "s390x"}})()
+    record = run._record(unit)
     assert record.facts["config_pahole_version"] == 130 and record.facts["accel"] == "tcg"

@@ -225,7 +225,7 @@ def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
 
     run = _job_run(tmp_path)
     _real_6_12_tree(run.vmtest.point.kernel.source.path / SELFTESTS_DIR / "..")
-    monkeypatch.setattr(context, "resolve", lambda _o, _c: RunPlan([], [], [run.vmtest]))
+    monkeypatch.setattr(context, "resolve", lambda _o, _c: RunPlan([run.vmtest]))
     monkeypatch.setattr(fetch, "fetch", lambda points, *_a: points)
     monkeypatch.setattr(results, "new_run_dir", lambda **_k: tmp_path / "results")
     monkeypatch.setattr(context.RunContext, "_kvm_verdict", lambda self: False)

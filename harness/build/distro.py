@@ -23,7 +23,7 @@ import re
 import shlex
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -70,7 +70,7 @@ DISTRO_ARCHES = ("x86_64", "aarch64", "s390x")
 class DistroKernel:
     """One distro kernel, unpacked: what the SRU plan installs, in a cache dir."""
 
-    label: str  # test-id name: "debian-bookworm-6.1.0-50-amd64", "deb-6.1.0-50-amd64"
+    id: str  # test-id name: "debian-bookworm-6.1.0-50-amd64", "deb-6.1.0-50-amd64"
     release: str  # uname -r: 6.1.0-50-amd64
     root: Path  # the unpacked packages (boot/, lib/modules/, usr/src/, usr/lib/)
     debs: tuple[Path, ...]  # the packages it came from
@@ -79,7 +79,31 @@ class DistroKernel:
     build_root: BuildRoot | None = None  # where modules are built (None: on this machine)
     fetch_from: DistroPackages | None = None  # Debian's: what the fetch stage downloads
 
-    def rerun(self) -> str:
+    @property
+    def group(self) -> str:
+        """Itself (Unit.group): its tests share its guest."""
+        return self.id
+
+    @property
+    def describe(self) -> str:
+        return f"{self.arch_name} {self.release} (distro)"
+
+    @property
+    def source_kernel(self) -> None:
+        return None  # unpacked from its packages
+
+    def facts(self) -> dict[str, object]:
+        """What summary.md and matrix.json say of the kernel before any test ran (its
+        packages unpacked: the fetch stage ran)."""
+        config_pahole = self.config().get("CONFIG_PAHOLE_VERSION")
+        return {"arch": self.arch_name, "kernel": self.release, "toolchain": "distro",
+                "config_pahole_version": config_pahole.value if config_pahole else "-",
+                "module_pahole": (f"{self.build_root.suite} build root's" if self.build_root
+                                  else "system"),
+                "headers_vmlinux": self.vmlinux.is_file(),
+                "packages": [d.name for d in self.debs]}
+
+    def rerun(self, tests: Sequence[str] = ()) -> str:
         """The command line that reruns just this kernel's tests."""
         args = ["./kbtf", "pytest", "suites/"]
         if self.spec:
@@ -87,7 +111,7 @@ class DistroKernel:
         else:
             for deb in self.debs:
                 args += ["--distro-deb", str(deb)]
-        return shlex.join([*args, "-k", self.label])
+        return shlex.join([*args, "-k", self.id])
 
     @property
     def headers(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +27,25 @@ class MatrixPoint:
         """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
         return replace(self.kernel, variant=variant)
 
-    def rerun(self) -> str:
+    @property
+    def group(self) -> str:
+        """Its kernel (Unit.group)."""
+        return self.kernel_id
+
+    @property
+    def arch(self) -> Arch:
+        return self.kernel.arch
+
+    @property
+    def describe(self) -> str:
+        k = self.kernel
+        return f"{k.arch.name} {k.source.label} {k.toolchain.name} {k.pahole.label}"
+
+    @property
+    def source_kernel(self) -> KernelRequest:
+        return self.kernel
+
+    def rerun(self, tests: Sequence[str] = ()) -> str:
         """The command line that reruns just this point."""
         k = self.kernel
         args = ["./kbtf", "pytest", "suites/", "--arch", k.arch.name]

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc
-from harness.arches import ARCHES, GCC, Toolchain, get_arch
+from harness.arches import ARCHES, GCC, Arch, Toolchain, get_arch
 from harness.errors import ConfigError
 from harness.plan import toolchain
 from harness.plan.kernelreq import BPF_CI_BASE, KernelRequest
@@ -299,11 +299,35 @@ class VmtestPoint:
         return f"{self.job.arch}-{chain}-{runner}-{self.point.kernel.source.label}"
 
     @property
+    def group(self) -> str:
+        """Its kernel (Unit.group): jobs on one kernel share its builds."""
+        return self.point.kernel_id
+
+    @property
+    def arch(self) -> Arch:
+        return self.point.kernel.arch
+
+    @property
+    def describe(self) -> str:
+        return f"{self.job.short} on {self.point.kernel.source.label} (BPF CI job)"
+
+    @property
+    def source_kernel(self) -> KernelRequest:
+        return self.point.kernel
+
+    def facts(self) -> dict[str, object]:
+        """What summary.md and matrix.json say of the job before any test ran."""
+        k = self.point.kernel
+        return {"arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.label,
+                "kernel_pahole": k.pahole.identity, "vmtest_job": self.job.short,
+                "bpf_clang": self.bpf_llvm.label, "substitution": self.substitution or "-"}
+
+    @property
     def per_test(self) -> bool:
         """Whether each test of the runner is its own result (test_progs flavours)."""
         return self.job.runner in TEST_PROGS_RUNNERS
 
-    def rerun(self, tests: list[str] | None = None) -> str:
+    def rerun(self, tests: Sequence[str] = ()) -> str:
         """The command line that reruns this job (just ``tests``, when given)."""
         args = ["./kbtf", "pytest", "suites/", "--vmtest-job", self.job.short,
                 "--kernel", self.point.kernel.source.spec]

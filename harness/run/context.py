@@ -28,6 +28,7 @@ from harness.errors import KbtfError
 from harness.guest import accel, guestroot
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
+from harness.plan.unit import Unit
 from harness.plan.usermod import OWN_MODULES, ModuleSpec, parse_dkms, parse_spec
 from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
 from harness.run import plan, results
@@ -111,6 +112,19 @@ def fetch_dkms(specs: list[ModuleSpec], cache: Path, say: Callable[[str], None]
     return fetched
 
 
+def _fetched(found: RunPlan, cache: Path, say: Callable[[str], None]) -> list[Unit]:
+    """The units of ``found`` with what the plan names fetched (build/fetch.py for the
+    kernels built from source, distro.fetch_kernel for distro kernels), in plan order.
+    Raises HarnessError."""
+    built = [u for u in found.units if isinstance(u, MatrixPoint | VmtestPoint)]
+    points = fetch.fetch([u if isinstance(u, MatrixPoint) else u.point for u in built],
+                         cache, say)
+    ready: dict[int, Unit] = {id(u): (p if isinstance(u, MatrixPoint) else replace(u, point=p))
+                              for u, p in zip(built, points, strict=True)}
+    return [ready.get(id(u)) or distro.fetch_kernel(u, cache, say)  # type: ignore[arg-type]
+            for u in found.units]
+
+
 def split_test_id(nodeid: str, point_ids: list[str]) -> tuple[str, str] | None:
     """(point id, test name) of a node id: ``file::test[<point>-<more params>]`` gives the
     point and ``test[<more params>]``; None for tests of no point. ``point_ids``: longest
@@ -146,7 +160,7 @@ def resolve(options: RunOptions, cache: Path) -> RunPlan:
         options.arch, options.kernel, options.pahole or [], options.kconfig_add, cache,
         options.module_pahole, options.launcher, options.toolchain)
     distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
-    return RunPlan(points, distros, jobs)
+    return RunPlan([*points, *distros, *jobs])
 
 
 def plan_json(options: RunOptions, args: list[str]) -> str:
@@ -154,7 +168,7 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
     found = plan.select(resolve(options, cache), options.point or [])
-    units = plan.units(found.points, found.distros, args, cache, found.vmtest)
+    units = plan.units(found.units, args, cache)
     return json.dumps(units, indent=2) + "\n"
 
 
@@ -172,12 +186,10 @@ class RunContext:
     options: RunOptions
     run_dir: Path
     cache: Path
-    points: list[MatrixPoint]
-    distros: list[distro.DistroKernel]
+    units: list[Unit]  # what the run tests (plan/unit.py), in the plan's order
     modules: list[ModuleSpec]
     kvm: bool  # host-arch guests may use KVM (guest/accel.py, decided by the controller)
     worker: str | None = None  # xdist worker id; None: the controller or the only process
-    vmtest: list[VmtestPoint] = field(default_factory=list)  # --vmtest-job: BPF CI jobs
     cases: dict[str, list[str]] = field(default_factory=dict)  # job id -> its tests (vmtest_cases)
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
@@ -200,27 +212,35 @@ class RunContext:
             run_dir = Path(str(worker_input["kbtf_run_dir"]))
         _log_to(run_dir / f"kbtf-{worker_id()}.log")
         found = plan.select(resolve(options, cache), options.point or [])
-        fetched = fetch.fetch([*found.points, *(v.point for v in found.vmtest)], cache,
-                              _logged(progress))
-        points = fetched[:len(found.points)]
-        jobs = [replace(v, point=p)
-                for v, p in zip(found.vmtest, fetched[len(points):], strict=True)]
-        distros = [distro.fetch_kernel(k, cache, _logged(progress)) for k in found.distros]
-        ctx = cls(options, run_dir, cache, points, distros,
+        units = _fetched(found, cache, _logged(progress))
+        ctx = cls(options, run_dir, cache, units,
                   fetch_dkms(module_specs(options.module or [], options.dkms or [], cache),
                              cache, _logged(progress)), False,
-                  None if worker_input is None else worker_id(), vmtest=jobs)
+                  None if worker_input is None else worker_id())
         # each job's tests, read against its tree now: a bad --vmtest-tests is one line
-        ctx.cases = {v.id: ctx._job_cases(v) for v in jobs}
+        ctx.cases = {v.id: ctx._job_cases(v) for v in ctx.vmtest}
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())
         return ctx
 
+    @property
+    def points(self) -> list[MatrixPoint]:
+        """The units that are matrix points (their fixtures and builds are theirs)."""
+        return [u for u in self.units if isinstance(u, MatrixPoint)]
+
+    @property
+    def distros(self) -> list[distro.DistroKernel]:
+        """The units that are distro kernels."""
+        return [u for u in self.units if isinstance(u, distro.DistroKernel)]
+
+    @property
+    def vmtest(self) -> list[VmtestPoint]:
+        """The units that are BPF CI jobs."""
+        return [u for u in self.units if isinstance(u, VmtestPoint)]
+
     def _kvm_verdict(self) -> bool:
         """Probe KVM once for the run (only when some guest is of the host arch)."""
-        arches = ([p.kernel.arch for p in self.points] + [k.arch for k in self.distros]
-                  + [v.point.kernel.arch for v in self.vmtest])
-        host = next((a.qemu for a in arches if a.is_host()), None)
+        host = next((u.arch.qemu for u in self.units if u.arch.is_host()), None)
         kvm, why = accel.run_verdict(self.options.accel, host, self.run_dir, self.cache)
         log.info("accelerator for host-arch guests: %s (%s)", "KVM" if kvm else "TCG", why)
         return kvm
@@ -262,9 +282,8 @@ class RunContext:
         """The xdist group of ``vmtest``'s tests: its kernel (one worker, one boot), or None
         when the run has fewer kernels than ``workers``: then every worker boots a guest of
         it and takes the tests as they come (a lone job's 12 tests on 2 cores)."""
-        kernels = {p.kernel_id for p in self.points} | {k.label for k in self.distros} | {
-            v.point.kernel_id for v in self.vmtest}
-        return vmtest.point.kernel_id if len(kernels) >= workers else None
+        kernels = {u.group for u in self.units}
+        return vmtest.group if len(kernels) >= workers else None
 
     @staticmethod
     def point_group(point: MatrixPoint, part: str, workers: int) -> str:
@@ -343,10 +362,8 @@ class RunContext:
         tmp.rename(out)
 
     def point_ids(self) -> list[str]:
-        """Every point's and distro kernel's id, longest first (for split_test_id)."""
-        ids = ([p.id for p in self.points] + [k.label for k in self.distros]
-               + [v.id for v in self.vmtest])
-        return sorted(ids, key=len, reverse=True)
+        """Every unit's id, longest first (for split_test_id)."""
+        return sorted((u.id for u in self.units), key=len, reverse=True)
 
     def record(self, nodeid: str, label: str) -> None:
         """Remember a test's outcome label under its point (none: a test of no point)."""
@@ -355,12 +372,10 @@ class RunContext:
             self.outcomes.setdefault(found[0], {})[found[1]] = label
 
     def finish(self, finished: bool = True) -> None:
-        """Write matrix.json and summary.md from the points' facts and outcomes, and
+        """Write matrix.json and summary.md from the units' facts and outcomes, and
         whether the run ``finished`` (a cancelled or stopped one did not)."""
-        records = [self._point_record(p) for p in self.points]
+        records = [self._record(u) for u in self.units]
         axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
-        records += [self._distro_record(k) for k in self.distros]
-        records += [self._vmtest_record(v) for v in self.vmtest]
         preface = ""
         if len({row["point"] for row in axis}) > 1:
             preface = ("## pahole axis (each module against the first pahole of its arch, "
@@ -369,36 +384,18 @@ class RunContext:
         results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules],
                              finished)
 
-    def _point_record(self, point: MatrixPoint) -> results.PointRecord:
-        rec = results.PointRecord(point.id, facts={"rerun": point.rerun()},
-                                  outcomes=self.outcomes.get(point.id, {}))
-        for f in sorted((self.run_dir / point.id).glob("facts-*.json")):
+    def _record(self, unit: Unit) -> results.PointRecord:
+        """``unit``'s record: its facts, those its tests wrote down, its outcomes, and the
+        line that reruns it (just its runner's failed tests, for a BPF CI job)."""
+        outcomes = self.outcomes.get(unit.id, {})
+        failed = [t.removeprefix("test_progs[").removesuffix("]")
+                  for t, label in outcomes.items()
+                  if label == "failed" and t.startswith("test_progs[")]
+        rec = results.PointRecord(unit.id, facts={**unit.facts(), "rerun": unit.rerun(failed)},
+                                  outcomes=outcomes)
+        for f in sorted((self.run_dir / unit.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         return rec
-
-    def _vmtest_record(self, vmtest: VmtestPoint) -> results.PointRecord:
-        k = vmtest.point.kernel
-        # the runner's tests that failed (test_progs[<test>]); a failed build reruns the job
-        failed = [t.removeprefix("test_progs[").removesuffix("]")
-                  for t, label in self.outcomes.get(vmtest.id, {}).items()
-                  if label == "failed" and t.startswith("test_progs[")]
-        return results.PointRecord(vmtest.id, facts={
-            "arch": k.arch.name, "kernel": k.source.label, "toolchain": k.toolchain.label,
-            "kernel_pahole": k.pahole.identity, "vmtest_job": vmtest.job.short,
-            "bpf_clang": vmtest.bpf_llvm.label, "substitution": vmtest.substitution or "-",
-            "rerun": vmtest.rerun(failed or None)}, outcomes=self.outcomes.get(vmtest.id, {}))
-
-    def _distro_record(self, kernel: distro.DistroKernel) -> results.PointRecord:
-        config_pahole = kernel.config().get("CONFIG_PAHOLE_VERSION")
-        return results.PointRecord(kernel.label, facts={
-            "arch": kernel.arch.name, "kernel": kernel.release, "toolchain": "distro",
-            "config_pahole_version": config_pahole.value if config_pahole else "-",
-            "module_pahole": (f"{kernel.build_root.suite} build root's" if kernel.build_root
-                              else "system"),
-            "headers_vmlinux": kernel.vmlinux.is_file(),
-            "packages": [d.name for d in kernel.debs],
-            "rerun": kernel.rerun(),
-        }, outcomes=self.outcomes.get(kernel.label, {}))
 
 
 def _logged(progress: Callable[[str], None]) -> Callable[[str], None]:

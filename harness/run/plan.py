@@ -1,6 +1,6 @@
-"""The plan of a run: its independently buildable units (a kernel build and the points that
-run on it, or a distro kernel), each with a stable id and the exact arguments that run only
-it (``--point ID``), for CI matrices. Pure but for reading the cache."""
+"""The plan of a run: its units (plan/unit.py) grouped by kernel, each group with a stable
+id and the exact arguments that run only it (``--point ID``), for CI matrices. Pure but for
+reading the cache."""
 
 from __future__ import annotations
 
@@ -8,57 +8,54 @@ import json
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from harness import proc
 from harness.build import kbuild
-from harness.build.distro import DistroKernel
 from harness.errors import ConfigError
-from harness.plan.matrix import MatrixPoint
-from harness.plan.vmtest import VmtestPoint
+from harness.plan.kernelreq import KernelRequest
+from harness.plan.unit import Unit
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run runs: matrix points, distro kernels, BPF CI jobs."""
+    """What a run runs: its units (matrix points, distro kernels, BPF CI jobs)."""
 
-    points: list[MatrixPoint]
-    distros: list[DistroKernel]
-    vmtest: list[VmtestPoint] = field(default_factory=list)
+    units: list[Unit]
+
+    def of_kind(self, kind: type[U]) -> list[U]:
+        """The units of one kind, for what differs in kind (fetching, building)."""
+        return [u for u in self.units if isinstance(u, kind)]
 
 
-def units(points: Sequence[MatrixPoint], distros: Sequence[DistroKernel], args: Sequence[str],
-          cache: Path, vmtest: Sequence[VmtestPoint] = ()) -> list[dict[str, object]]:
-    """One entry per kernel of ``points`` (its id: the points' kernel_id), per distro
-    kernel and per BPF CI job: id, label, the point ids it runs, whether its kernel A is in
-    the cache (and how long that build took), and ``args`` plus ``--point ID``."""
+U = TypeVar("U")
+
+
+def units(found: Sequence[Unit], args: Sequence[str], cache: Path) -> list[dict[str, object]]:
+    """One entry per kernel (Unit.group) of the units ``found``: id, label, the unit ids it
+    runs, whether its kernel is ready (built in the cache, and how long that build took;
+    a distro's always is), and ``args`` plus ``--point ID``."""
     entries: dict[str, dict[str, object]] = {}
-    for p in points:
-        unit = entries.setdefault(p.kernel_id, {
-            "id": p.kernel_id, "label": f"{p.kernel.arch.name} {p.kernel.source.label} "
-            f"{p.kernel.toolchain.name} {p.kernel.pahole.label}", "points": [],
-            **_cached(p, cache), "args": [*args, "--point", p.kernel_id]})
-        unit["points"].append(p.id)  # type: ignore[attr-defined]
-    for k in distros:
-        entries[k.label] = {"id": k.label, "label": f"{k.arch.name} {k.release} (distro)",
-                            "points": [k.label], "kernel_cached": True,
-                            "args": [*args, "--point", k.label]}
-    for v in vmtest:
-        entries[v.id] = {"id": v.id, "label": f"{v.job.short} on {v.point.kernel.source.label}"
-                         " (BPF CI job)", "points": [v.id], **_cached(v.point, cache),
-                         "args": [*args, "--point", v.id]}
+    for unit in found:
+        entry = entries.setdefault(unit.group, {
+            "id": unit.group, "label": unit.describe, "points": [],
+            **_cached(unit.source_kernel, cache), "args": [*args, "--point", unit.group]})
+        entry["points"].append(unit.id)  # type: ignore[attr-defined]
     return list(entries.values())
 
 
-def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
-    """Whether ``point``'s kernel A is in the cache, and its build seconds when recorded
-    (not, when its pahole is not even fetched yet or its clang is a build root's that
-    no fetch put on PATH)."""
-    compiler = point.kernel.toolchain.programs(point.kernel.arch)[0]
-    if not point.kernel.pahole.digest or not shutil.which(compiler, path=proc.tool_path()):
+def _cached(kernel: KernelRequest | None, cache: Path) -> dict[str, object]:
+    """Whether ``kernel`` (None: a distro's, unpacked) is in the cache, and its build
+    seconds when recorded (not, when its pahole is not even fetched yet or its clang is a
+    build root's that no fetch put on PATH)."""
+    if kernel is None:
+        return {"kernel_cached": True}
+    compiler = kernel.toolchain.programs(kernel.arch)[0]
+    if not kernel.pahole.digest or not shutil.which(compiler, path=proc.tool_path()):
         return {"kernel_cached": False}
-    entry = kbuild.cached_entry(point.kernel, cache)
+    entry = kbuild.cached_entry(kernel, cache)
     if entry is None:
         return {"kernel_cached": False}
     meta = json.loads((entry / "kbtf-build.json").read_text())
@@ -66,20 +63,17 @@ def _cached(point: MatrixPoint, cache: Path) -> dict[str, object]:
 
 
 def select(found: RunPlan, wanted: Sequence[str]) -> RunPlan:
-    """The points, distro kernels and BPF CI jobs of the units (or single points) named in
-    ``wanted`` (--point; empty: all). Raises ConfigError for an id the plan does not have."""
+    """The units of the kernels (Unit.group) or the single units named in ``wanted``
+    (--point; empty: all). Raises ConfigError for an id the plan does not have."""
     if not wanted:
         return found
-    units_ = ({p.kernel_id for p in found.points} | {k.label for k in found.distros}
-              | {v.id for v in found.vmtest})
-    unknown = [w for w in wanted if w not in units_ | {p.id for p in found.points}]
+    groups = {u.group for u in found.units}
+    unknown = [w for w in wanted if w not in groups | {u.id for u in found.units}]
     if unknown:
         raise ConfigError(f"--point {unknown[0]}: not in this run's plan; its ids: "
-                          f"{', '.join(sorted(units_))} (./kbtf plan <the same options> lists "
+                          f"{', '.join(sorted(groups))} (./kbtf plan <the same options> lists "
                           "them)")
-    return RunPlan([p for p in found.points if p.kernel_id in wanted or p.id in wanted],
-                   [k for k in found.distros if k.label in wanted],
-                   [v for v in found.vmtest if v.id in wanted])
+    return RunPlan([u for u in found.units if u.group in wanted or u.id in wanted])
 
 
 # GitHub Actions runs at most this many jobs of one matrix.

@@ -317,7 +317,7 @@ class DistroRun:
     def module(self, src: Path, dkms: bool = False) -> ModuleBuild:
         """Module directory ``src`` built against the headers (by dkms when ``dkms``).
         Raises like checked_module."""
-        out = self.run_dir / self.kernel.label / "modules" / worker_id()
+        out = self.run_dir / self.kernel.id / "modules" / worker_id()
         return checked_module(self.kernel, src, out, None, "default",
                               build_root=self.kernel.build_root, sabotage=self.sabotage,
                               dkms_release=self.kernel.release if dkms else None)
@@ -325,7 +325,7 @@ class DistroRun:
     def guest(self, pool: GuestPool) -> GuestSession:
         """The live guest running the distro kernel; it must show the package's release.
         Raises what GuestPool.get raises, ConfigError (the image lacks a module 9p needs)."""
-        logdir = self.run_dir / self.kernel.label / "guests"
+        logdir = self.run_dir / self.kernel.id / "guests"
         base = f"distro-{worker_id()}"
 
         def make(boot: int) -> GuestSession:
@@ -339,4 +339,4 @@ class DistroRun:
                              initrd=initrd, release=self.kernel.release, cmdline=self.cmdline)
             return GuestSession(spec, logdir, base, boot)
 
-        return pool.get(self.kernel.label, make, self.kernel.label)
+        return pool.get(self.kernel.id, make, self.kernel.id)

@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.build.distro import DistroKernel
 from harness.build.kbuild import Progress
 from harness.errors import ConfigError, KbtfError
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
+from harness.plan.vmtest import VmtestPoint
 from harness.run.context import RunContext
 
 
@@ -32,18 +34,17 @@ def open_shell(ctx: RunContext, say: Progress, wait: Callable[[], None]) -> None
 
 def _boot(ctx: RunContext, pool: GuestPool, say: Progress) -> tuple[GuestSession, str]:
     """The guest of the run's first unit, booted, and what it has at hand."""
-    if ctx.vmtest:
-        job = ctx.vmtest[0]
-        ctx.build({(job.id, "vmtest")}, say)
-        run = ctx.vmtest_run(job)
+    unit = ctx.units[0] if ctx.units else None
+    if isinstance(unit, VmtestPoint):
+        ctx.build({(unit.id, "vmtest")}, say)
+        run = ctx.vmtest_run(unit)
         return run.guest(pool, run.selftests()), (
-            f"{job.id}: cd /kbtf/selftests; ./{job.job.binary} -a <test>; bpf_testmod.ko is "
+            f"{unit.id}: cd /kbtf/selftests; ./{unit.job.binary} -a <test>; bpf_testmod.ko is "
             "there")
-    if ctx.points:
-        return _boot_point(ctx, ctx.points[0], pool, say)
-    if ctx.distros:
-        distro = ctx.distros[0]
-        return ctx.distro_run(distro).guest(pool), f"{distro.label} (distro kernel)"
+    if isinstance(unit, MatrixPoint):
+        return _boot_point(ctx, unit, pool, say)
+    if isinstance(unit, DistroKernel):
+        return ctx.distro_run(unit).guest(pool), f"{unit.id} (distro kernel)"
     raise ConfigError("./kbtf shell: this command line has nothing to boot")
 
 
