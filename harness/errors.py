@@ -8,6 +8,9 @@
   it as a FAILED test naming the log, even when a fixture raised it.
 - ``MissingPrerequisite``: what a test needs cannot be had here (a pahole too old for the
   tree's flags, hardware the guest lacks, signature enforcement). A SKIP with the reason.
+- ``KernelFinding``: a known defect of the kernel's own rules that the test shows, quoted
+  (e.g. kbuild adding duplicate types after pahole's dedup): a strict XFAIL; when the test
+  no longer finds it, it passes, or fails on what it does find instead.
 """
 
 from __future__ import annotations
@@ -93,3 +96,8 @@ class ModuleLoadFailure(ProductFailure):
 class KernelSilent(ProductFailure):
     """A kernel under test printed nothing under KVM while a kernel known to boot prints
     under the same KVM (guest/accel.py): the kernel's failure, not the machine's."""
+
+
+class KernelFinding(KbtfError):
+    """A known defect of the kernel (its build rules, its loader) that the test found,
+    quoted: reported as a strict XFAIL (suites/blame.py)."""

@@ -7,6 +7,8 @@ suites/conftest.py registers).
   harness command timed out): an ERROR, even when the test body raised it.
 - MissingPrerequisite (a pahole too old for the tree's flags, hardware the guest lacks,
   signature enforcement): a SKIP with its reason, in a fixture or a test body alike.
+- KernelFinding (a known defect of the kernel's rules the test found): a strict XFAIL
+  quoting it.
 
 Both show one line and the log to read instead of a traceback through the harness. After
 each test body, the kernel consoles of the guests it used are synced and read, so a kernel
@@ -19,7 +21,13 @@ from collections.abc import Generator
 
 import pytest
 
-from harness.errors import HarnessError, KernelTrouble, MissingPrerequisite, ProductFailure
+from harness.errors import (
+    HarnessError,
+    KernelFinding,
+    KernelTrouble,
+    MissingPrerequisite,
+    ProductFailure,
+)
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
 from harness.run.context import RunContext
@@ -84,6 +92,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         line = str(excinfo.value).splitlines()[0]
         report.longrepr = (str(item.path), item.location[1] or 0,
                            f"Skipped: not run: {line} (FAILED in {first})")
+    elif excinfo.errisinstance(KernelFinding):
+        report.outcome = "skipped"
+        report.wasxfail = str(excinfo.value)  # what pytest reads as an xfail
+        report.longrepr = None
     elif excinfo.errisinstance(ProductFailure):
         report.outcome = "failed"
         report.longrepr = f"FAILED ({type(excinfo.value).__name__}): {excinfo.value}"

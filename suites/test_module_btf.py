@@ -22,7 +22,7 @@ from harness.btf.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.btf.elfbtf import elf_facts, module_btf, module_functions, vmlinux_types
 from harness.build.kbuild import KernelBuild
 from harness.build.modbuild import ModuleBuild
-from harness.errors import ProductFailure
+from harness.errors import KernelFinding, ProductFailure
 from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
@@ -63,8 +63,7 @@ def test_btf_base_as_the_rules_predict(
 
 def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild, kernel: KernelBuild,
                                            point_run: PointRun, module_spec: ModuleSpec,
-                                           btf_mode: str, request: pytest.FixtureRequest
-                                           ) -> None:
+                                           btf_mode: str) -> None:
     """BTF dedup never emits two identical types. A duplicate pahole's own output already
     had is pahole's (or its libbpf's) dedup failure: FAILED. One the tree's post-processing
     of that output added (7.x: resolve_btfids adds FUNC_PROTOs after pahole's dedup) is a
@@ -83,11 +82,9 @@ def test_module_btf_has_no_duplicate_types(module_build: ModuleBuild, kernel: Ke
             + "; ".join(d.describe() for d in by_pahole[:4]))
         tree_made += [f"{ko.name}: {d.describe()}" for d, _ in origins]
     if tree_made:
-        finding = (f"kernel finding: {BY_TREE} adds duplicate types to module BTF after "
-                   f"pahole's dedup ({len(tree_made)} of them): " + "; ".join(tree_made[:4]))
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError,
-                                              reason=finding))
-    assert not tree_made, "; ".join(tree_made)
+        raise KernelFinding(f"kernel finding: {BY_TREE} adds duplicate types to module BTF "
+                            f"after pahole's dedup ({len(tree_made)} of them): "
+                            + "; ".join(tree_made[:4]))
 
 
 @pytest.fixture

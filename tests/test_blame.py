@@ -136,3 +136,16 @@ def test_kfunc(module):
         "FAILED test_*.py::test_builds*",
         "SKIPPED * not run: module build of ovpn_dco failed: ERROR: modpost: *(FAILED in "
         "test_*.py::test_builds)"])
+
+
+def test_a_kernel_finding_is_an_xfail_quoting_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HEADER + """
+from harness.errors import KernelFinding
+
+def test_finds():
+    raise KernelFinding("kernel finding: resolve_btfids adds duplicate types")
+""")
+    result = pytester.runpytest_inprocess("-p", "suites.blame", "-p", "no:cacheprovider", "-rx",
+                                          "-W", "ignore::pytest.PytestAssertRewriteWarning")
+    assert result.parseoutcomes() == {"xfailed": 1}
+    result.stdout.fnmatch_lines(["*XFAIL*kernel finding: resolve_btfids adds duplicate types*"])
