@@ -22,7 +22,8 @@ from pathlib import Path
 from harness.build import kbuild
 from harness.guest import accel, vm
 from harness.guest.session import GuestSession, boot_spec
-from harness.plan.matrix import LAUNCHERS, resolve_points
+from harness.launchers import LAUNCHERS
+from harness.plan.matrix import resolve_points
 
 
 def init_seconds(console: str) -> float | None:

@@ -116,3 +116,15 @@ def test_no_plain_assert_in_suite_fixtures() -> None:
                 found += [f"{path.name}:{n.lineno} {node.name}" for n in ast.walk(node)
                           if isinstance(n, ast.Assert)]
     assert not found, f"plain asserts in fixtures: {found}"
+
+
+def test_a_launcher_is_named_nowhere_outside_its_registry() -> None:
+    """What differs between launchers is a fact of harness/launchers.py, never a comparison
+    of a launcher's name elsewhere (adding a launcher is one registry entry)."""
+    import re
+
+    named = re.compile(r"""launcher\s*[!=]=\s*["']|["'](?:kbtf|vng)["']\s*[!=]=\s*\S*launcher""")
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted(HARNESS.rglob("*.py"))
+             if p.name != "launchers.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if named.search(line)]
+    assert found == []

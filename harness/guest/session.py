@@ -33,6 +33,7 @@ from harness.errors import (
 )
 from harness.guest import accel, console, guestroot, vm
 from harness.guest.console import CommandResult
+from harness.launchers import Launcher, get_launcher
 
 log = logging.getLogger("kbtf")
 
@@ -126,10 +127,7 @@ class GuestSession:
     def _spawn(self) -> None:
         """Start QEMU (or vng) for this guest, its logs fresh. Raises ToolMissing."""
         spec = dataclasses.replace(self.spec, pidfile=self._pidfile)
-        if spec.launcher == "vng":
-            argv = vm.vng_argv(proc.require_tool("vng"), spec)
-        else:
-            argv = vm.qemu_argv(proc.require_tool(spec.arch.qemu), spec, self.console_log)
+        argv = vm.launch_argv(spec, self.console_log)
         for share in spec.shares:
             share.host.mkdir(parents=True, exist_ok=True)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +140,7 @@ class GuestSession:
         self._serial_start = self._serial.tell()
         # Under vng QEMU's stderr is the kernel console; the kbtf launcher's console is a
         # chardev file, so QEMU's own warnings go apart and never pass for guest output.
-        stderr_path = str(self.console_log if spec.launcher == "vng" else self.qemu_log)
+        stderr_path = str(self.console_log if self.launcher.stderr_is_console else self.qemu_log)
 
         def child_setup() -> None:
             # vng (or QEMU itself, with the kbtf launcher) dies with the harness, even on
@@ -163,14 +161,14 @@ class GuestSession:
         """Wait for the guest's shell and set up the command session in it (the setup line
         rides along with the ping that finds the shell: one round trip fewer)."""
         child = self._require_alive("boot")
-        if self.spec.launcher == "kbtf":
+        if self.launcher.own_root:
             self._wait_for_init(deadline)
             log.info("guest %s: init starts the shell after %.1fs", self.name,
                      time.monotonic() - start)
             self._wait_for_shell(deadline, "no shell", self._setup_line())
             return
         self._wait_for_shell(deadline, "no shell")
-        if self.spec.launcher == "vng":
+        if not self.launcher.own_root:
             # A plain bash: no readline, no rc files, no echo, no \n -> \r\n from the
             # guest's own tty (the console adds one more \r; decode_result drops it). Wait
             # for it before typing more: input typed during the exec can be lost. (kbtf's
@@ -182,7 +180,7 @@ class GuestSession:
         """The line that makes the guest's shell kbtf's command session: no echo, no prompt,
         kbtf's PATH, the immutable shares mounted cached (kbtf launcher), kbtf_run."""
         remounts = "".join(f"{c}; " for c in vm.remount_commands(self.spec)
-                           ) if self.spec.launcher == "kbtf" else ""
+                           ) if self.launcher.own_root else ""
         bb = self._busybox()
         return (f"{bb}stty -echo -onlcr; PS1=; export PATH={GUEST_PATH}; {remounts}"
                 f"{bb}mkdir -p {GUEST_WORKDIR}; cd /; " + console.session_setup(GUEST_WORKDIR))
@@ -191,7 +189,7 @@ class GuestSession:
         """The prefix that runs a boot-time program as a static busybox applet in kbtf's
         root (coreutils' programs load their shared libraries first: 50-100 ms each under
         TCG); '' under vng (the host's tree may have no busybox)."""
-        return f"{guestroot.BUSYBOX} " if self.spec.launcher == "kbtf" else ""
+        return f"{guestroot.BUSYBOX} " if self.launcher.own_root else ""
 
     def _identity_command(self) -> str:
         """A boot's first command: what _check_kernel_identity reads (``uname -r`` when a
@@ -297,6 +295,11 @@ class GuestSession:
         if key not in self.memo:
             self.memo[key] = make()
         return cast(T, self.memo[key])
+
+    @property
+    def launcher(self) -> Launcher:
+        """How this guest boots (launchers.LAUNCHERS)."""
+        return get_launcher(self.spec.launcher)
 
     @property
     def alive(self) -> bool:
@@ -469,8 +472,8 @@ class GuestSession:
             under = "KVM" if self.spec.kvm else "TCG"
             raise SilentStart(f"guest {self.name}: no output at all (kernel console or serial) "
                               f"{self._first_output[1]:.0f}s after QEMU started under {under}",
-                              log=self.qemu_log if self.spec.launcher == "kbtf"
-                              else self.console_log)
+                              log=self.console_log if self.launcher.stderr_is_console
+                              else self.qemu_log)
 
     def _require_alive(self, command: str) -> pexpect.spawn[str]:
         if self._child is None:
@@ -526,8 +529,8 @@ def boot_spec(kernel: Bootable, launcher: str, cache_dir: Path,
     """
     arch = kernel.arch
     btf = section_data(kernel.vmlinux, ".BTF") if kernel.vmlinux.is_file() else None
-    root = (guestroot.ensure_root(arch, cache_dir, root_packages) if launcher == "kbtf"
-            else None)
+    root = (guestroot.ensure_root(arch, cache_dir, root_packages)
+            if get_launcher(launcher).own_root else None)
     return vm.BootSpec(arch, kernel.image, kvm and arch.is_host(),
                        btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
                        launcher=launcher, root=root, shares=shares, initrd=initrd,

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness import proc
 from harness.arches import Arch
 from harness.build import initramfs
+from harness.launchers import get_launcher
 
 # Kernel arguments for every guest: a panic or Oops ends the VM at once
 # (-no-reboot makes the reboot after panic an exit) instead of hanging until a timeout;
@@ -52,7 +53,7 @@ class BootSpec:
     memory: str = "2G"
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
     btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
-    launcher: str = "vng"  # one of plan.matrix.LAUNCHERS
+    launcher: str = "vng"  # a name of launchers.LAUNCHERS
     root: Path | None = None  # kbtf launcher: the guest's root tree
     shares: tuple[Share, ...] = ()  # kbtf launcher: host dirs the guest mounts
     initrd: Path | None = None  # kbtf launcher: an initramfs loading the modules 9p needs
@@ -62,7 +63,7 @@ class BootSpec:
     def guest_path(self, host: Path) -> str:
         """Where the guest sees host path ``host``: itself under vng (the host's root);
         under a share's mount point for the kbtf launcher. Raises ValueError if not shared."""
-        if self.launcher == "vng":
+        if get_launcher(self.launcher).host_paths:
             return str(host)
         for share in sorted(self.shares, key=lambda s: len(s.host.parts), reverse=True):
             if host == share.host or share.host in host.parents:
@@ -117,6 +118,14 @@ def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
     if spec.pidfile is not None:
         argv += ["-pidfile", str(spec.pidfile)]
     return argv
+
+
+def launch_argv(spec: BootSpec, console_log: Path) -> list[str]:
+    """The command line that boots ``spec`` with its launcher (kernel messages into
+    ``console_log``, or on stderr where the launcher puts them there). Raises ToolMissing."""
+    if get_launcher(spec.launcher).own_root:
+        return qemu_argv(proc.require_tool(spec.arch.qemu), spec, console_log)
+    return vng_argv(proc.require_tool("vng"), spec)
 
 
 def vng_argv(vng: str, spec: BootSpec) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness import provision
 from harness.arches import ARCHES, Arch, get_arch
 from harness.errors import ConfigError
+from harness.launchers import DEFAULT_LAUNCHER, get_launcher
 from harness.plan import ksource, pahole, pahole_src, toolchain
 from harness.plan.kernelreq import KBTF_BASE, KernelRequest
 from harness.proc import require_tool
@@ -21,7 +22,7 @@ class MatrixPoint:
 
     kernel: KernelRequest
     module_pahole: pahole.Pahole  # the pahole `make M=` runs
-    launcher: str = "kbtf"  # how its guests boot: one of LAUNCHERS
+    launcher: str = DEFAULT_LAUNCHER  # how its guests boot: a name of launchers.LAUNCHERS
 
     def kernel_variant(self, variant: str) -> KernelRequest:
         """Kernel A with kconfigs/<variant>.config on top: same source, pahole, vermagic."""
@@ -135,8 +136,6 @@ def default_pahole(cache_dir: Path) -> pahole.Pahole:
 # guests (QEMU under setpriv, vng, udevadm) and the BTF readers.
 RUN_TOOLS = ("make", "flex", "bison", "bc", "cpio", "xz", "lz4", "zstd", "tar", "bpftool",
              "setpriv")
-# Per launcher: virtme-ng runs the host's bpftrace and needs udev; kbtf's builds a root tree.
-LAUNCHER_TOOLS = {"vng": ("vng", "udevadm", "bpftrace"), "kbtf": ("mmdebstrap",)}
 # Programs the debian:X pahole provisioning runs.
 PROVISION_TOOLS = ("apt-get", "dpkg-deb", "patchelf")
 
@@ -147,7 +146,7 @@ def host_tools(arch: Arch, launcher: str) -> None:
 
     Raises ToolMissing naming the Debian package that provides the first one missing.
     """
-    for tool in (*RUN_TOOLS, *LAUNCHER_TOOLS[launcher], arch.tool("objcopy"), arch.qemu):
+    for tool in (*RUN_TOOLS, *get_launcher(launcher).tools, arch.tool("objcopy"), arch.qemu):
         require_tool(tool)
 
 
@@ -156,21 +155,13 @@ def launcher_for(arch: Arch, asked: str | None) -> str:
 
     Raises ConfigError for virtme-ng on a foreign arch (it boots the host's root).
     """
-    launcher = asked or DEFAULT_LAUNCHER
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f"unknown launcher '{launcher}': use {' or '.join(LAUNCHERS)}")
-    if launcher == "vng" and not arch.is_host():
-        raise ConfigError(f"--launcher vng cannot boot {arch.name} guests (it boots the "
-                          "host's root): use --launcher kbtf")
-    return launcher
+    launcher = get_launcher(asked or DEFAULT_LAUNCHER)
+    if launcher.host_arch_only and not arch.is_host():
+        raise ConfigError(f"--launcher {launcher.name} cannot boot {arch.name} guests (it "
+                          f"boots the host's root): use --launcher {DEFAULT_LAUNCHER}")
+    return launcher.name
 
 
-# How guests boot (guest/vm.py builds each one's command line): virtme-ng over the host's
-# root, or QEMU with a Debian root of the guest's arch and kbtf's init.
-LAUNCHERS = ("vng", "kbtf")
-# The guest launcher by default: kbtf's own (boots in 7 s on x86_64 under TCG, virtme-ng in
-# 15-20 s: bench/guest_bench.py).
-DEFAULT_LAUNCHER = "kbtf"
 # Architectures of a run without --arch: all of them (BPF CI tests these three).
 DEFAULT_ARCHES = tuple(ARCHES)
 

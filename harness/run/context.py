@@ -26,6 +26,7 @@ from harness.btf.paholeaxis import axis_table
 from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
 from harness.errors import KbtfError
 from harness.guest import accel, guestroot
+from harness.launchers import get_launcher
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.unit import Unit
@@ -337,7 +338,7 @@ class RunContext:
         for point in self.points:
             if not any(p == point.id for p, _ in needs):
                 continue
-            if point.launcher == "kbtf":
+            if get_launcher(point.launcher).own_root:
                 try:  # before the tests are distributed (else the first boot waits for it)
                     root = guestroot.ensure_root(point.kernel.arch, self.cache, say=say)
                     say(f"kbtf: {point.kernel.arch.name} guest root {root}")
