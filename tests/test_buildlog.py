@@ -121,3 +121,12 @@ def test_a_point_id_in_a_path_is_no_pahole_complaint() -> None:
     assert buildlog.product_reason(log) == want
     assert buildlog.product_reason("pahole: unrecognized option '--btf_features'\n") == (
         "pahole: unrecognized option '--btf_features'")
+
+
+def test_a_compiler_that_cannot_start_its_assembler_is_the_environments(tmp_path: Path) -> None:
+    # seen: the run's PATH led through a .venv that had become a link to itself; the kernel
+    # build of a BPF CI job was blamed on the kernel (FAILED) before
+    err = classify(tmp_path, "  CC      arch/x86/kernel/asm-offsets.s\n"
+                   "gcc: fatal error: cannot execute \u2018as\u2019: execvp: Too many levels of "
+                   "symbolic links\ncompilation terminated.\nmake[2]: *** Error 1\n")
+    assert type(err) is HarnessError and "cannot execute" in str(err)

@@ -15,7 +15,10 @@ _ENVIRONMENT = re.compile(
     r"No space left on device|Disk quota exceeded|Read-only file system|"
     r"Cannot allocate memory|virtual memory exhausted|Killed signal terminated program|"
     r"[\w./-]+: (?:command )?not found|No such file or directory: '[^']*(?:gcc|make|pahole)'|"
-    r"(?m:^bwrap: .*)",
+    r"(?m:^bwrap: .*)|"
+    # the compiler driver cannot start a program it needs (PATH or the machine is broken:
+    # "gcc: fatal error: cannot execute 'as': execvp: Too many levels of symbolic links")
+    r"cannot execute [\u2018'`][^\u2019']+[\u2019']: execvp:",
 )
 # The most telling lines of a failed build, best first: a tool that crashed, the BTF tools'
 # own complaints (pahole; resolve_btfids, which distils and sorts module BTF in 7.x), then
