@@ -116,9 +116,11 @@ def probe_kvm(qemu: str, workdir: Path, kvm_device: Path = Path("/dev/kvm")) -> 
     return verdict
 
 
-def _first_output(argv: list[str], out: Path, seconds: float) -> tuple[int | None, bytes, str]:
-    """Run QEMU ``argv`` until it writes to ``out``, exits or ``seconds`` pass; kill it.
-    (its exit code, None if it still ran; what it wrote; its stderr)."""
+def _first_output(argv: list[str], out: Path, seconds: float, wanted: bytes = b""
+                  ) -> tuple[int | None, bytes, str]:
+    """Run QEMU ``argv`` until it writes to ``out`` (``wanted`` there, when given), exits
+    or ``seconds`` pass; kill it. (its exit code, None if it still ran; what it wrote; its
+    stderr)."""
     err = out.with_suffix(".stderr")
     out.write_bytes(b"")
     log.info("run: %s", shlex.join(argv))
@@ -127,7 +129,8 @@ def _first_output(argv: list[str], out: Path, seconds: float) -> tuple[int | Non
                                  stderr=stderr, preexec_fn=proc.die_with_parent)
     try:
         deadline = time.monotonic() + seconds * proc.timeout_scale()
-        while time.monotonic() < deadline and child.poll() is None and not out.stat().st_size:
+        while time.monotonic() < deadline and child.poll() is None and not (
+                wanted in out.read_bytes() if wanted else out.stat().st_size):
             time.sleep(0.05)
         rc = child.poll()
     finally:
@@ -137,6 +140,10 @@ def _first_output(argv: list[str], out: Path, seconds: float) -> tuple[int | Non
     return rc, out.read_bytes(), err.read_text(errors="replace")
 
 
+# What the kernel proper prints first (its banner). The x86 boot stub prints before it, in
+# real mode ("Probing EDD ... ok" on the serial): seen on a host whose KVM runs that stub and
+# nothing after it, so output alone proves nothing.
+LINUX_MARKER = b"Linux version"
 # The kernel the Linux probe boots: Debian's released kernel for the host (a kernel known to
 # boot), from this suite, by the metapackage's dependency.
 PROBE_SUITE = "bookworm"
@@ -183,18 +190,21 @@ def linux_verdict(qemu: str, cache_dir: Path, workdir: Path) -> KvmVerdict:
     print within FIRST_OUTPUT_SECONDS["kvm"]; kept for this host boot and QEMU
     (``boot_memo``). Raises ConfigError, CommandError (the probe kernel cannot be had)."""
     kernel = probe_kernel(cache_dir)
-    memo = boot_memo(cache_dir, f"{qemu} {os.stat(qemu).st_mtime_ns} {kernel.parent.name}")
+    memo = boot_memo(cache_dir, f"{qemu} {os.stat(qemu).st_mtime_ns} {kernel.parent.name} "
+                                f"{LINUX_MARKER.decode()}")
     known = read_memo(memo)
     if known is not None:
         return KvmVerdict(known[0], f"{known[1]} (earlier on this host boot: {memo})")
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "kvm-probe-linux.serial"
     seconds = FIRST_OUTPUT_SECONDS["kvm"]
-    _, output, _ = _first_output(linux_probe_argv(qemu, kernel, out), out, seconds)
-    runs = bool(output.strip())
-    seen = (f"Debian's {kernel.parent.name} printed under KVM" if runs else
-            f"Debian's {kernel.parent.name} printed nothing in {seconds:.0f}s under KVM: "
-            "KVM accepts a vCPU but runs no Linux guest")
+    _, output, _ = _first_output(linux_probe_argv(qemu, kernel, out), out, seconds, LINUX_MARKER)
+    runs = LINUX_MARKER in output
+    printed = output.strip()[:60].decode(errors="replace")
+    seen = (f"Debian's {kernel.parent.name} printed its banner under KVM" if runs else
+            f"Debian's {kernel.parent.name} printed no banner in {seconds:.0f}s under KVM "
+            f"({'only ' + repr(printed) if printed else 'nothing'}): KVM accepts a vCPU but "
+            "runs no Linux guest")
     write_memo(memo, runs, seen)
     return KvmVerdict(runs, seen)
 
