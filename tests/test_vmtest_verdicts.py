@@ -70,9 +70,12 @@ def test_a_test_the_runner_did_not_run_is_skipped_only_when_a_denylist_entry_den
     died = testprogs.parse("#1 xdp:OK\n", rc=2)
     [lost] = testprogs.judge("btf_module", died, ["btf_module", "xdp"], denied, _never)
     assert lost.verdict == "failed" and "exited 2" in lost.why
-    # exit 0, not denied, not run: kbtf cannot say why, so never a SKIP
+    # exit 0, not denied, in the runner's list and not run (a -j worker that died can
+    # leave exit 0): never a SKIP nor a PASS; kbtf cannot name any more than that
     [odd] = testprogs.judge("btf_module", clean, ["btf_module"], denied, _never)
-    assert odd.verdict == "error"
+    assert odd.verdict == "failed"
+    [none] = testprogs.judge("btf_module", clean, [], denied, _never)  # not even in the tree
+    assert none.verdict == "error"
 
 
 def test_a_refused_bpf_testmod_fails_each_test_that_needs_it() -> None:
@@ -154,6 +157,11 @@ def _job_run(tmp_path: Path, name: str = "x86_64-gcc/test_progs") -> VmtestRun:
     tree = tmp_path / "linux"
     (tree / SELFTESTS_DIR).mkdir(parents=True, exist_ok=True)
     (tree / SELFTESTS_DIR / "test_progs.c").write_text("/* no json */\n")
+    (tree / SELFTESTS_DIR / "prog_tests").mkdir(exist_ok=True)
+    for test in ("module_attach", "btf_module"):
+        (tree / SELFTESTS_DIR / "prog_tests" / f"{test}.c").write_text(
+            f"void test_{test}(void)\n{{}}\n")
+    selftests_makefile(tree / SELFTESTS_DIR)
     src = KernelSource(tree, "6.12.118", "deb:x", "debian6.12.118", "debian:6.12")
     ph = Pahole(Path("/p"), "1.30", (), digest="d")
     job = parse_job(name)
@@ -192,6 +200,7 @@ def test_a_test_past_its_time_is_failed_naming_it(tmp_path: Path) -> None:
     command, timeout = session.commands[-1]
     assert command.startswith("cd /kbtf/selftests && timeout -k 10 900 ./test_progs")
     assert timeout > 900  # the guest is given up only after the runner's own limit
+    assert run.time_limit(["*_*"]) == 2 * 900  # a glob: each test it names
 
 
 def test_two_jobs_on_one_kernel_do_not_share_a_guest(tmp_path: Path,
@@ -246,3 +255,40 @@ def test_a_test_the_runners_watchdog_killed_is_failed_naming_it() -> None:
     [killed, *_] = testprogs.judge("module_attach", out, ["module_attach"], [], _never)
     assert killed.verdict == "failed" and killed.name == "module_attach/handle_fentry"
     assert "terminating with SIGSEGV" in killed.why
+
+
+def test_helpers_cases_hold(tmp_path: Path) -> None:
+    """The review's reproductions (issue 32 items 1, 2, 4, 5): a glob whose matched test
+    never ran, a named test whose runner crashed after it, a subtest of a test that skipped
+    before it, test_progs' '*'-only globs, whole DENYLIST lines and their merging."""
+    # a glob: ksyms_btf ran, ksyms_module (in the tree, not denied) never did
+    out = testprogs.parse("#1 ksyms_btf:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 0 FAILED\n", rc=0)
+    found = {o.name: o.verdict for o in testprogs.judge(
+        "ksyms_*", out, ["ksyms_btf", "ksyms_module"], [], _never)}
+    assert found == {"ksyms_btf": "passed", "ksyms_module": "failed"}
+    # a named test that passed, then the runner crashed
+    crashed = testprogs.parse("#3 bar:OK\n", rc=139)
+    assert "failed" in [o.verdict for o in testprogs.judge("bar", crashed, ["bar"], [], _never)]
+    # subtest lines without the test's own line: it never ended
+    running = testprogs.parse("#3/1 bar/a:OK\n", rc=139)
+    assert next(o.verdict for o in testprogs.judge("bar", running, ["bar"], [], _never)) == \
+        "failed"
+    # test/sub of a test that skipped before any subtest: the runner's skip, or with a
+    # refused bpf_testmod, FAILED quoting it
+    skipped = testprogs.parse("#1 foo:SKIP\nSummary: 0/0 PASSED, 1 SKIPPED, 0 FAILED\n", rc=0)
+    [s] = testprogs.judge("foo/lskel", skipped, ["foo"], [], _never)
+    assert s.verdict == "skipped" and "#1 foo:SKIP" in s.why
+    refused = testprogs.parse("Failed to load bpf_testmod.ko into the kernel: -22\n"
+                              "#1 foo:SKIP\nSummary: 0/0 PASSED, 1 SKIPPED, 0 FAILED\n", rc=0)
+    [r] = testprogs.judge("foo/lskel", refused, ["foo"], [], lambda _n: True)
+    assert r.verdict == "failed" and "-22" in r.why
+    # '*' is test_progs' only wildcard: a subtest name with [ ] is itself
+    bracket = testprogs.parse("#4/2 bar/check x[0] access:SKIP\n#4 bar:OK\n"
+                              "Summary: 1/0 PASSED, 1 SKIPPED, 0 FAILED\n", rc=0)
+    [b] = testprogs.judge("bar/check x[0] access", bracket, ["bar"], [], _never)
+    assert b.verdict == "skipped"
+    # DENYLIST: a whole line is a pattern; foo whole + foo/a elsewhere denies only foo/a
+    (tmp_path / "DENYLIST").write_text("sockmap_listen/sockmap VSOCK test_x  # flaky\nfoo\n")
+    (tmp_path / "DENYLIST.x86_64").write_text("foo/a\n")
+    denied = testprogs.read_denylists([tmp_path / "DENYLIST", tmp_path / "DENYLIST.x86_64"])
+    assert [d.pattern for d in denied] == ["sockmap_listen/sockmap VSOCK test_x", "foo/a"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
+
+from harness.plan.vmtest import glob_match
 
 # `#<n>[/<m>] <name>[/<sub>]:<VERDICT>`; test_progs pads the number with spaces.
 _STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+(?:/[^:]+)?)"
@@ -114,25 +115,32 @@ def apply_json(out: RunnerOutput, summary: dict[str, object]) -> None:
                 found.log = str(sub["message"]).strip()
 
 
+def selects(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` (``test[/sub]``, as -a/-d take it) names ``name`` (a test or
+    ``test/sub``): a pattern without a subtest part names a test and all its subtests."""
+    want_test, _, want_sub = pattern.partition("/")
+    test, _, sub = name.partition("/")
+    return glob_match(test, want_test) and (not want_sub or (
+        bool(sub) and glob_match(sub, want_sub)))
+
+
 @dataclass(frozen=True)
 class Denial:
-    """One entry of a DENYLIST file test_progs was given (-d@FILE): ``test[/sub]`` globs."""
+    """One entry of the DENYLIST files test_progs was given (-d@FILE): ``test[/sub]``."""
 
     pattern: str
     where: str  # FILE:LINE and the line, for quoting
 
     def covers(self, name: str) -> bool:
-        """Whether this entry keeps the runner from running ``name`` (test or test/sub): a
-        test entry covers its subtests too."""
-        want_test, _, want_sub = self.pattern.partition("/")
-        test, _, sub = name.partition("/")
-        return fnmatchcase(test, want_test) and (not want_sub or (
-            bool(sub) and fnmatchcase(sub, want_sub)))
+        """Whether this entry keeps the runner from running ``name`` (test or test/sub)."""
+        return selects(self.pattern, name)
 
 
 def read_denylists(files: list[Path]) -> list[Denial]:
-    """The entries of DENYLIST ``files`` (those that exist): a pattern a line, ``#``
-    comments and blank lines skipped, as test_progs reads them."""
+    """The entries of DENYLIST ``files`` (those that exist), read as test_progs reads them:
+    a line, less its ``#`` comment and surrounding blanks, is one pattern (spaces inside
+    belong to it); a test named whole in one entry and with subtests in another is denied
+    only those subtests (test_progs merges them so)."""
     found = []
     for path in files:
         if not path.is_file():
@@ -140,8 +148,9 @@ def read_denylists(files: list[Path]) -> list[Denial]:
         for n, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
             pattern = raw.split("#", 1)[0].strip()
             if pattern:
-                found.append(Denial(pattern.split()[0], f"{path.name}:{n}: {raw.strip()}"))
-    return found
+                found.append(Denial(pattern, f"{path.name}:{n}: {raw.strip()}"))
+    with_subs = {d.pattern.partition("/")[0] for d in found if "/" in d.pattern}
+    return [d for d in found if "/" in d.pattern or d.pattern not in with_subs]
 
 
 @dataclass(frozen=True)
@@ -157,34 +166,38 @@ class Outcome:
 def judge(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denial],
           needs_testmod: Callable[[str], bool], dmesg: str = "") -> list[Outcome]:
     """The outcomes of ``selection`` ('all', or a name, ``test/sub`` or glob as test_progs'
-    -a takes it) in ``out``: each test (or subtest) of the runner that it matched; when
-    none ran, why: denied (a SKIP quoting the DENYLIST line), the runner exited non-zero
-    or never summed up (FAILED: it or the kernel broke), else an "error" outcome (kbtf
-    cannot say why). A test that needs bpf_testmod (``needs_testmod``, read from its
-    source) and was skipped, or passed with skipped subtests, in a run where the kernel
-    refused bpf_testmod.ko is FAILED quoting the runner's line and ``dmesg``."""
+    -a takes it) in ``out``, against the tree's test list ``tree``: each test (or subtest)
+    of the runner that it matched, and each test of the tree it names that did not run:
+    denied (a SKIP quoting the DENYLIST line), else FAILED (the runner or the kernel
+    broke before it). A runner that exited non-zero or never summed up while everything
+    it reported passed is FAILED too. When nothing ran and the runner ended well, an
+    "error" outcome (kbtf cannot say why). A test that needs bpf_testmod (``needs_testmod``,
+    read from its source) and was skipped, or passed with skipped subtests, in a run
+    where the kernel refused bpf_testmod.ko is FAILED quoting the runner's line and
+    ``dmesg``."""
     top, _, sub = selection.partition("/")
-    ran = [t for n, t in out.tests.items() if selection == "all" or fnmatchcase(n, top)]
+    every = selection == "all"
+    ran = [t for n, t in out.tests.items() if every or glob_match(n, top)]
     found: list[Outcome] = []
     killed = _WATCHDOG_KILL.search(out.watchdog or "")
-    if killed and (selection == "all" or fnmatchcase(killed["test"].split("/")[0], top)):
+    if killed and (every or glob_match(killed["test"].split("/")[0], top)):
         found.append(Outcome(killed["test"], "failed", f"{killed['test']}: ran past the "
                              f"runner's time and its watchdog killed it: {out.watchdog!r}"))
     for test in ran:
         refused = _refusal(out, dmesg) if needs_testmod(test.name) else ""
-        if not sub:
-            found.append(_judge_test(test, refused))
-            continue
-        subs = [s for n, s in test.subtests.items() if fnmatchcase(n.partition("/")[2], sub)]
-        if not subs and test.verdict == "FAIL":  # it failed before reaching the subtest
-            found.append(_judge_test(test, refused))
+        subs = [s for n, s in test.subtests.items() if glob_match(n.partition("/")[2], sub)]
+        if not sub or (not subs and test.verdict in ("FAIL", "SKIP", "RUNNING")):
+            found.append(_judge_test(test, refused))  # (it ended before the subtest)
         found += [_judge_one(s, refused) for s in subs]
     stopped = out.rc not in (0, None) or out.summary is None
-    if found:
-        if selection == "all" and stopped and all(o.verdict != "failed" for o in found):
-            found.append(Outcome("all", "failed", _stopped(out)))
+    missing = [t for t in tree if (every or glob_match(t, top)) and t not in out.tests
+               and not (killed and killed["test"].split("/")[0] == t)]
+    if found or (missing and not every and sub == ""):
+        found += [_not_run(t, out, denied, stopped) for t in missing]
+        if stopped and all(o.verdict != "failed" for o in found):
+            found.append(Outcome(selection, "failed", _stopped(out)))
         return found
-    return [_not_run(selection, out, tree, denied, stopped)]
+    return [_not_run(selection, out, denied, stopped, tree)]
 
 
 def _refusal(out: RunnerOutput, dmesg: str) -> str:
@@ -213,6 +226,9 @@ def _judge_test(test: TestResult, refused: str) -> Outcome:
     parts = tuple(_judge_one(s, refused) for s in test.subtests.values())
     skipped = [p.name for p in parts if p.verdict in ("skipped", "failed")
                and test.subtests[p.name].verdict == "SKIP"]
+    if test.verdict == "RUNNING":  # its subtests' lines, never its own: it did not end
+        return Outcome(test.name, "failed", f"{test.name}: the runner never reported its end "
+                       f"({_stopped_any(parts)})", parts)
     if test.verdict == "FAIL":
         failed = [s for s in test.failed_subtests()]
         logs = "\n".join(f"--- {s.name}\n{s.log}" for s in failed) or test.log
@@ -235,18 +251,23 @@ def _stopped(out: RunnerOutput) -> str:
                                    " without its summary line")
 
 
-def _not_run(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denial],
-             stopped: bool) -> Outcome:
-    """Why the runner ran nothing ``selection`` names."""
+def _stopped_any(parts: tuple[Outcome, ...]) -> str:
+    return f"{len(parts)} subtests reported"
+
+
+def _not_run(selection: str, out: RunnerOutput, denied: list[Denial], stopped: bool,
+             tree: list[str] | None = None) -> Outcome:
+    """Why the runner ran nothing ``selection`` names (the tests of ``tree`` it names, when
+    given, else ``selection`` itself)."""
     top, _, sub = selection.partition("/")
-    names = list(tree) if selection == "all" else [
-        t + (f"/{sub}" if sub else "") for t in tree if fnmatchcase(t, top)]
+    names = [selection] if tree is None else [
+        t + (f"/{sub}" if sub else "") for t in tree if selection == "all" or glob_match(t, top)]
     denials = {n: next((d for d in denied if d.covers(n)), None) for n in names}
     if names and all(denials.values()):
         lines = sorted({d.where for d in denials.values() if d is not None})
         return Outcome(selection, "skipped", f"{selection}: denied by the tree's DENYLIST "
                        f"files: {'; '.join(lines)}")
-    if stopped:
+    if stopped or tree is None:
         return Outcome(selection, "failed", f"{selection}: not run: {_stopped(out)} (it is in "
                        f"no DENYLIST file)")
     return Outcome(selection, "error", f"{selection}: the runner exited 0 without running it, "

@@ -191,6 +191,11 @@ def needs_testmod(selftests: Path, test: str) -> bool:
     return False
 
 
+def glob_match(name: str, pattern: str) -> bool:
+    """test_progs' own matching of a -a/-d pattern: ``*`` is its only wildcard."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name) is not None
+
+
 def select_tests(available: list[str], wanted: str | None) -> list[str]:
     """The tests to run: by default MODULE_BTF_TESTS that ``available`` has; 'all'; or
     'name,name/sub,...' as test_progs' -a takes them (a glob in a name is kept as given).
@@ -204,8 +209,8 @@ def select_tests(available: list[str], wanted: str | None) -> list[str]:
     names = [w.strip() for w in wanted.split(",") if w.strip()]
     for name in names:
         top = name.split("/")[0]
-        if "*" not in top and top not in available:
-            near = [t for t in available if top in t or t in top][:5]
+        if not any(glob_match(t, top) for t in available):
+            near = [t for t in available if top.strip("*") in t or t in top][:5]
             raise ConfigError(f"--vmtest-tests: no test {top!r} in this tree's test_progs"
                               + (f" (near: {', '.join(near)})" if near else ""))
     return names

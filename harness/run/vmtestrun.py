@@ -25,7 +25,13 @@ from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.guest.vm import Share
 from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
-from harness.plan.vmtest import VmtestPoint, needs_testmod, resolve_jobs, tree_tests
+from harness.plan.vmtest import (
+    VmtestPoint,
+    glob_match,
+    needs_testmod,
+    resolve_jobs,
+    tree_tests,
+)
 from harness.run.pointrun import (
     CORRUPT_BTF,
     STRIP,
@@ -163,11 +169,15 @@ class VmtestRun:
         return argv
 
     def time_limit(self, tests: list[str]) -> int:
-        """Seconds the runner may take for ``tests`` (all of them: the job's own timeout
-        in CI, else ALL_TIMEOUT)."""
-        if tests:
-            return TEST_TIMEOUT * len(tests)
-        return (self.vmtest.job.timeout_min or 0) * 60 or ALL_TIMEOUT
+        """Seconds the runner may take for ``tests``: TEST_TIMEOUT for each test of the
+        tree they name (a glob names several); all of them: the job's own timeout in CI,
+        else ALL_TIMEOUT."""
+        if not tests:
+            return (self.vmtest.job.timeout_min or 0) * 60 or ALL_TIMEOUT
+        tree = tree_tests(self.vmtest.point.kernel.source.path / SELFTESTS_DIR)
+        named = sum(max(1, sum(glob_match(t, test.split("/")[0]) for t in tree))
+                    for test in tests)
+        return TEST_TIMEOUT * named
 
     def run_tests(self, session: GuestSession, tests: list[str]) -> testprogs.RunnerOutput:
         """Run ``tests`` in ``session`` under kbtf's time limit (the runner is killed past
