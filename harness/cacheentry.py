@@ -171,23 +171,57 @@ def sweep(cache_dir: Path) -> list[Path]:
 
 
 def escaping_link(entry: Path) -> Path | None:
-    """The first symbolic link under ``entry`` whose target lies outside it, or None. Under
-    a root file system (``entry/tree``, a guest's '/'), an absolute target is read inside
-    that tree, as the guest reads it. Nothing is followed."""
+    """The first symbolic link under ``entry`` that leads out of it, followed the way the
+    kernel follows it (each link on the way, a parent link before a '..'), or None. Under a
+    root file system (``entry/tree``, a guest's '/'), an absolute target is read inside that
+    tree, as the guest reads it; ``tree`` itself must be a directory, not a link. Nothing
+    outside ``entry`` is read, and no '..' may climb above the entry (or the tree)."""
     root_fs = entry / "tree"
+    if root_fs.is_symlink():
+        return root_fs
     for dirpath, dirnames, filenames in os.walk(entry):
         for name in (*dirnames, *filenames):
             path = Path(dirpath) / name
             if not path.is_symlink():
                 continue
-            target = os.readlink(path)
             in_root_fs = path.is_relative_to(root_fs)
-            if os.path.isabs(target):
-                if not in_root_fs:
-                    return path
-                resolved = Path(os.path.normpath(root_fs / target.lstrip("/")))
-            else:
-                resolved = Path(os.path.normpath(path.parent / target))
-            if not resolved.is_relative_to(root_fs if in_root_fs else entry):
+            top = root_fs if in_root_fs else entry
+            if _resolve(path, top, in_root_fs, 0) is None:
                 return path
     return None
+
+
+_MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
+
+
+def _resolve(link: Path, top: Path, chroot: bool, depth: int) -> Path | None:
+    """Where ``link`` leads, resolved component by component inside ``top`` (with
+    ``chroot``, an absolute target starts at ``top``); None when it leaves ``top``, a '..'
+    above it included (harmless in the guest, not for a program of the host)."""
+    if depth > _MAX_LINKS:
+        return None
+    target = os.readlink(link)
+    if os.path.isabs(target):
+        if not chroot:
+            return None
+        at, parts = top, Path(target).parts[1:]
+    else:
+        at, parts = link.parent, Path(target).parts
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if at == top:  # the guest would stay at its '/', a host program would leave
+                return None
+            at = at.parent
+            continue
+        step = at / part
+        if step.is_symlink():
+            resolved = _resolve(step, top, chroot, depth + 1)
+            if resolved is None:
+                return None
+            step = resolved
+        if not step.is_relative_to(top):
+            return None
+        at = step
+    return at

@@ -186,3 +186,45 @@ def test_a_registry_that_trickles_is_cut_off_for_the_whole_pull(
         assert list(tmp_path.iterdir()) == []
     finally:
         server.shutdown()
+
+
+def test_links_that_leave_the_entry_on_the_way_are_found(tmp_path: Path) -> None:
+    """The review's escapes (issue 32 item 16): a link through a link that points up, and
+    a guest root's tree that is itself a link."""
+    entry = tmp_path / "entry"
+    (entry / "sub").mkdir(parents=True)
+    (entry / "sub/up").symlink_to("..")
+    (entry / "kbtf-build.json").symlink_to("sub/up/../../victim.json")
+    assert cacheentry.escaping_link(entry) == entry / "kbtf-build.json"
+    (entry / "kbtf-build.json").unlink()
+    (entry / "ok.json").write_text("{}")
+    (entry / "kbtf-build.json").symlink_to("sub/up/ok.json")  # stays inside: fine
+    assert cacheentry.escaping_link(entry) is None
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tree").symlink_to("/")
+    assert cacheentry.escaping_link(root) == root / "tree"
+    (root / "tree").unlink()
+    (root / "tree/etc").mkdir(parents=True)
+    (root / "tree/etc/loop").symlink_to("loop")  # a loop: never resolves
+    assert cacheentry.escaping_link(root) == root / "tree/etc/loop"
+
+
+def test_a_pulled_entry_that_cannot_be_adopted_is_made_here(
+        remote: cacheremote.Remote, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    entry = _kernel_entry(tmp_path / "runner1", "x86_64-6.12.118-odd")
+    assert cacheremote.push(remote, entry.name, entry) is not None
+    final = tmp_path / "runner2" / "kernels" / entry.name
+    made: list[Path] = []
+
+    def fill(tmp: Path) -> None:
+        made.append(tmp)
+        (tmp / "kbtf-build.json").write_text("{}\n")
+
+    def adopt(tmp: Path, origin: dict[str, str]) -> None:
+        raise KeyError("entry_path")  # an ORIGIN record without it
+
+    with caplog.at_level(logging.WARNING, logger="kbtf"):
+        assert cacheremote.populate(final, kbuild.is_complete, fill, "kbtf-build.log",
+                                    lambda _m: None, adopt=adopt)
+    assert len(made) == 1 and "cannot be made this machine's" in caplog.text

@@ -143,9 +143,15 @@ def populate(final: Path, complete: Callable[[Path], bool], fill: Callable[[Path
                             "the check a local entry passes): not used, made here",
                             remote.ref(tag))
                 origin = None
-            if origin is not None:
-                if adopt is not None:
+            if origin is not None and adopt is not None:
+                try:
                     adopt(tmp, origin)
+                except (KeyError, OSError, ValueError, TypeError) as exc:  # not as pushed
+                    log.warning("kbtf: cache remote %s: the pulled entry cannot be made this "
+                                "machine's (%s: %s): not used, made here", remote.ref(tag),
+                                type(exc).__name__, exc)
+                    origin = None
+            if origin is not None:
                 say(f"kbtf: pulled {final.name} from {remote.ref(tag)}")
                 return
             for leftover in tmp.iterdir():  # what a failed pull left
