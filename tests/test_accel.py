@@ -221,3 +221,15 @@ def test_a_splat_at_boot_fails_the_points_tests_and_is_never_a_loss(
                 pool.get("A", make, owner="p")
     finally:
         pool.close_all()
+
+
+def test_qemus_kvm_failure_dump_is_no_guest_output() -> None:
+    """What QEMU prints when KVM cannot run the guest (on the console log under vng) is
+    QEMU's, never the guest's first output (the review's case, issue 32 item 22)."""
+    dump = ("KVM internal error. Suberror: 1\nextra data[0]: 0x0000000000000000\n"
+            "RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000000\n"
+            "ES =0000 00000000 0000ffff 00009300\nCode=00 00 00 <00> 00\n"
+            "error: kvm run failed Bad address\n"
+            "KVM: entry failed, hardware error 0x80000021\n")
+    assert not console.guest_wrote(dump)
+    assert console.guest_wrote(dump + "[    0.000000] Linux version 6.12\n")

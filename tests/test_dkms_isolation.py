@@ -120,3 +120,13 @@ def test_a_packages_link_out_is_refused_and_one_inside_is_copied(tmp_path: Path)
     copied = tmp_path / "o2/dkms/src/hello-1.0/data.h"
     assert copied.is_file() and not copied.is_symlink()
     assert sorted(p.name for p in pkg.iterdir()) == ["Kbuild", "data.h", "dkms.conf", "src"]
+
+
+def test_a_link_to_a_directory_holding_it_is_refused_not_copied_forever(tmp_path: Path) -> None:
+    from harness.build.modbuild import copy_module
+
+    pkg = _package(tmp_path)
+    (pkg / "sub").mkdir()
+    (pkg / "sub/up").symlink_to("..")
+    with pytest.raises(ConfigError, match="a loop kbtf cannot copy"):
+        copy_module(pkg, tmp_path / "copy")

@@ -134,3 +134,26 @@ def test_dkms_specs_name_and_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _conf(tmp_path / "pkg", SUBDIR)
     mine = parse_dkms(str(tmp_path / "pkg"), tmp_path)
     assert (mine.name, mine.dkms is not None) == ("pkg", True)
+
+
+@pytest.mark.parametrize("lines", [
+    'PACKAGE_NAME=foo;', "BUILT_MODULE_NAME=(m)", "PACKAGE_NAME=1>/dev/null",
+    "PACKAGE_NAME=~/src", 'PACKAGE_NAME="fo\\$o"', "PACKAGE_NAME=foo#bar",
+    'PACKAGE_NAME="$1"', "PACKAGE_NAME='a\\\nb'", '"PACKAGE_NAME=foo"',
+    "# a comment \\\nPACKAGE_VERSION=2", "PACKAGE_NAME=foo\r", 'PACKAGE_NAME="$HOME"',
+    "PACKAGE_NAME=$'foo'", "PACKAGE_NAME=\\$V", 'PACKAGE_NAME="${PACKAGE_VERSION}x"',
+    "PACKAGE_NAME=x  # plain comment", "PACKAGE_NAME='it''s'",
+])
+def test_read_without_bash_is_bash_or_nothing(tmp_path: Path, lines: str) -> None:
+    """The review's cases (issue 32 item 9): what kbtf reads without bash is what bash
+    gives, or it leaves the file to the sandboxed bash (None); never another value."""
+    text = ('PACKAGE_NAME="p"\nPACKAGE_VERSION="1"\nBUILT_MODULE_NAME[0]="m"\n' + lines + "\n")
+    conf = _conf(tmp_path, text)
+    try:
+        plain = dkmsconf.read(conf)
+    except ConfigError:
+        plain = None
+    if plain is None:
+        return
+    bash = _evaluate(conf, "", tmp_path, "x86_64", tmp_path / "s")
+    assert (plain.name, plain.version, plain.modules) == (bash.name, bash.version, bash.modules)

@@ -241,6 +241,9 @@ def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
     tree = tmp_path / "linux"
     (tree / SELFTESTS_DIR).mkdir(parents=True)
     (tree / SELFTESTS_DIR / "test_progs.c").write_text('{ "json-summary", ... }\n')
+    (tree / SELFTESTS_DIR / "prog_tests").mkdir()
+    (tree / SELFTESTS_DIR / "prog_tests/btf_sysfs.c").write_text("void test_btf_sysfs(void)\n{}\n")
+    selftests_makefile(tree / SELFTESTS_DIR)
     src = KernelSource(tree, "7.2.13", "deb:x", "debian7.2.13", "debian:7.2")
     ph = Pahole(Path("/p"), "1.32", (), digest="d")
     req = KernelRequest(get_arch("x86_64"), src, ph, toolchain=GCC, config_base=BPF_CI_BASE)

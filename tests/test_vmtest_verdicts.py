@@ -292,3 +292,20 @@ def test_helpers_cases_hold(tmp_path: Path) -> None:
     (tmp_path / "DENYLIST.x86_64").write_text("foo/a\n")
     denied = testprogs.read_denylists([tmp_path / "DENYLIST", tmp_path / "DENYLIST.x86_64"])
     assert [d.pattern for d in denied] == ["sockmap_listen/sockmap VSOCK test_x", "foo/a"]
+
+
+def test_two_units_of_one_name_are_refused_before_any_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two trees of one version gave two jobs one id: one's results overwrote the other's
+    (the review's case, issue 32 item 8)."""
+    from harness.build import distro
+    from harness.run import context
+
+    one = _job_run(tmp_path / "a").vmtest
+    two = _job_run(tmp_path / "b").vmtest
+    assert one.id == two.id
+    monkeypatch.setattr(context, "vmtest_points", lambda *_a: [one, two])
+    monkeypatch.setattr(distro, "resolve", lambda *_a: [])
+    options = context.RunOptions(vmtest_job=["x86_64-gcc/test_progs"])
+    with pytest.raises(ConfigError, match="two units of this run are both named"):
+        context.resolve(options, tmp_path)

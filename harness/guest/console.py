@@ -126,9 +126,13 @@ def find_trouble(console_text: str, start: int = 0, context: int = 20) -> Troubl
     return Trouble(fatal, excerpt, end)
 
 
-# A line QEMU (or vng, its launcher) writes of its own: "qemu-system-x86_64: warning: ...".
-_HOST_LINE = re.compile(r"^(?:qemu-system-[\w-]+|qemu|vng|virtme-ng)(?::| warning| error)"
-                        r"[^\n]*(?:\n|$)", re.MULTILINE)
+# A line QEMU (or vng, its launcher) writes of its own: "qemu-system-x86_64: warning: ...",
+# and what QEMU prints when KVM fails to run the guest (accel/kvm/kvm-all.c: "KVM internal
+# error. Suberror: 1", "error: kvm run failed Bad address", "KVM: entry failed, hardware
+# error 0x80000021", then its register dump: "RAX=0000...", "ES =0000 ...", "Code=...").
+_HOST_LINE = re.compile(r"^(?:(?:qemu-system-[\w-]+|qemu|vng|virtme-ng)(?::| warning| error)|"
+                        r"KVM internal error|KVM: entry failed|error: kvm run failed|extra data\[|"
+                        r"[A-Z][A-Z0-9]{1,4} ?=[0-9a-f ]|Code=)[^\n]*(?:\n|$)", re.MULTILINE)
 
 
 def guest_wrote(text: str) -> bool:

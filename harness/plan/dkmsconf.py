@@ -8,7 +8,6 @@ dkms does, with the variables dkms sets, and applies dkms's own exclusion tests 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,37 +79,51 @@ def check_syntax(path: Path) -> None:
         raise ConfigError(f"--dkms {path}: bash cannot parse it: {first}")
 
 
-_ASSIGN = re.compile(r"(?P<name>[A-Za-z_]\w*(?:\[\d+\])?)=(?P<value>.*)", re.DOTALL)
+# A line kbtf reads without bash: NAME[=N]=VALUE and an optional comment, VALUE a double-
+# quoted string without backslashes, backquotes, $( or nested quotes, a single-quoted one,
+# or a bare word; $NAME and ${NAME} the only expansions. Anything else is left to bash.
+_VAR = r"\$(?:\{[A-Za-z_]\w*\}|[A-Za-z_]\w*)"
+_DOUBLE = rf'"(?:[^"\\`$]|{_VAR})*"'
+_SINGLE = r"'[^']*'"
+_BARE = rf"(?:[A-Za-z0-9_./:,+=@%-]|{_VAR})*"
+_LINE = re.compile(rf"(?P<name>[A-Za-z_]\w*(?:\[\d+\])?)=(?P<value>{_DOUBLE}|{_SINGLE}|"
+                   rf"(?!~){_BARE})(?:\s+#.*)?")
 _SIMPLE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+# What dkms sets before it sources a dkms.conf (at collection: empty, as no kernel is known).
+DKMS_VARIABLES = ("kernelver", "kernel_source_dir", "arch", "dkms_tree", "source_tree",
+                  "install_tree", "module", "module_version")
 
 
 def read(path: Path, kernelver: str = "", kernel_source_dir: str = "", arch: str = ""
          ) -> DkmsConf | None:
-    """dkms.conf ``path`` read without running it, when it holds only assignments whose
-    values use plain ``$VAR``/``${VAR}`` (kernelver, kernel_source_dir and arch as given,
-    earlier assignments, anything else empty, as bash expands them); None for anything
-    more (commands, conditions, substitutions: the sandboxed build sources it).
-    Raises ConfigError (one line) for one that names no package, version or module."""
-    known = {"kernelver": kernelver, "kernel_source_dir": kernel_source_dir, "arch": arch}
+    """dkms.conf ``path`` read without running it, when every line is blank, a comment or
+    a plain assignment (``_LINE``) whose expansions name dkms's own variables (kernelver,
+    kernel_source_dir and arch as given, the others empty) or earlier assignments; None for
+    anything else (commands, conditions, substitutions, the environment, continued or CRLF
+    lines: the sandboxed build sources it with bash). Raises ConfigError (one line) for one
+    that names no package, version or module."""
+    known = {name: "" for name in DKMS_VARIABLES}
+    known |= {"kernelver": kernelver, "kernel_source_dir": kernel_source_dir, "arch": arch}
     values: dict[str, str] = {}
-    text = path.read_text(errors="replace").replace("\\\n", "")
-    for line in text.splitlines():
-        if "$(" in line or "`" in line or re.search(r"\$\{[^}]*[^\w}]", line):
+    for raw in path.read_bytes().decode(errors="replace").split("\n"):  # CRs kept, as bash
+        line = raw.strip(" \t")
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.fullmatch(line)
+        if m is None or line.endswith("\\") or "\r" in raw:
             return None
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:  # a quote spanning lines
-            return None
-        for word in words:
-            m = _ASSIGN.fullmatch(word)
-            if m is None:
-                return None
-            value = _SIMPLE_VAR.sub(lambda v: {**known, **values}.get(
-                v["braced"] or v["bare"], ""), m["value"])
-            name = m["name"]
-            values[name] = value
-            if name.endswith("[0]") or "[" not in name:  # bash: X is X[0] of an array
-                values[name.removesuffix("[0]")] = values[name.removesuffix("[0]") + "[0]"] = value
+        value = m["value"]
+        quoted = value[:1] in ("'", '"')
+        body = value[1:-1] if quoted else value
+        if value[:1] != "'":
+            names = [v["braced"] or v["bare"] for v in _SIMPLE_VAR.finditer(body)]
+            if any(n not in known and n not in values for n in names):
+                return None  # the environment's, or unset: bash knows, kbtf does not
+            body = _SIMPLE_VAR.sub(lambda v: {**known, **values}[v["braced"] or v["bare"]], body)
+        name = m["name"]
+        values[name] = body
+        if name.endswith("[0]") or "[" not in name:  # bash: X is X[0] of an array
+            values[name.removesuffix("[0]")] = values[name.removesuffix("[0]") + "[0]"] = body
     return _conf(path, values)
 
 

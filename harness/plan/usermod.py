@@ -85,8 +85,9 @@ def parse_spec(text: str, repo: Path) -> ModuleSpec:
 
 
 def check_links(src: Path) -> None:
-    """Raises ConfigError for a symlink in module dir ``src`` that leaves it or leads
-    nowhere: kbtf copies the module and never follows a link out of it."""
+    """Raises ConfigError for a symlink in module dir ``src`` that leaves it, leads nowhere
+    or to a directory holding it (a loop): kbtf copies the module, each link as what it
+    names, and never follows a link out of it."""
     top = src.resolve()
     for root, dirs, files in os.walk(src):
         for name in [*dirs, *files]:
@@ -94,6 +95,11 @@ def check_links(src: Path) -> None:
             if not link.is_symlink():
                 continue
             target = link.resolve()
+            if target.exists() and target.is_relative_to(top) and target.is_dir() and (
+                    link.parent.resolve().is_relative_to(target)):
+                raise ConfigError(f"--module {src}: {link.relative_to(src)} links to {target}, "
+                                  "a directory that holds the link itself: a loop kbtf cannot "
+                                  "copy; remove the link")
             if not target.exists() or not target.is_relative_to(top):
                 raise ConfigError(f"--module {src}: {link.relative_to(src)} links to {target}, "
                                   "outside the module directory (or nowhere): copy what it "

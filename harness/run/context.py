@@ -24,7 +24,7 @@ from harness import REPO, cacheentry, proc, signing
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
 from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
-from harness.errors import KbtfError
+from harness.errors import ConfigError, KbtfError
 from harness.guest import accel, guestroot
 from harness.launchers import get_launcher
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
@@ -161,7 +161,14 @@ def resolve(options: RunOptions, cache: Path) -> RunPlan:
         options.arch, options.kernel, options.pahole or [], options.kconfig_add, cache,
         options.module_pahole, options.launcher, options.toolchain)
     distros = distro.resolve(options.distro or [], options.distro_deb or [], cache)
-    return RunPlan([*points, *distros, *jobs])
+    units: list[Unit] = [*points, *distros, *jobs]
+    seen: set[str] = set()
+    for unit in units:
+        if unit.id in seen:  # its results would overwrite another's
+            raise ConfigError(f"two units of this run are both named {unit.id}: two --kernel "
+                              "trees of one version? give one tree per kernel version")
+        seen.add(unit.id)
+    return RunPlan(units)
 
 
 def plan_json(options: RunOptions, args: list[str]) -> str:

@@ -38,9 +38,11 @@ class Merged:
     unfinished: set[str] = field(default_factory=set)
 
     def missing(self, planned: Sequence[str]) -> list[str]:
-        """Points of the plan (``planned``: their ids) that no finished run reported."""
+        """Points of the plan (``planned``: their ids) that no finished run reported, and,
+        plan or not, those only a run that did not finish reported."""
         ran = {r.point for r in self.records if r.outcomes} - self.unfinished
-        return [p for p in planned if p not in ran]
+        return list(dict.fromkeys([*(p for p in planned if p not in ran),
+                                   *sorted(self.unfinished)]))
 
 
 def merge_records(run_dirs: Sequence[Path]) -> Merged:
@@ -89,7 +91,8 @@ def merge(run_dirs: Sequence[Path], out: Path, planned: Sequence[str] = ()) -> M
     if merged.conflicts:
         preface += ("## Runs that disagree (the worse outcome is kept)\n\n"
                     + "".join(f"- {c}\n" for c in merged.conflicts))
-    summary = results.write_matrix(out, merged.records, preface, finished=True)
+    summary = results.write_matrix(out, merged.records, preface,
+                                   finished=not merged.unfinished)
     if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(step_summary, "a") as fh:
             fh.write(summary.read_text())
