@@ -52,9 +52,10 @@ def axis_builds(pytestconfig: pytest.Config, point_run: PointRun, baseline: Matr
     default BTF mode."""
     base_run = ctx(pytestconfig).point_run(baseline)
     base_kernel = base_run.kernel("")
-    mine = point_run.module(kernel, module_spec.path, "axis")
+    dkms = module_spec.dkms is not None  # built as its users get it, BUILD_EXCLUSIVE too
+    mine = point_run.module(kernel, module_spec.path, "axis", dkms)
     theirs = mine if baseline == point_run.point else base_run.module(
-        base_kernel, module_spec.path, "axis")
+        base_kernel, module_spec.path, "axis", dkms)
     return mine, theirs, base_kernel
 
 

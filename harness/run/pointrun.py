@@ -105,13 +105,14 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
     BUILD_EXCLUSIVE rule, or a split-only build asked of it), HarnessError.
     """
     if dkms_release is not None:
-        if btf_mode != "default":
+        if btf_mode not in ("default", "axis"):  # the axis compares dkms's own builds
             raise MissingPrerequisite(f"{src.name}: dkms builds as its dkms.conf's MAKE says: "
                                       f"no {btf_mode} BTF build")
         if build_root is not None:
             raise MissingPrerequisite(f"{src.name}: dkms builds in a build root are not "
                                       "supported yet (this kernel's modules need one)")
-        built = dkmsbuild.build(src, target, dkms_release, outdir / src.name, pahole)
+        where = outdir / src.name if btf_mode == "default" else outdir / btf_mode / src.name
+        built = dkmsbuild.build(src, target, dkms_release, where, pahole)
     elif cache_dir is not None and pahole is not None and pahole.digest and build_root is None:
         built = cached_build_module(target, src, outdir, pahole, btf_mode, make_args, cache_dir)
     else:
