@@ -85,6 +85,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vmtest-tests", default=None, metavar="all|NAME[/SUB],...",
                     help="the tests of a --vmtest-job runner (default: the module-BTF tests "
                     "the tree has; 'all': the whole runner)")
+    group.addoption("--vmtest-log", default=None, metavar="FILE",
+                    help="a BPF CI job's log (GitHub's raw download, or pasted): its job and "
+                    "its red tests are what runs (unless --vmtest-job/--vmtest-tests say "
+                    "otherwise); summary.md says which reproduced")
     group.addoption("--shell", action="store_true",
                     help="boot the first unit of this command line (or its --point) with its "
                     "modules or selftests and hand its shell to the terminal (./kbtf shell)")

@@ -25,7 +25,7 @@ from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
 from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
 from harness.errors import ConfigError, KbtfError
-from harness.guest import accel, guestroot
+from harness.guest import accel, cilog, guestroot
 from harness.launchers import get_launcher
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint, resolve_points
@@ -66,6 +66,7 @@ class RunOptions:
     point: list[str] | None = None  # --point: run only these units of the plan
     vmtest_job: list[str] | None = None  # --vmtest-job: BPF CI jobs to reproduce
     vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
+    vmtest_log: str | None = None  # --vmtest-log: a BPF CI job's log: its job and red tests
     dkms: list[str] | None = None  # --dkms: DKMS packages (Debian's or a user's dir)
     cache_remote: str | None = None  # --cache-remote: an OCI registry sharing kernels
     shell: bool = False  # ./kbtf shell: one guest handed to the terminal, no test run
@@ -86,6 +87,22 @@ class RunOptions:
         """The matrix suites do not run: only distro kernels, or BPF CI jobs (whose
         --kernel/--pahole options are theirs)."""
         return self.distro_only or bool(self.vmtest_job)
+
+
+def with_ci_log(options: RunOptions) -> tuple[RunOptions, cilog.CiLog | None]:
+    """``options`` with what a --vmtest-log says filled in where the command line says
+    nothing: the job (its whole name) and the tests to run (its red ones), and the log.
+    Raises ConfigError (no log there, no red test in it, no job name in it or given)."""
+    if not options.vmtest_log:
+        return options, None
+    log_file = Path(options.vmtest_log).expanduser()
+    found = cilog.load(log_file)
+    jobs = options.vmtest_job or ([found.job] if found.job else [])
+    if not jobs:
+        raise ConfigError(f"--vmtest-log {log_file}: it names no job (no 'Complete job name:' "
+                          "line): add --vmtest-job with the row's name")
+    tests = options.vmtest_tests or (",".join(found.red) if found.red else "all")
+    return replace(options, vmtest_job=jobs, vmtest_tests=tests), found
 
 
 def module_specs(given: Iterable[str], dkms: Iterable[str], cache: Path) -> list[ModuleSpec]:
@@ -175,6 +192,7 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
     Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
+    options, _ = with_ci_log(options)
     found = plan.select(resolve(options, cache), options.point or [])
     units = plan.units(found.units, args, cache)
     return json.dumps(units, indent=2) + "\n"
@@ -199,6 +217,7 @@ class RunContext:
     kvm: bool  # host-arch guests may use KVM (guest/accel.py, decided by the controller)
     worker: str | None = None  # xdist worker id; None: the controller or the only process
     cases: dict[str, list[str]] = field(default_factory=dict)  # job id -> its tests (vmtest_cases)
+    ci_log: cilog.CiLog | None = None  # --vmtest-log: what CI's log of the job says
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
     @classmethod
@@ -208,6 +227,7 @@ class RunContext:
         ``progress``): a new run dir and the KVM probe in the controller, the controller's
         in a worker. Raises HarnessError (bad input, a missing tool, a failed fetch)."""
         cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
+        options, ci_log = with_ci_log(options)
         if worker_input is None:
             if options.cache_remote:  # workers and builds read it from the environment
                 cacheremote.Remote.parse(options.cache_remote)
@@ -227,6 +247,7 @@ class RunContext:
                   None if worker_input is None else worker_id())
         # each job's tests, read against its tree now: a bad --vmtest-tests is one line
         ctx.cases = {v.id: ctx._job_cases(v) for v in ctx.vmtest}
+        ctx.ci_log = ci_log
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())
         return ctx
@@ -401,6 +422,9 @@ class RunContext:
                   if label == "failed" and t.startswith("test_progs[")]
         rec = results.PointRecord(unit.id, facts={**unit.facts(), "rerun": unit.rerun(failed)},
                                   outcomes=outcomes)
+        if self.ci_log is not None and isinstance(unit, VmtestPoint):
+            rec.facts["ci_job"] = self.ci_log.job or "-"
+            rec.facts["ci_red"] = list(self.ci_log.red) or ["all"]
         for f in sorted((self.run_dir / unit.id).glob("facts-*.json")):
             rec.facts.update(json.loads(f.read_text()))
         return rec

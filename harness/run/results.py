@@ -107,6 +107,22 @@ def job_table(records: list[PointRecord]) -> str:
     return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *rows]) + "\n"
 
 
+def red_table(records: list[PointRecord]) -> str:
+    """Markdown table of a --vmtest-log's red tests: per job and test, CI's verdict, kbtf's,
+    and whether it reproduced here; empty without a CI log."""
+    rows = []
+    for rec in records:
+        for test in rec.facts.get("ci_red", []):  # type: ignore[attr-defined]
+            here = rec.outcomes.get(f"test_progs[{test}]", "not run")
+            verdict = ("reproduced" if here == "failed" else "not reproduced here"
+                       if here == "passed" else f"not decided here ({here})")
+            rows.append(f"| {rec.point} | {test} | failed | {here} | {verdict} |")
+    if not rows:
+        return ""
+    return "\n".join(["| job id | test | CI | kbtf | verdict |", "| --- | --- | --- | --- | --- |",
+                      *rows]) + "\n"
+
+
 # The per-module table: (heading, the tests that say it, of source points and distro kernels).
 MODULE_COLUMNS = (
     ("built, .BTF", ("test_module_builds_with_btf", "test_headers_build_gives_module_btf")),
@@ -165,6 +181,7 @@ def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "",
     summary.write_text("# kbtf results\n\n" + (preface + "\n" if preface else "")
                        + summary_table(records)
                        + (f"\n## BPF CI jobs\n\n{jobs}" if (jobs := job_table(records)) else "")
+                       + (f"\n## CI's red tests\n\n{red}" if (red := red_table(records)) else "")
                        + ("\n## Modules (default BTF mode)\n\n" + per_module if per_module
                           else "")
                        + ("\nRerun one point:\n\n" + reruns if reruns else ""))
