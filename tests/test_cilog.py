@@ -42,7 +42,7 @@ def test_a_log_without_red_or_file_is_one_line(tmp_path: Path) -> None:
     green.write_text("#13      btf_module:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 0 FAILED\n")
     with pytest.raises(ConfigError, match="no red test in it"):
         cilog.load(green)
-    with pytest.raises(ConfigError, match="--vmtest-log .*: No such file"):
+    with pytest.raises(ConfigError, match=r"--vmtest-log .*: No such file"):
         cilog.load(tmp_path / "absent.txt")
     verifier = tmp_path / "verifier.txt"
     verifier.write_text("Summary: 700 PASSED, 0 SKIPPED, 2 FAILED\n")
