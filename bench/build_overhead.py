@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import kconfig
 from harness.arches import make_argv
-from harness.build import kbuild
+from harness.builds import kbuild
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.matrix import resolve_points
 

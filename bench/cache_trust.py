@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from harness import registry, signing
-from harness.build import cacheremote, kbuild
+from harness.builds import cacheremote, kbuild
 
 
 def newest_kernel(cache: Path) -> Path:

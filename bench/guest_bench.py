@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.build import kbuild
+from harness.builds import kbuild
 from harness.guest import accel, vm
 from harness.guest.session import GuestSession, boot_spec
 from harness.launchers import LAUNCHERS

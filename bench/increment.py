@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.arches import get_arch
 from harness.btf.elfbtf import section_data
-from harness.build import fetch, kbuild
+from harness.builds import fetch, kbuild
 from harness.plan import ksource
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.matrix import resolve_pahole

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness import REPO, cacheentry, registry
-from harness.build import cacheremote, kbuild
+from harness.builds import cacheremote, kbuild
 
 
 def runner1_entries(cache: Path) -> list[tuple[Path, tuple[str, ...]]]:

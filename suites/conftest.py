@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from harness.btf.btfexpect import Expectation, ModuleBtfRules, read_rules
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR, ModuleBuild
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import MODULES_DIR, ModuleBuild
 from harness.errors import HarnessError
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession

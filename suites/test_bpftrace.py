@@ -18,8 +18,8 @@ from harness.btf.bpftrace import (
     missing_btf_error,
     printed_values,
 )
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR, ModuleBuild, without_btf
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import MODULES_DIR, ModuleBuild, without_btf
 from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession
 from harness.run.pointrun import PointRun

@@ -20,8 +20,8 @@ import pytest
 from harness.btf import bpftrace
 from harness.btf.btfexpect import expect_btf_base, read_rules
 from harness.btf.elfbtf import elf_facts
-from harness.build.distro import DistroKernel
-from harness.build.modbuild import SKIPPED_BTF, ModuleBuild
+from harness.builds.distro import DistroKernel
+from harness.builds.modbuild import SKIPPED_BTF, ModuleBuild
 from harness.guest import modload
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession

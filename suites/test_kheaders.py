@@ -6,7 +6,7 @@ The archive is copied out of the running guest and the module built on the host 
 guest has no compiler; it is also faster than building under TCG). 6.12's archive holds only
 include/ and arch/<srcarch>/include/, so the build's non-header pieces (Makefile, scripts,
 .config, Module.symvers, a BTF-only vmlinux) come from a scaffold made from the build tree
-(harness/build/kheaders.py, harness/run/kheadersflow.py); every header comes from the
+(harness/builds/kheaders.py, harness/run/kheadersflow.py); every header comes from the
 archive.
 """
 
@@ -18,8 +18,8 @@ import pytest
 
 from harness.btf.btfnames import module_struct_members
 from harness.btf.elfbtf import vmlinux_types
-from harness.build import kheaders
-from harness.build.kbuild import KernelBuild
+from harness.builds import kheaders
+from harness.builds.kbuild import KernelBuild
 from harness.guest.console import CommandResult
 from harness.guest.session import GuestSession
 from harness.run import kheadersflow

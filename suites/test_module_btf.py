@@ -20,8 +20,8 @@ from harness.btf import bpftrace
 from harness.btf.btfdedup import BY_PAHOLE, BY_TREE, duplicates
 from harness.btf.btfexpect import ModuleBtfRules, expect_btf_base
 from harness.btf.elfbtf import elf_facts, module_btf, module_functions, vmlinux_types
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import ModuleBuild
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import ModuleBuild
 from harness.errors import KernelFinding, ProductFailure
 from harness.guest import bpftracerun, modload
 from harness.guest.session import GuestSession

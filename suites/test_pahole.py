@@ -14,8 +14,8 @@ from harness.btf.btfdedup import BY_TREE, duplicates
 from harness.btf.btfexpect import Expectation
 from harness.btf.elfbtf import elf_facts, module_btf
 from harness.btf.paholeaxis import c_diff, c_dump, compare, figures
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import ModuleBuild
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import ModuleBuild
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
 from harness.run.context import no_baseline

@@ -24,8 +24,8 @@ import pytest
 from harness.btf.btfexpect import Expectation, ModuleBtfRules, no_relocation
 from harness.btf.btfnames import module_struct_members
 from harness.btf.elfbtf import elf_facts, vmlinux_types
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR, ModuleBuild
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import MODULES_DIR, ModuleBuild
 from harness.errors import HarnessError, KernelFinding
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 
 from harness import proc
-from harness.build.distro import DistroKernel
+from harness.builds.distro import DistroKernel
 from harness.plan.matrix import MatrixPoint
 from harness.plan.vmtest import VmtestPoint
 from suites.conftest import ctx

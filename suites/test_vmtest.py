@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from pytest_subtests import SubTests
 
-from harness.build.selftests import Selftests
+from harness.builds.selftests import Selftests
 from harness.errors import HarnessError, MissingPrerequisite, ProductFailure
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession

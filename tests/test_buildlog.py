@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.build import buildlog
+from harness.builds import buildlog
 from harness.errors import BuildFailure, CommandError, CommandTimeout, HarnessError
 
 

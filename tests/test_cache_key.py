@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.arches import Toolchain, get_arch
-from harness.build import kbuild
+from harness.builds import kbuild
 from harness.plan import ksource, pahole
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.ksource import KernelSource

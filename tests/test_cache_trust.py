@@ -19,8 +19,8 @@ import pytest
 
 from harness import cacheentry, signing
 from harness import registry as oci_registry
-from harness.build import cacheremote, kbuild
-from harness.build.kbuild import default_cache_dir
+from harness.builds import cacheremote, kbuild
+from harness.builds.kbuild import default_cache_dir
 
 
 @pytest.fixture

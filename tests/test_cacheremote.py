@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness import registry as oci_registry
-from harness.build import cacheremote
-from harness.build.kbuild import default_cache_dir
+from harness.builds import cacheremote
+from harness.builds.kbuild import default_cache_dir
 from harness.errors import ConfigError
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness import provision
-from harness.build import distro, initramfs
-from harness.build.buildroot import BuildRoot
+from harness.builds import distro, initramfs
+from harness.builds.buildroot import BuildRoot
 from harness.errors import ConfigError
 
 # depmod's lines for the modules kbtf's initramfs needs (Debian bookworm 6.1.0-50-amd64).
@@ -218,7 +218,7 @@ def test_a_fresh_apt_state_keeps_its_files_mtimes_so_apts_cache_stays_valid(
 
 def test_a_root_toolchains_wrappers_see_the_hosts_own_dirs_not_its_system(
         tmp_path: Path) -> None:
-    from harness.build import buildroot
+    from harness.builds import buildroot
 
     dirs = {p.name for p in buildroot.host_dirs()}
     assert "tmp" in dirs and not dirs & {"usr", "etc", "lib", "proc", "dev", "bin"}

@@ -49,7 +49,7 @@ BUILD = """
 import json, sys
 from pathlib import Path
 from harness.arches import GCC, get_arch
-from harness.build import dkmsbuild
+from harness.builds import dkmsbuild
 
 class Target:
     dir, arch, toolchain, vmlinux = Path(sys.argv[1]), get_arch("x86_64"), GCC, Path("/none")
@@ -101,7 +101,7 @@ def test_the_hosts_dkms_state_neither_signs_nor_compresses_the_build(tmp_path: P
 
 def test_a_packages_link_out_is_refused_and_one_inside_is_copied(tmp_path: Path) -> None:
     from harness.arches import GCC, get_arch
-    from harness.build import dkmsbuild
+    from harness.builds import dkmsbuild
 
     class Target:
         dir, arch, toolchain, vmlinux = _kernel(tmp_path), get_arch("x86_64"), GCC, Path("/n")
@@ -123,7 +123,7 @@ def test_a_packages_link_out_is_refused_and_one_inside_is_copied(tmp_path: Path)
 
 
 def test_a_link_to_a_directory_holding_it_is_refused_not_copied_forever(tmp_path: Path) -> None:
-    from harness.build.modbuild import copy_module
+    from harness.builds.modbuild import copy_module
 
     pkg = _package(tmp_path)
     (pkg / "sub").mkdir()

@@ -42,7 +42,7 @@ def _conf(tmp_path: Path, text: str) -> Path:
 
 def _evaluate(conf: Path, release: str, kernel: Path, arch: str, scratch: Path
               ) -> dkmsconf.DkmsConf:
-    from harness.build.dkmsbuild import evaluate
+    from harness.builds.dkmsbuild import evaluate
 
     scratch.mkdir(exist_ok=True)
     return evaluate(conf, release, kernel, arch, scratch)

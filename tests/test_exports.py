@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.build import exports
+from harness.builds import exports
 
 LOG = ('  MODPOST /m/Module.symvers\n'
        'ERROR: modpost: "crypto_alloc_ahash" [/m/ovpn-dco-v2.ko] undefined!\n'

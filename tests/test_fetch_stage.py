@@ -1,5 +1,5 @@
 """The plan of a run downloads and builds nothing; the fetch stage brings what it names and
-checks what only a tree can tell (build/fetch.py). Apt and the archive are replaced by
+checks what only a tree can tell (builds/fetch.py). Apt and the archive are replaced by
 stand-ins that record calls: a download during planning fails the test."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from harness import provision
 from harness.arches import GCC, Toolchain, get_arch
-from harness.build import fetch
+from harness.builds import fetch
 from harness.errors import ConfigError
 from harness.plan import ksource, matrix, pahole, toolchain
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.arches import get_arch
-from harness.build import kbuild
+from harness.builds import kbuild
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.ksource import KernelSource
 from harness.plan.pahole import Pahole

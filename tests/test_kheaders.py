@@ -9,8 +9,8 @@ import pytest
 
 from harness import proc
 from harness.arches import get_arch
-from harness.build import kheaders
-from harness.build.kbuild import KernelBuild
+from harness.builds import kheaders
+from harness.builds.kbuild import KernelBuild
 from harness.plan.ksource import KernelSource
 from harness.plan.pahole import Pahole
 

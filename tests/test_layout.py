@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / "harness"
 # The flow, in order: a module may import its own stage and earlier ones only.
-STAGES = ("core", "plan", "btf", "build", "guest", "run")
+STAGES = ("core", "plan", "btf", "builds", "guest", "run")
 MAX_FUNCTION_LINES = 50
 MAX_CONFTEST_LINES = 200
 
@@ -26,8 +26,8 @@ def module_name(path: Path) -> str:
 
 
 def harness_imports(source: str) -> list[str]:
-    """The harness modules ``source`` imports (``from harness.build import kbuild`` counts
-    as harness.build.kbuild)."""
+    """The harness modules ``source`` imports (``from harness.builds import kbuild`` counts
+    as harness.builds.kbuild)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -48,14 +48,14 @@ def backwards(source: str, module: str) -> list[str]:
 
 def test_stage_of() -> None:
     assert stage_of("harness.proc") == "core"
-    assert stage_of("harness.build.kbuild") == "build"
+    assert stage_of("harness.builds.kbuild") == "builds"
     assert stage_of("harness.run") == "core"  # the package itself: its __init__ only
 
 
 def test_backwards_finds_a_later_stage() -> None:
-    text = ("from harness.build import kbuild\nfrom harness.arches import get_arch\n"
+    text = ("from harness.builds import kbuild\nfrom harness.arches import get_arch\n"
             "import harness.run.results\nfrom harness.plan.pahole import Pahole\n")
-    assert backwards(text, "harness.plan.matrix") == ["harness.build.kbuild",
+    assert backwards(text, "harness.plan.matrix") == ["harness.builds.kbuild",
                                                       "harness.run.results"]
     assert backwards(text, "harness.run.context") == []
 

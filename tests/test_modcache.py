@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.arches import ARCHES, GCC, Arch, Toolchain
-from harness.build import modbuild
+from harness.builds import modbuild
 from harness.errors import BuildFailure
 from harness.plan.pahole import Pahole
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.modbuild import ModuleBuild
+from harness.builds.modbuild import ModuleBuild
 from harness.errors import MissingPrerequisite, ModuleLoadFailure
 from harness.guest import modload
 from harness.guest.console import CommandResult

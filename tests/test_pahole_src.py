@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.fetch import fetch_pahole
+from harness.builds.fetch import fetch_pahole
 from harness.errors import CommandError, ConfigError
 from harness.plan import pahole
 from harness.plan.matrix import resolve_pahole as plan_pahole

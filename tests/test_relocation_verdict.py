@@ -16,7 +16,7 @@ import pytest
 import suites.test_relocation as rel
 from harness.guest.console import CommandResult
 from harness.errors import GuestLost, KernelTrouble
-from harness.build.modbuild import ModuleBuild
+from harness.builds.modbuild import ModuleBuild
 from pathlib import Path
 
 class FakeGuest:

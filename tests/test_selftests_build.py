@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import selftests
-from harness.build.selftests import SetAside
+from harness.builds import selftests
+from harness.builds.selftests import SetAside
 from tests.conftest import selftests_makefile
 
 DATA = Path(__file__).parent / "data"
@@ -87,8 +87,8 @@ def test_an_llvm_jobs_selftests_are_built_inside_its_kernels_clang_root(
     from dataclasses import replace
 
     from harness.arches import Toolchain, get_arch
-    from harness.build import buildroot
-    from harness.build.kbuild import KernelBuild
+    from harness.builds import buildroot
+    from harness.builds.kbuild import KernelBuild
     from harness.plan.ksource import KernelSource
     from harness.plan.pahole import Pahole
 
@@ -119,7 +119,7 @@ def test_every_runner_gets_bpf_testmod_built_with_it() -> None:
     """test_progs depends on bpf_testmod.ko, test_verifier (which loads it) does not: the
     make line names it (an aarch64 test_verifier build made no bpf_testmod.ko before)."""
     from harness.arches import GCC, Toolchain, get_arch
-    from harness.build.kbuild import KernelBuild
+    from harness.builds.kbuild import KernelBuild
     from harness.plan.ksource import KernelSource
     from harness.plan.pahole import Pahole
 

@@ -88,7 +88,7 @@ def test_split_test_id_names_point_and_other_params() -> None:
 
 
 def test_module_links_never_lead_out_of_the_copy(tmp_path: Path) -> None:
-    from harness.build.modbuild import copy_module
+    from harness.builds.modbuild import copy_module
 
     user = tmp_path / "user"
     (user / "drv" / "include").mkdir(parents=True)

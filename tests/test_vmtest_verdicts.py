@@ -228,7 +228,7 @@ def test_two_jobs_on_one_kernel_do_not_share_a_guest(tmp_path: Path,
 
 def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.build import fetch
+    from harness.builds import fetch
     from harness.run import context, results
     from harness.run.plan import RunPlan
 
@@ -298,7 +298,7 @@ def test_two_units_of_one_name_are_refused_before_any_build(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two trees of one version gave two jobs one id: one's results overwrote the other's
     (the review's case, issue 32 item 8)."""
-    from harness.build import distro
+    from harness.builds import distro
     from harness.run import context
 
     one = _job_run(tmp_path / "a").vmtest

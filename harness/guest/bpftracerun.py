@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness.btf import bpftrace
-from harness.build.modbuild import ModuleBuild
+from harness.builds.modbuild import ModuleBuild
 from harness.errors import HarnessError, ProductFailure
 from harness.guest import guestroot
 from harness.guest.console import CommandResult

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness import provision
 from harness.arches import Arch
-from harness.build import cacheremote
+from harness.builds import cacheremote
 
 log = logging.getLogger("kbtf")
 

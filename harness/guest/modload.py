@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from harness.build.modbuild import ModuleBuild
+from harness.builds.modbuild import ModuleBuild
 from harness.errors import MissingPrerequisite, ModuleLoadFailure
 from harness.guest.session import GuestSession
 from harness.plan.usermod import load_order, module_name

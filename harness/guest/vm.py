@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.arches import Arch
-from harness.build import initramfs
+from harness.builds import initramfs
 from harness.launchers import get_launcher
 
 # Kernel arguments for every guest: a panic or Oops ends the VM at once

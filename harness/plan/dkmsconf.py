@@ -3,7 +3,7 @@ a kernel build it. A dkms.conf is a bash snippet (v4l2loopback's sets its rule f
 kernel's .config): kbtf reads it without running it (``read``) where it holds only plain
 assignments, and otherwise leaves it to the sandboxed build, where ``EVAL`` sources it the way
 dkms does, with the variables dkms sets, and applies dkms's own exclusion tests (bash's
-``=~``, grep over .config): build/dkmsbuild.py. The build is the real dkms's."""
+``=~``, grep over .config): builds/dkmsbuild.py. The build is the real dkms's."""
 
 from __future__ import annotations
 

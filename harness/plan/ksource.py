@@ -122,7 +122,7 @@ class DebianPackage:
 def debian_source(cache_dir: Path, series: str) -> KernelSource:
     """Debian's linux-source-``series`` as the plan knows it: the package version the suite
     offers now (apt metadata, through kbtf's private apt configuration), and where its tree
-    is, or will be once the fetch stage (build/fetch.py) unpacked it. Downloads no package.
+    is, or will be once the fetch stage (builds/fetch.py) unpacked it. Downloads no package.
 
     Raises ConfigError naming the series on offer, or if the suite has no such package;
     CommandError if apt fails.

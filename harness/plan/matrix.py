@@ -94,7 +94,7 @@ def _resolve_pahole(spec: str, cache_dir: Path) -> pahole.Pahole:
     """A pahole from a SPEC: 'system', 'debian:X', a path to a binary, or a pahole source
     checkout. A pahole on disk is probed; Debian's not fetched yet is known by the version
     its suite offers (apt metadata), a checkout not built yet by its CMakeLists.txt: the
-    fetch stage (build/fetch.py) brings them and probes them.
+    fetch stage (builds/fetch.py) brings them and probes them.
 
     Raises ConfigError naming the valid specs.
     """
@@ -178,7 +178,7 @@ def resolve_points(
 ) -> list[MatrixPoint]:
     """Validate options and build the matrix (arch x kernel x toolchain x kernel pahole x
     module pahole): the plan, from options, local files and apt metadata only (no download,
-    no build; build/fetch.py brings what it names).
+    no build; builds/fetch.py brings what it names).
 
     Raises ConfigError or another HarnessError (one line, names the fix).
     """

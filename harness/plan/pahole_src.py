@@ -1,5 +1,5 @@
 """pahole from a source checkout (a git clone of dwarves), as the plan knows it: its version,
-its identity and where its build lands in the cache (build/fetch.py builds it with cmake and
+its identity and where its build lands in the cache (builds/fetch.py builds it with cmake and
 the embedded libbpf, once per content of the checkout).
 """
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from harness import REPO, cacheentry, proc, signing
 from harness.btf.btfexpect import read_rules
 from harness.btf.paholeaxis import axis_table
-from harness.build import cacheremote, distro, dkmsbuild, fetch, kbuild
+from harness.builds import cacheremote, distro, dkmsbuild, fetch, kbuild
 from harness.errors import ConfigError, KbtfError
 from harness.guest import accel, cilog, guestroot
 from harness.launchers import get_launcher
@@ -131,7 +131,7 @@ def fetch_dkms(specs: list[ModuleSpec], cache: Path, say: Callable[[str], None]
 
 
 def _fetched(found: RunPlan, cache: Path, say: Callable[[str], None]) -> list[Unit]:
-    """The units of ``found`` with what the plan names fetched (build/fetch.py for the
+    """The units of ``found`` with what the plan names fetched (builds/fetch.py for the
     kernels built from source, distro.fetch_kernel for distro kernels), in plan order.
     Raises HarnessError."""
     built = [u for u in found.units if isinstance(u, MatrixPoint | VmtestPoint)]
@@ -170,7 +170,7 @@ def no_baseline(point: MatrixPoint, baseline: MatrixPoint) -> str | None:
 
 def resolve(options: RunOptions, cache: Path) -> RunPlan:
     """The plan of the run: from options, local files and apt metadata (nothing downloaded
-    or built: build/fetch.py and distro.fetch_kernel bring what it names).
+    or built: builds/fetch.py and distro.fetch_kernel bring what it names).
     Raises HarnessError."""
     jobs = vmtest_points(options.vmtest_job or [], options.kernel, options.pahole,
                          tuple(options.kconfig_add), cache)
@@ -223,7 +223,7 @@ class RunContext:
     @classmethod
     def start(cls, options: RunOptions, worker_input: dict[str, object] | None = None,
               progress: Callable[[str], None] = print) -> RunContext:
-        """Resolve the run and fetch what its plan names (build/fetch.py, with
+        """Resolve the run and fetch what its plan names (builds/fetch.py, with
         ``progress``): a new run dir and the KVM probe in the controller, the controller's
         in a worker. Raises HarnessError (bad input, a missing tool, a failed fetch)."""
         cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()

@@ -1,6 +1,6 @@
 """The kheaders flow of a point, after the seed's selftest: the running kernel's archive
 copied out of its guest and extracted on the host, then modules/kbtf_kheaders built against
-it with the build tree's scaffold (build/kheaders.py). Each step says whether it worked and
+it with the build tree's scaffold (builds/kheaders.py). Each step says whether it worked and
 why not, so the suite can fail the right test (the product's fault) with the reason."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cacheentry
-from harness.build import cacheremote, kheaders
-from harness.build.kbuild import KernelBuild
-from harness.build.modbuild import MODULES_DIR, content_key, source_digest
+from harness.builds import cacheremote, kheaders
+from harness.builds.kbuild import KernelBuild
+from harness.builds.modbuild import MODULES_DIR, content_key, source_digest
 from harness.errors import CommandError, HarnessError
 from harness.guest.session import GuestSession
 from harness.plan.pahole import Pahole

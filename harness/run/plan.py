@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness import proc
-from harness.build import kbuild
+from harness.builds import kbuild
 from harness.errors import ConfigError
 from harness.plan.kernelreq import KernelRequest
 from harness.plan.unit import Unit

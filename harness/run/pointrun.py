@@ -34,10 +34,10 @@ from harness.btf.elfbtf import (
     overlap_btf_sections,
     vmlinux_types,
 )
-from harness.build import dkmsbuild, exports, initramfs, kbuild
-from harness.build.buildroot import BuildRoot
-from harness.build.distro import DistroKernel
-from harness.build.modbuild import (
+from harness.builds import dkmsbuild, exports, initramfs, kbuild
+from harness.builds.buildroot import BuildRoot
+from harness.builds.distro import DistroKernel
+from harness.builds.modbuild import (
     BuildTarget,
     ModuleBuild,
     build_module,

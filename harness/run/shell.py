@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.build.distro import DistroKernel
-from harness.build.kbuild import Progress
+from harness.builds.distro import DistroKernel
+from harness.builds.kbuild import Progress
 from harness.errors import ConfigError, KbtfError
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession

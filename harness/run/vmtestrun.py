@@ -16,8 +16,8 @@ from pathlib import Path
 
 from harness import proc, provision
 from harness.btf.elfbtf import overlap_btf_sections
-from harness.build import kbuild, modbuild, selftests
-from harness.build.selftests import Selftests
+from harness.builds import kbuild, modbuild, selftests
+from harness.builds.selftests import Selftests
 from harness.errors import HarnessError, KbtfError, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool

@@ -12,8 +12,8 @@ from typing import Protocol
 
 from harness import REPO, proc
 from harness.arches import Arch, Toolchain, make_argv
-from harness.build import buildlog, cacheremote
-from harness.build.buildroot import BuildRoot
+from harness.builds import buildlog, cacheremote
+from harness.builds.buildroot import BuildRoot
 from harness.errors import BuildFailure, CommandError, ConfigError
 from harness.plan.pahole import Pahole
 from harness.plan.usermod import check_links

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import cacheentry, proc, provision
 from harness.btf.btfexpect import read_rules
-from harness.build import buildroot, cacheremote
+from harness.builds import buildroot, cacheremote
 from harness.errors import CommandError, ConfigError
 from harness.plan import pahole, pahole_src, toolchain
 from harness.plan.ksource import KernelSource, makefile_version

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from harness import cacheentry, proc
 from harness.arches import Toolchain, make_argv
-from harness.build import buildlog, buildroot
-from harness.build.buildroot import BuildRoot
-from harness.build.kbuild import KernelBuild, StepReporter
+from harness.builds import buildlog, buildroot
+from harness.builds.buildroot import BuildRoot
+from harness.builds.kbuild import KernelBuild, StepReporter
 from harness.errors import BuildFailure, CommandError
 from harness.plan.vmtest import tree_tests
 

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from harness import cacheentry, proc, provision, sandbox
-from harness.build import buildlog
-from harness.build.modbuild import SKIPPED_BTF, BuildTarget, ModuleBuild, copy_module
+from harness.builds import buildlog
+from harness.builds.modbuild import SKIPPED_BTF, BuildTarget, ModuleBuild, copy_module
 from harness.errors import BuildFailure, CommandError, ConfigError, MissingPrerequisite
 from harness.plan import dkmsconf
 from harness.plan.pahole import Pahole

@@ -10,7 +10,7 @@ unpacked tree and builds with `make -C <unpacked headers>`; the relative `script
 
 Modules are built on this machine when it has the compiler the headers name and can run
 their kbuild programs. Otherwise a Debian kernel's modules are built in a build root of its
-own suite (harness/build/buildroot.py: trixie's gcc-14, glibc 2.38 and pahole), whose packages
+own suite (harness/builds/buildroot.py: trixie's gcc-14, glibc 2.38 and pahole), whose packages
 are the headers' and kbuild's own dependencies; for local packages (--distro-deb) it is a
 one-line error naming what is missing, before any build.
 """
@@ -33,8 +33,8 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 
 from harness import cacheentry, kconfig, proc, provision
 from harness.arches import ARCHES, GCC, Arch, Toolchain, get_arch
-from harness.build import buildroot
-from harness.build.buildroot import BuildRoot
+from harness.builds import buildroot
+from harness.builds.buildroot import BuildRoot
 from harness.errors import ConfigError, HarnessError
 from harness.plan import pahole
 from harness.plan.pahole import Pahole

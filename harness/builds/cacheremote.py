@@ -204,7 +204,7 @@ def pull(remote: Remote, tag: str, dest: Path) -> dict[str, str] | None:
     try:
         # the download runs in a child process: a registry that trickles bytes is cut off
         # at PULL_TIMEOUT with its whole process group, not one socket read at a time
-        done = proc.run([sys.executable, "-m", "harness.build.cacheremote", "download",
+        done = proc.run([sys.executable, "-m", "harness.builds.cacheremote", "download",
                          remote.host, remote.repo, tag, str(blob)], timeout=PULL_TIMEOUT,
                         check=False)
         if done.returncode == NOT_FOUND:

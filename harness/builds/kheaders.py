@@ -25,7 +25,7 @@ from pathlib import Path
 from harness import cacheentry, proc
 from harness.arches import make_argv
 from harness.btf.elfbtf import section_data
-from harness.build.kbuild import KernelBuild
+from harness.builds.kbuild import KernelBuild
 from harness.plan.pahole import Pahole
 
 ARCHIVE = "/sys/kernel/kheaders.tar.xz"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import cacheentry, kconfig, proc
 from harness.arches import GCC, Arch, Toolchain, make_argv
-from harness.build import buildlog, cacheremote
+from harness.builds import buildlog, cacheremote
 from harness.errors import CommandError, ConfigError
 from harness.plan import toolchain
 from harness.plan.kernelreq import BPF_CI_BASE, KBTF_BASE, KCONFIG_DIR, KernelRequest
