@@ -121,10 +121,15 @@ class OutcomeRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # cancelled (Ctrl-C, SIGTERM) or stopped early (-x, --maxfail): not finished
-        self.run.finish(exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-                        and not session.shouldfail and not session.shouldstop)
+        lost = self.run.finish(exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+                               and not session.shouldfail and not session.shouldstop)
+        if lost:  # the run's own error: its record is not what its tests produced
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.errors = lost
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        for error in getattr(self, "errors", []):
+            terminalreporter.write_line(f"kbtf: ERROR of the run: {error}", red=True)
         terminalreporter.write_line(
             f"kbtf: results in {self.run.run_dir} (summary.md, junit.xml, kbtf-*.log, "
             "<point>/kernel-build.log, <point>/guests/*.console.log, <point>/modules/*/build.log)")

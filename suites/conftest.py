@@ -190,6 +190,6 @@ def guest(point_run: PointRun, kernel: KernelBuild, guest_pool: GuestPool,
 @pytest.fixture(scope="session")
 def facts(pytestconfig: pytest.Config, point: MatrixPoint) -> Iterator[dict[str, object]]:
     """Facts tests record about their point, for matrix.json and summary.md."""
-    record = point.facts()
+    record = ctx(pytestconfig).facts_record(point)
     yield record
     ctx(pytestconfig).write_facts(point.id, record)

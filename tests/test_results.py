@@ -75,3 +75,29 @@ def test_a_points_facts_set_up_twice_by_one_worker_are_merged(tmp_path: Path) ->
                           "facts": lambda self: {"arch": "s390x"}})()
     record = run._record(unit)
     assert record.facts["config_pahole_version"] == 130 and record.facts["accel"] == "tcg"
+
+
+def test_a_record_that_lost_a_fact_its_tests_produced_is_an_error_of_the_run(
+        tmp_path: Path) -> None:
+    """issue 32 item 27: the facts a point's tests write are journaled as they are written;
+    a record without one of them (a facts file overwritten, as a worker running both parts
+    of a point did) is the run's error, not a row of '-'."""
+    from harness.run.context import RunContext
+
+    run = RunContext.__new__(RunContext)
+    run.run_dir, run.outcomes = tmp_path, {}
+    unit = type("P", (), {"id": "s390x-k", "rerun": lambda self, tests=(): "r",
+                          "facts": lambda self: {"arch": "s390x"}})()
+    first = run.facts_record(unit)
+    first["config_pahole_version"] = 130
+    first.update(module_btf_types=12)
+    second = run.facts_record(unit)
+    second["accel"] = "tcg"
+    (tmp_path / "s390x-k").mkdir(exist_ok=True)
+    # the old write: the second part's file replaced the first's
+    (tmp_path / "s390x-k" / "facts-gw0.json").write_text('{"arch": "s390x", "accel": "tcg"}')
+    assert run.lost_facts(run._record(unit)) == ["config_pahole_version", "module_btf_types"]
+    # what write_facts does now: merged, nothing lost
+    run.write_facts("s390x-k", dict(first))
+    run.write_facts("s390x-k", dict(second))
+    assert run.lost_facts(run._record(unit)) == []

@@ -130,6 +130,33 @@ def fetch_dkms(specs: list[ModuleSpec], cache: Path, say: Callable[[str], None]
     return fetched
 
 
+class FactsRecord(dict[str, object]):
+    """A unit's facts as its tests write them down; each key a test writes is appended at
+    once to an append-only journal too, so a record that later lost it says so
+    (RunContext.lost_facts)."""
+
+    def __init__(self, initial: dict[str, object], journal: Path) -> None:
+        super().__init__(initial)
+        self._journal = journal
+
+    def __setitem__(self, key: str, value: object) -> None:
+        super().__setitem__(key, value)
+        self._note([key])
+
+    def setdefault(self, key: str, default: object = None) -> object:
+        self._note([key])
+        return super().setdefault(key, default)
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        new = dict(*args, **kwargs)
+        super().update(new)
+        self._note(list(new))
+
+    def _note(self, keys: list[str]) -> None:
+        with self._journal.open("a") as fh:
+            fh.write("".join(f"{k}\n" for k in keys))
+
+
 def _fetched(found: RunPlan, cache: Path, say: Callable[[str], None]) -> list[Unit]:
     """The units of ``found`` with what the plan names fetched (builds/fetch.py for the
     kernels built from source, distro.fetch_kernel for distro kernels), in plan order.
@@ -378,6 +405,18 @@ class RunContext:
 
     # -- facts, outcomes, results ----------------------------------------------------
 
+    def facts_record(self, unit: Unit) -> FactsRecord:
+        """A fresh record of ``unit``'s facts for its tests to fill (FactsRecord)."""
+        journal = self.run_dir / unit.id / f"produced-{worker_id()}.txt"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        return FactsRecord(unit.facts(), journal)
+
+    def lost_facts(self, rec: results.PointRecord) -> list[str]:
+        """Facts tests of ``rec``'s unit wrote down that its record lacks."""
+        produced = {line for f in sorted((self.run_dir / rec.point).glob("produced-*.txt"))
+                    for line in f.read_text().splitlines() if line}
+        return sorted(produced - set(rec.facts))
+
     def write_facts(self, point_id: str, facts: dict[str, object]) -> None:
         """Add this process's facts of a point to those it wrote before (a worker may set a
         point's facts up twice, once per part, with another point between), for
@@ -400,18 +439,23 @@ class RunContext:
         if found is not None:
             self.outcomes.setdefault(found[0], {})[found[1]] = label
 
-    def finish(self, finished: bool = True) -> None:
+    def finish(self, finished: bool = True) -> list[str]:
         """Write matrix.json and summary.md from the units' facts and outcomes, and
-        whether the run ``finished`` (a cancelled or stopped one did not)."""
+        whether the run ``finished`` (a cancelled or stopped one did not); return the
+        run's own errors: facts its tests produced that a record lost."""
         records = [self._record(u) for u in self.units]
         axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
-        preface = ""
+        lost = [f"{rec.point}: facts its tests produced are missing from its record: "
+                f"{', '.join(keys)}" for rec in records if (keys := self.lost_facts(rec))]
+        preface = ("## Errors of the run\n\n" + "".join(f"- {e}\n" for e in lost) + "\n"
+                   if lost else "")
         if len({row["point"] for row in axis}) > 1:
-            preface = ("## pahole axis (each module against the first pahole of its arch, "
-                       "kernel and toolchain)\n\n" + axis_table(sorted(
-                           axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
+            preface += ("## pahole axis (each module against the first pahole of its arch, "
+                        "kernel and toolchain)\n\n" + axis_table(sorted(
+                            axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
         results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules],
                              finished)
+        return lost
 
     def _record(self, unit: Unit) -> results.PointRecord:
         """``unit``'s record: its facts, those its tests wrote down, its outcomes, and the
