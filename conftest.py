@@ -92,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shell", action="store_true",
                     help="boot the first unit of this command line (or its --point) with its "
                     "modules or selftests and hand its shell to the terminal (./kbtf shell)")
+    group.addoption("--shell-command", default=None, metavar="CMD",
+                    help="with --shell: run CMD in the guest (a BPF CI job's: from its "
+                    "selftests dir) and exit with its exit code (./kbtf shell ... -- CMD)")
     group.addoption("--cache-remote", default=None, metavar="oci://HOST[:PORT]/REPO",
                     help="share kernels through an OCI registry: pull an entry before building "
                     "it, push what was built (default: $KBTF_CACHE_REMOTE)")

@@ -52,7 +52,7 @@ def shell(config: pytest.Config, run: RunContext) -> None:
             capture.suspend_global_capture(in_=True)
 
     try:
-        open_shell(run, progress(config), release_terminal)
+        rc = open_shell(run, progress(config), release_terminal, config.option.shell_command)
     except KbtfError as exc:
         raise pytest.UsageError(str(exc)) from None
-    pytest.exit("shell closed", returncode=0)
+    pytest.exit("shell closed", returncode=rc)

@@ -4,6 +4,7 @@ BPF CI job, matrix point or distro kernel."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,18 +17,34 @@ from harness.plan.matrix import MatrixPoint
 from harness.plan.vmtest import VmtestPoint
 from harness.run.context import RunContext
 
+# Seconds a command given to ./kbtf shell (after --) may run in the guest.
+COMMAND_TIMEOUT = 3600
 
-def open_shell(ctx: RunContext, say: Progress, wait: Callable[[], None]) -> None:
+
+def open_shell(ctx: RunContext, say: Progress, wait: Callable[[], None],
+               command: str | None = None) -> int:
     """Build what the run's first unit needs, boot its guest, say where things are in it,
     ``wait()`` (the terminal is handed over after it), then interact until the guest
-    exits. Raises ConfigError (nothing to boot), what the builds and the boot raise."""
+    exits (0); with ``command``, run it there instead (from a BPF CI job's selftests dir),
+    its output on the terminal, and return its exit code. Raises ConfigError (nothing to
+    boot), what the builds, the boot and the command raise."""
     pool = GuestPool()
     try:
         session, where = _boot(ctx, pool, say)
+        if command is not None:
+            workdir = "/kbtf/selftests" if isinstance(ctx.units[0], VmtestPoint) else "/"
+            say(f"kbtf: {session.name} ({where}): {command}")
+            res = session.run(f"cd {workdir} && {command}", timeout=COMMAND_TIMEOUT)
+            print(res.stdout, end="" if res.stdout.endswith("\n") else "\n", flush=True)
+            if res.stderr:
+                print(res.stderr, end="" if res.stderr.endswith("\n") else "\n",
+                      file=sys.stderr, flush=True)
+            return res.rc
         say(f"kbtf: shell on {session.name} ({where}); the repository is /kbtf/repo, the run "
             f"dir /kbtf/run. Leave with 'exit' or Ctrl-]")
         wait()
         session.interact()
+        return 0
     finally:
         pool.close_all()
 
