@@ -83,7 +83,8 @@ def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
                 continue
             with subtests.test(msg=part.name):  # pytest-subtests reads only pytest's own
                 if part.verdict in ("failed", "error"):
-                    pytest.fail(f"{part.verdict}: {part.why}\nrerun: {job.rerun([part.name])}")
+                    pytest.fail(f"{part.verdict}: {part.why}\nrerun: {job.rerun([part.name])}",
+                                pytrace=False)
                 if part.verdict == "skipped":
                     pytest.skip(part.why)
     _report(outcomes, job)

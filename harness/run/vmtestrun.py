@@ -230,7 +230,9 @@ class VmtestRun:
         out = self.run_tests(session, [] if selection == "all" else [selection])
         dmesg = ""
         if out.testmod_refused:
-            res = session.run("dmesg | grep -i -E 'bpf_testmod|btf' | tail -n 20")
+            # the loader's words on the module's BTF ("failed to validate module
+            # [bpf_testmod] BTF: -22"); case-sensitive: "kbtf_..." lines are kbtf's own
+            res = session.run("dmesg | grep -E 'bpf_testmod|BTF' | tail -n 20")
             dmesg = res.stdout
         tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
         return testprogs.judge(selection, out, tree_tests(tree),
