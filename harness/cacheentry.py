@@ -186,7 +186,7 @@ def escaping_link(entry: Path) -> Path | None:
                 continue
             in_root_fs = path.is_relative_to(root_fs)
             top = root_fs if in_root_fs else entry
-            if _resolve(path, top, in_root_fs, 0) is None:
+            if _resolve(path, top, in_root_fs, [0]) is None:
                 return path
     return None
 
@@ -194,11 +194,13 @@ def escaping_link(entry: Path) -> Path | None:
 _MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
 
 
-def _resolve(link: Path, top: Path, chroot: bool, depth: int) -> Path | None:
+def _resolve(link: Path, top: Path, chroot: bool, followed: list[int]) -> Path | None:
     """Where ``link`` leads, resolved component by component inside ``top`` (with
     ``chroot``, an absolute target starts at ``top``); None when it leaves ``top``, a '..'
-    above it included (harmless in the guest, not for a program of the host)."""
-    if depth > _MAX_LINKS:
+    above it included (harmless in the guest, not for a program of the host), or when
+    resolving it follows more than _MAX_LINKS links in all (``followed``: the count)."""
+    followed[0] += 1
+    if followed[0] > _MAX_LINKS:
         return None
     target = os.readlink(link)
     if os.path.isabs(target):
@@ -217,7 +219,7 @@ def _resolve(link: Path, top: Path, chroot: bool, depth: int) -> Path | None:
             continue
         step = at / part
         if step.is_symlink():
-            resolved = _resolve(step, top, chroot, depth + 1)
+            resolved = _resolve(step, top, chroot, followed)
             if resolved is None:
                 return None
             step = resolved

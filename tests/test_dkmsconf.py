@@ -143,6 +143,9 @@ def test_dkms_specs_name_and_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     "# a comment \\\nPACKAGE_VERSION=2", "PACKAGE_NAME=foo\r", 'PACKAGE_NAME="$HOME"',
     "PACKAGE_NAME=$'foo'", "PACKAGE_NAME=\\$V", 'PACKAGE_NAME="${PACKAGE_VERSION}x"',
     "PACKAGE_NAME=x  # plain comment", "PACKAGE_NAME='it''s'",
+    "BUILT_MODULE_NAME[010]=z", "BUILT_MODULE_NAME[00]=z", "PACKAGE_NAME=1\x0c#c",
+    "RANDOM=5\nPACKAGE_NAME=$RANDOM", "X\u00e9=1\nPACKAGE_NAME=$X\u00e9",
+    "BUILT_MODULE_NAME[\u0660]=z",
 ])
 def test_read_without_bash_is_bash_or_nothing(tmp_path: Path, lines: str) -> None:
     """The review's cases (issue 32 item 9): what kbtf reads without bash is what bash

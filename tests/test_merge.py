@@ -96,3 +96,11 @@ def test_a_cancelled_or_stopped_session_is_recorded_as_unfinished() -> None:
     stopped.shouldfail = "stopping after 1 failures"
     recorder.pytest_sessionfinish(stopped, pytest.ExitCode.TESTS_FAILED)  # type: ignore[arg-type]
     assert seen == [True, False, False]
+
+
+def test_a_runs_own_error_is_carried_into_the_merge(tmp_path: Path) -> None:
+    run = job(tmp_path, "x86_64-k")
+    results.write_matrix(run, [results.PointRecord("x86_64-k", {}, {"test_x": "passed"})],
+                         errors=["x86_64-k: facts its tests produced are missing: accel"])
+    assert merge.main(["--out", str(tmp_path / "all"), str(run)]) == 1
+    assert "## Errors of the runs" in (tmp_path / "all/summary.md").read_text()

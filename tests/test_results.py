@@ -85,13 +85,14 @@ def test_a_record_that_lost_a_fact_its_tests_produced_is_an_error_of_the_run(
     from harness.run.context import RunContext
 
     run = RunContext.__new__(RunContext)
-    run.run_dir, run.outcomes = tmp_path, {}
+    run.run_dir, run.outcomes, run._facts = tmp_path, {}, {}
     unit = type("P", (), {"id": "s390x-k", "rerun": lambda self, tests=(): "r",
                           "facts": lambda self: {"arch": "s390x"}})()
     first = run.facts_record(unit)
     first["config_pahole_version"] = 130
     first.update(module_btf_types=12)
-    second = run.facts_record(unit)
+    second = run.facts_record(unit)  # the fixture set up again in this process: one record
+    assert second is first
     second["accel"] = "tcg"
     (tmp_path / "s390x-k").mkdir(exist_ok=True)
     # the old write: the second part's file replaced the first's
@@ -101,3 +102,8 @@ def test_a_record_that_lost_a_fact_its_tests_produced_is_an_error_of_the_run(
     run.write_facts("s390x-k", dict(first))
     run.write_facts("s390x-k", dict(second))
     assert run.lost_facts(run._record(unit)) == []
+    # two workers' rows of one list are both kept
+    (tmp_path / "s390x-k" / "facts-gw1.json").write_text('{"pahole_axis": [{"row": 2}]}')
+    run.write_facts("s390x-k", {"pahole_axis": [{"row": 1}]})
+    rows = run._record(unit).facts["pahole_axis"]
+    assert isinstance(rows, list) and sorted(r["row"] for r in rows) == [1, 2]

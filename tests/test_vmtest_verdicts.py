@@ -309,3 +309,19 @@ def test_two_units_of_one_name_are_refused_before_any_build(
     options = context.RunOptions(vmtest_job=["x86_64-gcc/test_progs"])
     with pytest.raises(ConfigError, match="two units of this run are both named"):
         context.resolve(options, tmp_path)
+
+
+def test_the_second_reviews_cases_hold(tmp_path: Path) -> None:
+    """A denied test alone: test_progs exits 2 (EXIT_NO_TEST) having run nothing, which is
+    no breakage; a subtest named with ': '; a selection with nothing after '/'."""
+    (tmp_path / "DENYLIST.aarch64").write_text("module_attach\n")
+    denied = testprogs.read_denylists([tmp_path / "DENYLIST.aarch64"])
+    nothing = testprogs.parse("Summary: 0/0 PASSED, 0 SKIPPED, 0 FAILED\n", rc=2)
+    assert [o.verdict for o in testprogs.judge(
+        "module_attach", nothing, ["module_attach"], denied, _never)] == ["skipped"]
+    colon = testprogs.parse("#44/1 btf_dump/btf_dump: incremental:OK\n#44 btf_dump:OK\n"
+                            "Summary: 1/1 PASSED, 0 SKIPPED, 0 FAILED\n", rc=0)
+    assert [o.verdict for o in testprogs.judge(
+        "btf_dump/btf_dump: incremental", colon, ["btf_dump"], [], _never)] == ["passed"]
+    with pytest.raises(ConfigError, match="no subtest after '/'"):
+        select_tests(["foo"], "foo/")

@@ -132,6 +132,9 @@ def find_trouble(console_text: str, start: int = 0, context: int = 20) -> Troubl
 # error 0x80000021", then its register dump: "RAX=0000...", "ES =0000 ...", "Code=...").
 _HOST_LINE = re.compile(r"^(?:(?:qemu-system-[\w-]+|qemu|vng|virtme-ng)(?::| warning| error)|"
                         r"KVM internal error|KVM: entry failed|error: kvm run failed|extra data\[|"
+                        r"emulation failure|If you're running a guest on an Intel machine|"
+                        r"support, the failure can be most likely|state for Intel VT|"
+                        r"which is not supported on less recent Intel processors|"
                         r"[A-Z][A-Z0-9]{1,4} ?=[0-9a-f ]|Code=)[^\n]*(?:\n|$)", re.MULTILINE)
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from harness.plan.vmtest import glob_match
 
 # `#<n>[/<m>] <name>[/<sub>]:<VERDICT>`; test_progs pads the number with spaces.
-_STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+(?:/[^:]+)?)"
+# (a subtest's name may hold ':' and spaces: "btf_dump/btf_dump: incremental")
+_STATUS = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:/]+(?:/.+?)?)"
                      r":(?P<verdict>OK|FAIL|SKIP)(?: \((?P<why>[^)]*)\))?\s*$")
+NO_TEST = 2  # test_progs' exit code when no test ran (EXIT_NO_TEST)
 # test_progs' line when the kernel refuses bpf_testmod.ko (it then skips what needs it).
 _TESTMOD_REFUSED = re.compile(r"Failed to load bpf_testmod\.ko into the kernel")
 # test_progs' watchdog killing a test that ran past -w seconds (7.x; 120 s by default).
@@ -189,12 +191,14 @@ def judge(selection: str, out: RunnerOutput, tree: list[str], denied: list[Denia
         if not sub or (not subs and test.verdict in ("FAIL", "SKIP", "RUNNING")):
             found.append(_judge_test(test, refused))  # (it ended before the subtest)
         found += [_judge_one(s, refused) for s in subs]
-    stopped = out.rc not in (0, None) or out.summary is None
+    # test_progs exits 2 (EXIT_NO_TEST) when it ran nothing at all: no breakage then
+    stopped = out.summary is None or (out.rc not in (0, None) and not (
+        out.rc == NO_TEST and not out.tests))
     missing = [t for t in tree if (every or glob_match(t, top)) and t not in out.tests
                and not (killed and killed["test"].split("/")[0] == t)]
     if found or (missing and not every and sub == ""):
         found += [_not_run(t, out, denied, stopped) for t in missing]
-        if stopped and all(o.verdict != "failed" for o in found):
+        if stopped and all(o.verdict not in ("failed", "skipped") for o in found):
             found.append(Outcome(selection, "failed", _stopped(out)))
         return found
     return [_not_run(selection, out, denied, stopped, tree)]

@@ -82,13 +82,18 @@ def check_syntax(path: Path) -> None:
 # A line kbtf reads without bash: NAME[=N]=VALUE and an optional comment, VALUE a double-
 # quoted string without backslashes, backquotes, $( or nested quotes, a single-quoted one,
 # or a bare word; $NAME and ${NAME} the only expansions. Anything else is left to bash.
-_VAR = r"\$(?:\{[A-Za-z_]\w*\}|[A-Za-z_]\w*)"
+_VAR = r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)"
 _DOUBLE = rf'"(?:[^"\\`$]|{_VAR})*"'
 _SINGLE = r"'[^']*'"
 _BARE = rf"(?:[A-Za-z0-9_./:,+=@%-]|{_VAR})*"
-_LINE = re.compile(rf"(?P<name>[A-Za-z_]\w*(?:\[\d+\])?)=(?P<value>{_DOUBLE}|{_SINGLE}|"
-                   rf"(?!~){_BARE})(?:\s+#.*)?")
-_SIMPLE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+_LINE = re.compile(rf"(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\[(?:0|[1-9][0-9]*)\])?)="
+                   rf"(?P<value>{_DOUBLE}|{_SINGLE}|(?!~){_BARE})(?:[ \t]+#.*)?")
+_SIMPLE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|"
+                         r"(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+# bash's own variables: their values are bash's, whatever the file assigns
+BASH_VARIABLES = frozenset({"_", "BASHPID", "BASH_SUBSHELL", "EPOCHREALTIME", "EPOCHSECONDS",
+                            "EUID", "GROUPS", "HOSTNAME", "LINENO", "PPID", "RANDOM",
+                            "SECONDS", "SHLVL", "SRANDOM", "UID", "PWD", "OLDPWD"})
 # What dkms sets before it sources a dkms.conf (at collection: empty, as no kernel is known).
 DKMS_VARIABLES = ("kernelver", "kernel_source_dir", "arch", "dkms_tree", "source_tree",
                   "install_tree", "module", "module_version")
@@ -105,19 +110,24 @@ def read(path: Path, kernelver: str = "", kernel_source_dir: str = "", arch: str
     known = {name: "" for name in DKMS_VARIABLES}
     known |= {"kernelver": kernelver, "kernel_source_dir": kernel_source_dir, "arch": arch}
     values: dict[str, str] = {}
-    for raw in path.read_bytes().decode(errors="replace").split("\n"):  # CRs kept, as bash
+    try:  # bash reads bytes; kbtf only plain ASCII files
+        text = path.read_bytes().decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    for raw in text.split("\n"):  # CRs kept, as bash
         line = raw.strip(" \t")
         if not line or line.startswith("#"):
             continue
         m = _LINE.fullmatch(line)
-        if m is None or line.endswith("\\") or "\r" in raw:
+        if m is None or line.endswith("\\") or "\r" in raw or (
+                m["name"].split("[")[0] in BASH_VARIABLES):
             return None
         value = m["value"]
         quoted = value[:1] in ("'", '"')
         body = value[1:-1] if quoted else value
         if value[:1] != "'":
             names = [v["braced"] or v["bare"] for v in _SIMPLE_VAR.finditer(body)]
-            if any(n not in known and n not in values for n in names):
+            if any((n not in known and n not in values) or n in BASH_VARIABLES for n in names):
                 return None  # the environment's, or unset: bash knows, kbtf does not
             body = _SIMPLE_VAR.sub(lambda v: {**known, **values}[v["braced"] or v["bare"]], body)
         name = m["name"]

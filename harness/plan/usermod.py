@@ -86,25 +86,39 @@ def parse_spec(text: str, repo: Path) -> ModuleSpec:
 
 def check_links(src: Path) -> None:
     """Raises ConfigError for a symlink in module dir ``src`` that leaves it, leads nowhere
-    or to a directory holding it (a loop): kbtf copies the module, each link as what it
-    names, and never follows a link out of it."""
+    or into a loop (a link to a directory holding it, links that lead to each other): kbtf
+    copies the module, each link as what it names, and never follows a link out of it."""
     top = src.resolve()
     for root, dirs, files in os.walk(src):
         for name in [*dirs, *files]:
             link = Path(root) / name
             if not link.is_symlink():
                 continue
-            target = link.resolve()
-            if target.exists() and target.is_relative_to(top) and target.is_dir() and (
-                    link.parent.resolve().is_relative_to(target)):
-                raise ConfigError(f"--module {src}: {link.relative_to(src)} links to {target}, "
-                                  "a directory that holds the link itself: a loop kbtf cannot "
-                                  "copy; remove the link")
-            if not target.exists() or not target.is_relative_to(top):
-                raise ConfigError(f"--module {src}: {link.relative_to(src)} links to {target}, "
-                                  "outside the module directory (or nowhere): copy what it "
-                                  "points to into the module, or pass the directory that "
-                                  "holds both")
+            try:
+                target = link.resolve(strict=False)
+            except (RuntimeError, OSError):  # a link to itself (3.11: RuntimeError)
+                target = None
+            if target is None or not target.exists() or not target.is_relative_to(top):
+                raise ConfigError(f"--module {src}: {link.relative_to(src)} links to "
+                                  f"{target or os.readlink(link)}, outside the module directory "
+                                  "(or nowhere, or to itself): copy what it points to into "
+                                  "the module, or pass the directory that holds both")
+    _no_loop(src, src, [top])
+
+
+def _no_loop(src: Path, at: Path, seen: list[Path]) -> None:
+    """Raises ConfigError when copying ``at`` (in module dir ``src``) as kbtf copies it,
+    each link as what it names, would come back into a directory it is copying (``seen``:
+    the real paths of the directories on the way)."""
+    for entry in sorted(at.iterdir()):
+        if not entry.is_dir():
+            continue
+        real = entry.resolve()
+        if real in seen:
+            raise ConfigError(f"--module {src}: {entry.relative_to(src)} leads back into "
+                              f"{real}, which holds it: a loop of links kbtf cannot copy; "
+                              "remove the link")
+        _no_loop(src, entry, [*seen, real])
 
 
 def module_name(ko: Path) -> str:

@@ -208,7 +208,10 @@ def select_tests(available: list[str], wanted: str | None) -> list[str]:
         return list(available)
     names = [w.strip() for w in wanted.split(",") if w.strip()]
     for name in names:
-        top = name.split("/")[0]
+        top, slash, sub = name.partition("/")
+        if slash and not sub:
+            raise ConfigError(f"--vmtest-tests {name!r}: no subtest after '/' (test_progs "
+                              f"would run none of {top!r}'s): give {top!r} or {top}/SUBTEST")
         if not any(glob_match(t, top) for t in available):
             near = [t for t in available if top.strip("*") in t or t in top][:5]
             raise ConfigError(f"--vmtest-tests: no test {top!r} in this tree's test_progs"

@@ -245,6 +245,7 @@ class RunContext:
     worker: str | None = None  # xdist worker id; None: the controller or the only process
     cases: dict[str, list[str]] = field(default_factory=dict)  # job id -> its tests (vmtest_cases)
     ci_log: cilog.CiLog | None = None  # --vmtest-log: what CI's log of the job says
+    _facts: dict[str, FactsRecord] = field(default_factory=dict)  # facts_record's
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # point -> test -> label
 
     @classmethod
@@ -406,10 +407,15 @@ class RunContext:
     # -- facts, outcomes, results ----------------------------------------------------
 
     def facts_record(self, unit: Unit) -> FactsRecord:
-        """A fresh record of ``unit``'s facts for its tests to fill (FactsRecord)."""
-        journal = self.run_dir / unit.id / f"produced-{worker_id()}.txt"
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        return FactsRecord(unit.facts(), journal)
+        """The record of ``unit``'s facts its tests fill in this process (FactsRecord): one
+        for the process, however often the session fixture is set up (a worker may run both
+        parts of a point with another point between them), so what a first part appended
+        or joined stays."""
+        if unit.id not in self._facts:
+            journal = self.run_dir / unit.id / f"produced-{worker_id()}.txt"
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            self._facts[unit.id] = FactsRecord(unit.facts(), journal)
+        return self._facts[unit.id]
 
     def lost_facts(self, rec: results.PointRecord) -> list[str]:
         """Facts tests of ``rec``'s unit wrote down that its record lacks."""
@@ -445,8 +451,10 @@ class RunContext:
         run's own errors: facts its tests produced that a record lost."""
         records = [self._record(u) for u in self.units]
         axis = [row for rec in records for row in rec.facts.get("pahole_axis", [])]  # type: ignore[attr-defined]
+        # (a cut-short run's session fixtures may never have written their facts)
         lost = [f"{rec.point}: facts its tests produced are missing from its record: "
-                f"{', '.join(keys)}" for rec in records if (keys := self.lost_facts(rec))]
+                f"{', '.join(keys)}" for rec in records
+                if finished and (keys := self.lost_facts(rec))]
         preface = ("## Errors of the run\n\n" + "".join(f"- {e}\n" for e in lost) + "\n"
                    if lost else "")
         if len({row["point"] for row in axis}) > 1:
@@ -454,7 +462,7 @@ class RunContext:
                         "kernel and toolchain)\n\n" + axis_table(sorted(
                             axis, key=lambda r: (str(r["module"]), r["point"] != r["baseline"]))))
         results.write_matrix(self.run_dir, records, preface, [m.name for m in self.modules],
-                             finished)
+                             finished, lost)
         return lost
 
     def _record(self, unit: Unit) -> results.PointRecord:
@@ -470,7 +478,11 @@ class RunContext:
             rec.facts["ci_job"] = self.ci_log.job or "-"
             rec.facts["ci_red"] = list(self.ci_log.red) or ["all"]
         for f in sorted((self.run_dir / unit.id).glob("facts-*.json")):
-            rec.facts.update(json.loads(f.read_text()))
+            for key, value in json.loads(f.read_text()).items():
+                known = rec.facts.get(key)  # two workers' rows of one list are both kept
+                rec.facts[key] = ([*known, *(v for v in value if v not in known)]
+                                  if isinstance(known, list) and isinstance(value, list)
+                                  else value)
         return rec
 
 

@@ -36,6 +36,7 @@ class Merged:
     records: list[results.PointRecord]
     conflicts: list[str] = field(default_factory=list)
     unfinished: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)  # the runs' own errors (lost facts)
 
     def missing(self, planned: Sequence[str]) -> list[str]:
         """Points of the plan (``planned``: their ids) that no finished run reported, and,
@@ -51,6 +52,7 @@ def merge_records(run_dirs: Sequence[Path]) -> Merged:
     without matrix.json."""
     merged: dict[str, results.PointRecord] = {}
     conflicts: list[str] = []
+    errors: list[str] = []
     finished: set[str] = set()
     unfinished: set[str] = set()
     for run in run_dirs:
@@ -58,6 +60,7 @@ def merge_records(run_dirs: Sequence[Path]) -> Merged:
         if not matrix.is_file():
             raise ConfigError(f"{run}: no matrix.json: not a kbtf result dir")
         done = results.run_finished(run)
+        errors += [f"{run}: {e}" for e in results.run_errors(run)]
         for rec in json.loads(matrix.read_text()):
             point = rec["point"]
             (finished if done else unfinished).add(point)
@@ -71,7 +74,7 @@ def merge_records(run_dirs: Sequence[Path]) -> Merged:
                                      f"{run}: kept {worse}")
                     label = worse
                 into.outcomes[test] = label
-    return Merged(list(merged.values()), conflicts, unfinished - finished)
+    return Merged(list(merged.values()), conflicts, unfinished - finished, errors)
 
 
 def merge(run_dirs: Sequence[Path], out: Path, planned: Sequence[str] = ()) -> Merged:
@@ -88,11 +91,14 @@ def merge(run_dirs: Sequence[Path], out: Path, planned: Sequence[str] = ()) -> M
     preface = ("## Missing: points of the plan no finished run reported\n\n"
                + "".join(f"- {p}" + (" (its run did not finish)" if p in merged.unfinished
                                      else "") + "\n" for p in absent)) if absent else ""
+    if merged.errors:
+        preface = ("## Errors of the runs\n\n" + "".join(f"- {e}\n" for e in merged.errors)
+                   + "\n" + preface)
     if merged.conflicts:
         preface += ("## Runs that disagree (the worse outcome is kept)\n\n"
                     + "".join(f"- {c}\n" for c in merged.conflicts))
     summary = results.write_matrix(out, merged.records, preface,
-                                   finished=not merged.unfinished)
+                                   finished=not merged.unfinished, errors=merged.errors)
     if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(step_summary, "a") as fh:
             fh.write(summary.read_text())
@@ -116,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     absent = merged.missing(planned)
     for conflict in merged.conflicts:
         print(f"kbtf: runs disagree: {conflict}")
+    for error in merged.errors:
+        print(f"kbtf: ERROR of a run: {error}")
     print(f"kbtf: merged {len(args.runs)} runs into {args.out}"
           + (f"; missing: {', '.join(absent)}" if absent else ""))
-    return 1 if absent or merged.conflicts else 0
+    return 1 if absent or merged.conflicts or merged.errors else 0
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def module_table(records: list[PointRecord], modules: list[str]) -> str:
     return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *rows]) + "\n"
 
 
-RUN_STATE = "run.json"  # {"finished": bool}: whether the run that wrote matrix.json ended
+RUN_STATE = "run.json"  # {"finished": bool, "errors": [...]}: how the run that wrote it ended
 
 
 def run_finished(run_dir: Path) -> bool:
@@ -164,11 +164,22 @@ def run_finished(run_dir: Path) -> bool:
         return False
 
 
+def run_errors(run_dir: Path) -> list[str]:
+    """The errors of its own the run in ``run_dir`` recorded (lost facts)."""
+    try:
+        errors = json.loads((run_dir / RUN_STATE).read_text()).get("errors", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(e) for e in errors] if isinstance(errors, list) else []
+
+
 def write_matrix(run_dir: Path, records: list[PointRecord], preface: str = "",
-                 modules: list[str] | None = None, finished: bool = True) -> Path:
-    """Write matrix.json, summary.md (``preface``, markdown, first) and whether the run
-    ``finished``; return the summary's path."""
-    (run_dir / RUN_STATE).write_text(json.dumps({"finished": finished}) + "\n")
+                 modules: list[str] | None = None, finished: bool = True,
+                 errors: list[str] | None = None) -> Path:
+    """Write matrix.json, summary.md (``preface``, markdown, first), whether the run
+    ``finished`` and its own ``errors``; return the summary's path."""
+    (run_dir / RUN_STATE).write_text(json.dumps({"finished": finished,
+                                                 "errors": errors or []}) + "\n")
     if not finished:
         preface = ("**This run did not finish: its results are incomplete.**\n\n"
                    + preface)

@@ -172,12 +172,13 @@ class VmtestRun:
         """Seconds the runner may take for ``tests``: TEST_TIMEOUT for each test of the
         tree they name (a glob names several); all of them: the job's own timeout in CI,
         else ALL_TIMEOUT."""
+        whole = (self.vmtest.job.timeout_min or 0) * 60 or ALL_TIMEOUT
         if not tests:
-            return (self.vmtest.job.timeout_min or 0) * 60 or ALL_TIMEOUT
+            return whole
         tree = tree_tests(self.vmtest.point.kernel.source.path / SELFTESTS_DIR)
         named = sum(max(1, sum(glob_match(t, test.split("/")[0]) for t in tree))
                     for test in tests)
-        return TEST_TIMEOUT * named
+        return min(TEST_TIMEOUT * named, whole)
 
     def run_tests(self, session: GuestSession, tests: list[str]) -> testprogs.RunnerOutput:
         """Run ``tests`` in ``session`` under kbtf's time limit (the runner is killed past
