@@ -85,6 +85,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vmtest-tests", default=None, metavar="all|NAME[/SUB],...",
                     help="the tests of a --vmtest-job runner (default: the module-BTF tests "
                     "the tree has; 'all': the whole runner)")
+    group.addoption("--guest-cpus", type=int, default=None, metavar="N",
+                    help="vCPUs of a BPF CI job's guest (default: BPF CI's 4, no more than "
+                    "this host's cores)")
+    group.addoption("--guest-memory", default=None, metavar="SIZE",
+                    help="memory of a BPF CI job's guest (default: BPF CI's 5G)")
     group.addoption("--vmtest-log", default=None, metavar="FILE",
                     help="a BPF CI job's log (GitHub's raw download, or pasted): its job and "
                     "its red tests are what runs (unless --vmtest-job/--vmtest-tests say "

@@ -47,7 +47,8 @@ def test_module_table_per_point_and_module() -> None:
 def test_jobs_get_their_own_table_with_the_runners_outcomes() -> None:
     job = results.PointRecord("x86_64-gcc-test_progs-debian7.2.13", facts={
         "vmtest_job": "x86_64-gcc/test_progs", "kernel": "debian7.2.13", "toolchain": "gcc",
-        "kernel_pahole": "1.32", "bpf_clang": "clang-21 (sid build root)", "substitution": "-"},
+        "kernel_pahole": "1.32", "bpf_clang": "clang-21 (sid build root)", "substitution": "-",
+        "guest": "2 vCPUs, 5G (BPF CI: 4 vCPUs, 5G; this host has 2 cores)"},
         outcomes={"test_selftests_build": "failed", "test_progs[module_attach]": "passed",
                   "test_progs[kfunc_call]": "failed", "test_progs[cpumask]": "skipped: x"})
     point = results.PointRecord("x86_64-debian6.12.117-gcc-pahole1.30", facts={"arch": "x86_64"})
@@ -56,8 +57,8 @@ def test_jobs_get_their_own_table_with_the_runners_outcomes() -> None:
     table = results.job_table([job, point])
     assert table.splitlines()[2] == (
         "| x86_64-gcc-test_progs-debian7.2.13 | x86_64-gcc/test_progs | debian7.2.13 | gcc | "
-        "1.32 | clang-21 (sid build root) | - | 1/3 | failed | cpumask (skipped: x), "
-        "kfunc_call (failed) |")
+        "1.32 | clang-21 (sid build root) | - | 2 vCPUs, 5G (BPF CI: 4 vCPUs, 5G; this host "
+        "has 2 cores) | 1/3 | failed | cpumask (skipped: x), kfunc_call (failed) |")
     assert results.job_table([point]) == ""
 
 

@@ -517,13 +517,13 @@ class Bootable(Protocol):
 def boot_spec(kernel: Bootable, launcher: str, cache_dir: Path,
               shares: tuple[vm.Share, ...] = (), kvm: bool = False, *,
               initrd: Path | None = None, release: str | None = None,
-              cmdline: tuple[str, ...] = (), root_packages: tuple[str, ...] = ()
-              ) -> vm.BootSpec:
+              cmdline: tuple[str, ...] = (), root_packages: tuple[str, ...] = (),
+              shape: tuple[int, str] | None = None) -> vm.BootSpec:
     """How to boot ``kernel`` with ``launcher``, the one way every guest is booted: KVM only
     for the host arch and only if the run's verdict (``kvm``, guest/accel.py) allows it,
     the guest root for the kbtf launcher (built once), the vmlinux BTF (when there is a
     vmlinux) and the ``release`` the guest must show; ``root_packages``: more packages in
-    the guest root.
+    the guest root; ``shape``: its vCPUs and memory (default one and 2G).
 
     Raises ToolMissing, CommandError (the root could not be made).
     """
@@ -531,7 +531,8 @@ def boot_spec(kernel: Bootable, launcher: str, cache_dir: Path,
     btf = section_data(kernel.vmlinux, ".BTF") if kernel.vmlinux.is_file() else None
     root = (guestroot.ensure_root(arch, cache_dir, root_packages)
             if get_launcher(launcher).own_root else None)
-    return vm.BootSpec(arch, kernel.image, kvm and arch.is_host(),
+    cpus, memory = shape or (1, "2G")
+    return vm.BootSpec(arch, kernel.image, kvm and arch.is_host(), memory=memory, cpus=cpus,
                        btf_sha256=hashlib.sha256(btf).hexdigest() if btf else None,
                        launcher=launcher, root=root, shares=shares, initrd=initrd,
                        release=release, cmdline=cmdline)

@@ -51,6 +51,7 @@ class BootSpec:
     image: Path  # kernel image
     kvm: bool  # hardware acceleration (only when the run's KVM verdict allows it)
     memory: str = "2G"
+    cpus: int = 1
     pidfile: Path | None = None  # QEMU writes its pid here, so the harness can always kill it
     btf_sha256: str | None = None  # the build's vmlinux .BTF: the booted kernel must show it
     launcher: str = "vng"  # a name of launchers.LAUNCHERS
@@ -95,7 +96,7 @@ def qemu_argv(qemu: str, spec: BootSpec, console_log: Path) -> list[str]:
     assert spec.root is not None, "the kbtf launcher needs a root tree"
     t = spec.arch.virtio_transport
     argv = [qemu, *spec.arch.qemu_machine, "-accel", "kvm" if spec.kvm else "tcg",
-            "-m", spec.memory, "-smp", "1", "-display", "none", "-monitor", "none",
+            "-m", spec.memory, "-smp", str(spec.cpus), "-display", "none", "-monitor", "none",
             "-no-reboot", "-kernel", str(spec.image),
             "-append", kbtf_cmdline(spec.arch, spec.cmdline),
             "-serial", "stdio",
@@ -135,7 +136,7 @@ def vng_argv(vng: str, spec: BootSpec) -> list[str]:
     """
     argv = [vng, "--run", str(spec.image), "--force-9p", "--disable-monitor",
             "--qemu", str(QEMU_WRAPPER)]
-    argv += ["--memory", spec.memory, "--cpus", "1"]
+    argv += ["--memory", spec.memory, "--cpus", str(spec.cpus)]
     if not spec.kvm:
         argv.append("--disable-kvm")
     for arg in (*GUEST_CMDLINE, *spec.cmdline):

@@ -67,6 +67,8 @@ class RunOptions:
     vmtest_job: list[str] | None = None  # --vmtest-job: BPF CI jobs to reproduce
     vmtest_tests: str | None = None  # --vmtest-tests: which tests of their runners
     vmtest_log: str | None = None  # --vmtest-log: a BPF CI job's log: its job and red tests
+    guest_cpus: int | None = None  # --guest-cpus: a BPF CI job's guest's vCPUs
+    guest_memory: str | None = None  # --guest-memory: its memory
     dkms: list[str] | None = None  # --dkms: DKMS packages (Debian's or a user's dir)
     cache_remote: str | None = None  # --cache-remote: an OCI registry sharing kernels
     shell: bool = False  # ./kbtf shell: one guest handed to the terminal, no test run
@@ -320,7 +322,8 @@ class RunContext:
 
     def vmtest_run(self, vmtest: VmtestPoint) -> VmtestRun:
         """A BPF CI job's pipeline in this run."""
-        return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm, self.options.sabotage)
+        return VmtestRun(vmtest, self.run_dir, self.cache, self.kvm, self.options.sabotage,
+                         self.options.guest_cpus, self.options.guest_memory)
 
     def vmtest_cases(self, vmtest: VmtestPoint) -> list[str]:
         """The tests of ``vmtest``'s runner this run runs (read at start)."""
@@ -474,6 +477,8 @@ class RunContext:
                   if label == "failed" and t.startswith("test_progs[")]
         rec = results.PointRecord(unit.id, facts={**unit.facts(), "rerun": unit.rerun(failed)},
                                   outcomes=outcomes)
+        if isinstance(unit, VmtestPoint):
+            rec.facts["guest"] = self.vmtest_run(unit).shape_note()
         if self.ci_log is not None and isinstance(unit, VmtestPoint):
             rec.facts["ci_job"] = self.ci_log.job or "-"
             rec.facts["ci_red"] = list(self.ci_log.red) or ["all"]

@@ -85,6 +85,7 @@ JOB_COLUMNS = (
     ("kernel_pahole", "kernel pahole"),
     ("bpf_clang", "BPF programs"),
     ("substitution", "substitution"),
+    ("guest", "guest"),
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -45,6 +46,12 @@ from harness.run.pointrun import (
 # Seconds one test of a runner may take in a TCG guest (BPF CI gives a whole job 360 min
 # under KVM; single tests take seconds, the slowest a few minutes there).
 TEST_TIMEOUT = 900
+# BPF CI's guest (kernel-patches/vmtest's run-vmtest): 4 vCPUs, 5 GB, and its kernel
+# command line; kbtf gives no more vCPUs than the host has cores.
+CI_CPUS, CI_MEMORY = 4, "5G"
+CI_CMDLINE = ("panic=-1", "sysctl.vm.panic_on_oom=1", "hardlockup_all_cpu_backtrace=1",
+              "softlockup_all_cpu_backtrace=1", "kasan_multi_shot", "no5lvl",
+              "log_buf_len=16M")
 ALL_TIMEOUT = 6 * 3600  # the whole runner, when the job's own timeout is not known
 GUEST_MARGIN = 120  # seconds past the runner's limit before the guest itself is given up
 TIMED_OUT = (124, 137)  # timeout(1)'s exit codes: the limit, then its KILL
@@ -63,6 +70,25 @@ class VmtestRun:
     cache_dir: Path
     kvm: bool = False
     sabotage: str | None = None  # --sabotage strip-btf(-base) / corrupt-btf: the test modules
+    cpus: int | None = None  # --guest-cpus (None: BPF CI's, as the host allows)
+    memory: str | None = None  # --guest-memory (None: BPF CI's)
+
+    @property
+    def shape(self) -> tuple[int, str]:
+        """The guest's vCPUs and memory: --guest-cpus/--guest-memory, else BPF CI's, with no
+        more vCPUs than this host has cores."""
+        cpus = self.cpus or min(CI_CPUS, os.cpu_count() or 1)
+        return cpus, self.memory or CI_MEMORY
+
+    def shape_note(self) -> str:
+        """The guest's shape against BPF CI's, for summary.md."""
+        cpus, memory = self.shape
+        said = f"{cpus} vCPUs, {memory}"
+        if (cpus, memory) == (CI_CPUS, CI_MEMORY):
+            return f"{said} (as BPF CI)"
+        why = (f"this host has {os.cpu_count()} cores" if not self.cpus and cpus < CI_CPUS
+               else "as asked")
+        return f"{said} (BPF CI: {CI_CPUS} vCPUs, {CI_MEMORY}; {why})"
 
     @property
     def point_run(self) -> PointRun:
@@ -110,7 +136,8 @@ class VmtestRun:
             shares = (*guest_shares(self.run_dir, logdir / f"{boot_name(base, boot)}.out"),
                       Share("selftests", shared, immutable=True))
             spec = boot_spec(kernel, "kbtf", self.cache_dir, shares, self.kvm,
-                             root_packages=guestroot.VMTEST_PACKAGES)
+                             root_packages=guestroot.VMTEST_PACKAGES, cmdline=CI_CMDLINE,
+                             shape=self.shape)
             return GuestSession(spec, logdir, base, boot)
 
         # a guest is keyed by all it carries: the kernel and the selftests share
