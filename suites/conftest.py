@@ -16,7 +16,9 @@ from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
-from harness.run.context import POINT_PARTS, RunContext, RunOptions, end_cleanly_on_sigterm
+from harness.run.context import POINT_PARTS, RunContext
+from harness.run.lifecycle import end_cleanly_on_sigterm
+from harness.run.options import RunOptions
 from harness.run.pointrun import PointRun, note_guest
 from suites import blame, modes
 

@@ -10,7 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from harness.errors import HarnessError, KbtfError
-from harness.run.context import RunContext, RunOptions, plan_json
+from harness.run.context import RunContext
+from harness.run.options import RunOptions
+from harness.run.planning import plan_json
 from harness.run.shell import open_shell
 
 

@@ -18,7 +18,7 @@ from harness.builds.kbuild import KernelBuild
 from harness.builds.modbuild import ModuleBuild
 from harness.plan.matrix import MatrixPoint
 from harness.plan.usermod import ModuleSpec
-from harness.run.context import no_baseline
+from harness.run.planning import no_baseline
 from harness.run.pointrun import PointRun, config_pahole
 from suites.conftest import ctx
 

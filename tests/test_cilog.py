@@ -50,7 +50,7 @@ def test_a_log_without_red_or_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_log_fills_the_job_and_tests_the_command_line_leaves_out() -> None:
-    from harness.run.context import RunOptions, with_ci_log
+    from harness.run.options import RunOptions, with_ci_log
 
     options, found = with_ci_log(RunOptions(vmtest_log=str(RAW)))
     assert found is not None and options.vmtest_job == [found.job]

@@ -118,7 +118,8 @@ def test_llvm_is_chosen_without_the_tree_and_checked_against_it(
 
 def test_plan_json_is_printed_without_downloads(archive: list[str], tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.run.context import RunOptions, plan_json
+    from harness.run.options import RunOptions
+    from harness.run.planning import plan_json
 
     monkeypatch.setattr(matrix, "host_tools", lambda arch, launcher: None)
     monkeypatch.setattr(pahole, "system_pahole",

@@ -128,3 +128,21 @@ def test_a_launcher_is_named_nowhere_outside_its_registry() -> None:
              if p.name != "launchers.py"
              for n, line in enumerate(p.read_text().splitlines(), 1) if named.search(line)]
     assert found == []
+
+
+MAX_MODULE_LINES = 300
+# Modules still over the limit, each capped at its size when the limit came (issue 33):
+# they may shrink, never grow; split one and drop it from here.
+OVER_LIMIT = {"harness/guest/session.py": 538, "harness/builds/distro.py": 473,
+              "harness/plan/vmtest.py": 372, "harness/builds/selftests.py": 355,
+              "harness/builds/kbuild.py": 354, "harness/run/pointrun.py": 343,
+              "harness/builds/cacheremote.py": 340, "harness/run/vmtestrun.py": 303}
+
+
+def test_no_module_over_300_lines() -> None:
+    """One concern a module: harness/run/context.py became options, planning, records and
+    lifecycle; the others listed in OVER_LIMIT are next."""
+    over = [f"{p.relative_to(ROOT)} ({n})" for p in sorted(HARNESS.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > OVER_LIMIT.get(
+                str(p.relative_to(ROOT)), MAX_MODULE_LINES)]
+    assert over == []

@@ -67,7 +67,7 @@ def test_outcome_labels() -> None:
 
 
 def test_the_axis_baseline_compares_with_nothing() -> None:
-    from harness.run.context import no_baseline
+    from harness.run.planning import no_baseline
 
     first, second = point("1.30"), point("1.32")
     reason = no_baseline(first, first)
@@ -87,7 +87,7 @@ def test_no_suite_test_rechecks_what_the_harness_enforces() -> None:
 
 
 def test_a_controller_that_is_pid_1_is_alive() -> None:
-    from harness.run.context import controller_gone
+    from harness.run.lifecycle import controller_gone
 
     assert not controller_gone(1, 1)  # ./kbtf as a container entrypoint: PID 1 is the controller
     assert controller_gone(4242, 1)  # reparented to init: the controller died

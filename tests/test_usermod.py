@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.plan.usermod import depends, load_order, module_name, parse_spec
-from harness.run.context import split_test_id
+from harness.run.records import split_test_id
 
 
 def module_dir(tmp_path: Path, text: str = "obj-m := drill_mod.o\n") -> Path:

@@ -229,17 +229,18 @@ def test_two_jobs_on_one_kernel_do_not_share_a_guest(tmp_path: Path,
 def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.builds import fetch
-    from harness.run import context, results
+    from harness.run import context, planning, results
+    from harness.run.options import RunOptions
     from harness.run.plan import RunPlan
 
     run = _job_run(tmp_path)
     _real_6_12_tree(run.vmtest.point.kernel.source.path / SELFTESTS_DIR / "..")
-    monkeypatch.setattr(context, "resolve", lambda _o, _c: RunPlan([run.vmtest]))
+    monkeypatch.setattr(planning, "resolve", lambda _o, _c: RunPlan([run.vmtest]))
     monkeypatch.setattr(fetch, "fetch", lambda points, *_a: points)
     monkeypatch.setattr(results, "new_run_dir", lambda **_k: tmp_path / "results")
     monkeypatch.setattr(context.RunContext, "_kvm_verdict", lambda self: False)
     (tmp_path / "results").mkdir()
-    options = context.RunOptions(vmtest_job=["x86_64-gcc/test_progs"], cache_dir=str(tmp_path),
+    options = RunOptions(vmtest_job=["x86_64-gcc/test_progs"], cache_dir=str(tmp_path),
                                  vmtest_tests="btf_modul")
     with pytest.raises(ConfigError, match=r"^--vmtest-tests: no test 'btf_modul' .*near: "
                                           r"btf, btf_module"):
@@ -299,16 +300,17 @@ def test_two_units_of_one_name_are_refused_before_any_build(
     """Two trees of one version gave two jobs one id: one's results overwrote the other's
     (the review's case, issue 32 item 8)."""
     from harness.builds import distro
-    from harness.run import context
+    from harness.run import planning
+    from harness.run.options import RunOptions
 
     one = _job_run(tmp_path / "a").vmtest
     two = _job_run(tmp_path / "b").vmtest
     assert one.id == two.id
-    monkeypatch.setattr(context, "vmtest_points", lambda *_a: [one, two])
+    monkeypatch.setattr(planning, "vmtest_points", lambda *_a: [one, two])
     monkeypatch.setattr(distro, "resolve", lambda *_a: [])
-    options = context.RunOptions(vmtest_job=["x86_64-gcc/test_progs"])
+    options = RunOptions(vmtest_job=["x86_64-gcc/test_progs"])
     with pytest.raises(ConfigError, match="two units of this run are both named"):
-        context.resolve(options, tmp_path)
+        planning.resolve(options, tmp_path)
 
 
 def test_the_second_reviews_cases_hold(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import pytest
 from harness.arches import Arch, get_arch
 from harness.plan.kernelreq import KernelRequest
 from harness.run import plan
-from harness.run.context import RunContext, RunOptions
+from harness.run.context import RunContext
+from harness.run.options import RunOptions
 
 
 @dataclass(frozen=True)

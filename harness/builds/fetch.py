@@ -16,11 +16,12 @@ from pathlib import Path
 
 from harness import cacheentry, proc, provision
 from harness.btf.btfexpect import read_rules
-from harness.builds import buildroot, cacheremote
+from harness.builds import buildroot, cacheremote, dkmsbuild
 from harness.errors import CommandError, ConfigError
 from harness.plan import pahole, pahole_src, toolchain
 from harness.plan.ksource import KernelSource, makefile_version
 from harness.plan.matrix import MatrixPoint
+from harness.plan.usermod import ModuleSpec
 
 UNPACK_TIMEOUT = 900  # dpkg-deb -x, tar -xf of a kernel tarball (~1 min)
 CMAKE_TIMEOUT = 1800  # configure, or build pahole and its embedded libbpf (~1 min)
@@ -144,3 +145,19 @@ def build_checkout(src: Path, cache_dir: Path) -> tuple[Path, str]:
 
     cacheentry.populate(dest, binary.is_file, fill, "build.log")
     return binary, key
+
+
+def fetch_dkms(specs: list[ModuleSpec], cache: Path, say: Callable[[str], None]
+               ) -> list[ModuleSpec]:
+    """``specs`` with each Debian DKMS package downloaded and unpacked into the cache (once)
+    and pointing at its source dir. Raises ConfigError, CommandError naming the log."""
+    fetched = []
+    for spec in specs:
+        d = spec.dkms
+        if d is not None and d.package:
+            if not spec.path.is_dir():
+                say(f"kbtf: fetching {d.package} {d.version} from Debian {d.suite}")
+            spec = replace(spec, path=dkmsbuild.fetch_package(cache, d.suite, d.package,
+                                                              d.version, spec.path))
+        fetched.append(spec)
+    return fetched
