@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import cast
 
@@ -75,7 +74,7 @@ def test_btf_base_present_as_facts_predict(
                  module_btf_bytes=ko.btf.type_len if ko.btf else 0,
                  module_btf_base_bytes=ko.btf_base.type_len if ko.btf_base else 0)
     # Counted once, when the module was built (run/pointrun.py checked_module).
-    counts = json.loads(hello_ko.ko.with_suffix(".elf-facts.json").read_text())
+    counts = hello_ko.facts_of(hello_ko.ko)
     facts["module_btf_types"] = counts["btf_types"]
     facts["module_btf_base_types"] = counts["btf_base_types"]
     assert present == expected.btf_base, (

@@ -50,6 +50,12 @@ class ModuleBuild:
     kos: tuple[Path, ...]  # every .ko the build made, in modules.order
     log: Path
     btf_skipped: bool  # Makefile.modfinal said "Skipping BTF generation"
+    # each .ko's ELF and BTF facts (run/pointrun.module_record), in the order of kos
+    facts: tuple[dict[str, object], ...] = ()
+
+    def facts_of(self, ko: Path) -> dict[str, object]:
+        """The facts of ``ko`` (one of kos) read when it was built ({} if none were)."""
+        return dict(zip(self.kos, self.facts, strict=False)).get(ko, {})
 
     @property
     def ko(self) -> Path:

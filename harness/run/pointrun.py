@@ -98,7 +98,7 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
     ``src``; with ``cache_dir`` (a kernel point's make build), kept there by content
     (modbuild.cached_build_module); --sabotage strip-* removes a BTF section afterwards,
     corrupt-btf makes .BTF overlap its strings.
-    Each .ko's ELF and BTF facts go to <module>.elf-facts.json (type counts when
+    Each .ko's ELF and BTF facts travel with the build (ModuleBuild.facts; type counts when
     ``target`` has a vmlinux).
 
     Raises BuildFailure (the build failed or hung), MissingPrerequisite (dkms: a
@@ -122,10 +122,8 @@ def checked_module(target: BuildTarget, src: Path, outdir: Path, pahole: Pahole 
     if sabotage == CORRUPT_BTF:
         for ko in built.kos:
             overlap_btf_sections(ko)
-    for ko in built.kos:
-        record = module_record(ko, target.vmlinux, built.log)
-        ko.with_suffix(".elf-facts.json").write_text(json.dumps(record, indent=2) + "\n")
-    return built
+    return replace(built, facts=tuple(module_record(ko, target.vmlinux, built.log)
+                                      for ko in built.kos))
 
 
 def module_record(ko: Path, vmlinux: Path, log: Path) -> dict[str, object]:
