@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.run import plan
+from harness.run import runplan
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = Path(sys.executable).parent / "check-jsonschema"
@@ -41,20 +41,20 @@ def test_a_broken_definition_is_caught(tmp_path: Path) -> None:
 
 def test_the_real_plan_becomes_a_matrix_and_a_child_pipeline(tmp_path: Path) -> None:
     units = json.loads(PLAN.read_text())
-    jobs = plan.ci_jobs(units)
+    jobs = runplan.ci_jobs(units)
     assert [j["points"] for j in jobs] == [f"--point {u['id']}" for u in units]
     child = tmp_path / "child-pipeline.yml"
-    child.write_text(json.dumps(plan.gitlab_child(jobs)))  # JSON is YAML
+    child.write_text(json.dumps(runplan.gitlab_child(jobs)))  # JSON is YAML
     res = valid("vendor.gitlab-ci", child)
     assert res.returncode == 0, res.stdout + res.stderr
-    out = subprocess.run([sys.executable, "-m", "harness.run.plan", "github", str(PLAN)],
+    out = subprocess.run([sys.executable, "-m", "harness.run.runplan", "github", str(PLAN)],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert json.loads(out) == {"include": jobs} and "\n" not in out.strip()
 
 
 def test_past_256_units_jobs_run_several() -> None:
     units: list[dict[str, object]] = [{"id": f"u{n}", "label": f"unit {n}"} for n in range(600)]
-    jobs = plan.ci_jobs(units)
-    assert len(jobs) == plan.MATRIX_LIMIT
+    jobs = runplan.ci_jobs(units)
+    assert len(jobs) == runplan.MATRIX_LIMIT
     ran = [p for j in jobs for p in j["points"].split() if p != "--point"]
     assert sorted(ran) == sorted(str(u["id"]) for u in units)

@@ -231,7 +231,7 @@ def test_an_unknown_vmtest_test_stops_the_run_at_start_with_one_line(
     from harness.builds import fetch
     from harness.run import context, planning, results
     from harness.run.options import RunOptions
-    from harness.run.plan import RunPlan
+    from harness.run.runplan import RunPlan
 
     run = _job_run(tmp_path)
     _real_6_12_tree(run.vmtest.point.kernel.source.path / SELFTESTS_DIR / "..")

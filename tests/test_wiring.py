@@ -16,7 +16,7 @@ import pytest
 
 from harness.arches import Arch, get_arch
 from harness.plan.kernelreq import KernelRequest
-from harness.run import plan
+from harness.run import runplan
 from harness.run.context import RunContext
 from harness.run.options import RunOptions
 
@@ -58,12 +58,12 @@ class UmlKernel:
 def test_a_new_kind_of_unit_goes_from_plan_to_records(tmp_path: Path) -> None:
     units = [UmlKernel("a", "7.2"), UmlKernel("b", "7.2"), UmlKernel("a", "6.12")]
     # the plan: one entry per kernel, its units, the arguments that run just it
-    entries = plan.units(units, ["suites/"], tmp_path)
+    entries = runplan.units(units, ["suites/"], tmp_path)
     assert [(e["id"], e["points"]) for e in entries] == [
         ("um-7.2", ["um-7.2-a", "um-7.2-b"]), ("um-6.12", ["um-6.12-a"])]
     assert entries[1]["args"] == ["suites/", "--point", "um-6.12"]
     assert entries[0]["kernel_cached"] is True  # nothing kbtf builds from source
-    chosen = plan.select(plan.RunPlan(list(units)), ["um-7.2"]).units
+    chosen = runplan.select(runplan.RunPlan(list(units)), ["um-7.2"]).units
     assert chosen == units[:2]
     # the run: its one list, the outcomes pytest reports, the facts tests write
     run = RunContext(RunOptions(), tmp_path, tmp_path / "cache", list(chosen), [], False)

@@ -29,7 +29,7 @@ from harness.plan.matrix import MatrixPoint
 from harness.plan.unit import Unit
 from harness.plan.usermod import ModuleSpec
 from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
-from harness.run import plan, planning, results
+from harness.run import planning, results, runplan
 from harness.run.lifecycle import log_to, logged
 from harness.run.options import RunOptions, module_specs, with_ci_log
 from harness.run.planning import fetched_units
@@ -86,7 +86,7 @@ class RunContext(Records):
         else:
             run_dir = Path(str(worker_input["kbtf_run_dir"]))
         log_to(run_dir / f"kbtf-{worker_id()}.log")
-        found = plan.select(planning.resolve(options, cache), options.point or [])
+        found = runplan.select(planning.resolve(options, cache), options.point or [])
         units = fetched_units(found, cache, logged(progress))
         ctx = cls(options, run_dir, cache, units,
                   fetch_dkms(module_specs(options.module or [], options.dkms or [], cache),

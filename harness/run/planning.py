@@ -13,9 +13,9 @@ from harness.errors import ConfigError
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.unit import Unit
 from harness.plan.vmtest import VmtestPoint
-from harness.run import plan
+from harness.run import runplan
 from harness.run.options import RunOptions, with_ci_log
-from harness.run.plan import RunPlan
+from harness.run.runplan import RunPlan
 from harness.run.vmtestrun import vmtest_points
 
 
@@ -62,12 +62,12 @@ def resolve(options: RunOptions, cache: Path) -> RunPlan:
 
 
 def plan_json(options: RunOptions, args: list[str]) -> str:
-    """The plan of ``options`` (the command line ``args``) as JSON: run/plan.units.
+    """The plan of ``options`` (the command line ``args``) as JSON: run/runplan.units.
     Reads options, local files and apt metadata; builds nothing. Raises HarnessError."""
     cache = Path(options.cache_dir) if options.cache_dir else kbuild.default_cache_dir()
     options, _ = with_ci_log(options)
-    found = plan.select(resolve(options, cache), options.point or [])
-    units = plan.units(found.units, args, cache)
+    found = runplan.select(resolve(options, cache), options.point or [])
+    units = runplan.units(found.units, args, cache)
     return json.dumps(units, indent=2) + "\n"
 
 

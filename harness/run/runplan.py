@@ -102,10 +102,10 @@ def gitlab_child(jobs: Sequence[dict[str, str]]) -> dict[str, object]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m harness.run.plan github|gitlab PLAN.json``: the plan as a GitHub matrix
+    """``python -m harness.run.runplan github|gitlab PLAN.json``: the plan as a GitHub matrix
     (``{"include": [...]}``, one line) or a GitLab child pipeline (JSON is YAML)."""
     if len(argv) != 2 or argv[0] not in ("github", "gitlab"):
-        print("usage: python -m harness.run.plan github|gitlab PLAN.json", file=sys.stderr)
+        print("usage: python -m harness.run.runplan github|gitlab PLAN.json", file=sys.stderr)
         return 2
     jobs = ci_jobs(json.loads(Path(argv[1]).read_text()))
     out = {"include": jobs} if argv[0] == "github" else gitlab_child(jobs)
