@@ -30,7 +30,6 @@ from harness.errors import (
 )
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession
-from harness.run.context import RunContext
 
 
 @pytest.hookimpl(wrapper=True)
@@ -108,33 +107,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return report
 
 
-class OutcomeRecorder:
-    """The run's outcomes, in the controller (or the only process): each test's label, the
-    run's results written at the end (RunContext.finish), and where they are."""
-
-    def __init__(self, run: RunContext) -> None:
-        self.run = run
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or report.outcome != "passed":
-            self.run.record(report.nodeid, outcome_label(report))
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # cancelled (Ctrl-C, SIGTERM) or stopped early (-x, --maxfail): not finished
-        lost = self.run.finish(exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-                               and not session.shouldfail and not session.shouldstop)
-        if lost:  # the run's own error: its record is not what its tests produced
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            self.errors = lost
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        for error in getattr(self, "errors", []):
-            terminalreporter.write_line(f"kbtf: ERROR of the run: {error}", red=True)
-        terminalreporter.write_line(
-            f"kbtf: results in {self.run.run_dir} (summary.md, junit.xml, kbtf-*.log, "
-            "<point>/kernel-build.log, <point>/guests/*.console.log, <point>/modules/*/build.log)")
-
-
 # Product failures of fixtures already reported, per process: (type, message) -> its test.
 _FIXTURE_FAILURES = pytest.StashKey[dict[tuple[str, str], str]]()
 
@@ -151,17 +123,7 @@ def _reported_before(item: pytest.Item, error: BaseException) -> str | None:
     return None
 
 
-def outcome_label(report: pytest.TestReport) -> str:
-    """passed / failed / error / skipped: <reason> / xfailed / xpassed, for summary.md.
-    A skip is a skip wherever it was raised (a fixture's is reported in setup)."""
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-        return f"skipped: {reason.removeprefix('Skipped: ')}" if reason else "skipped"
-    if report.failed and report.when != "call":
-        return "error"
-    return report.outcome
+
 
 
 @pytest.hookimpl(optionalhook=True)

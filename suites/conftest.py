@@ -20,7 +20,7 @@ from harness.run.context import POINT_PARTS, RunContext
 from harness.run.lifecycle import end_cleanly_on_sigterm
 from harness.run.options import RunOptions
 from harness.run.pointrun import PointRun, note_guest
-from suites import blame, modes
+from suites import blame, modes, recorder
 
 RUN = pytest.StashKey[RunContext]()
 # Kernel fixture -> the kernel variant it needs (plan/kernelreq.VARIANTS).
@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = str(ctx(config).run_dir / "junit.xml")
     config.pluginmanager.register(blame, "kbtf-blame")
     if worker_input is None:
-        config.pluginmanager.register(blame.OutcomeRecorder(ctx(config)), "kbtf-outcomes")
+        config.pluginmanager.register(recorder.OutcomeRecorder(ctx(config)), "kbtf-outcomes")
     if config.option.shell:
         modes.shell(config, ctx(config))  # and exit
 

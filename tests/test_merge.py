@@ -77,7 +77,7 @@ def test_a_run_that_did_not_finish_leaves_its_points_missing(tmp_path: Path) -> 
 
 
 def test_a_cancelled_or_stopped_session_is_recorded_as_unfinished() -> None:
-    from suites.blame import OutcomeRecorder
+    from suites.recorder import OutcomeRecorder
 
     seen: list[bool] = []
 

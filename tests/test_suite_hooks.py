@@ -16,8 +16,8 @@ from harness.plan.ksource import KernelSource
 from harness.plan.matrix import MatrixPoint
 from harness.plan.pahole import Pahole
 from harness.run.context import POINT_PARTS, RunContext
-from suites.blame import outcome_label
 from suites.conftest import needed_kernels
+from suites.recorder import outcome_label
 
 
 def point(version: str) -> MatrixPoint:
