@@ -82,9 +82,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(test_progs, false, 360) / test_progs on x86_64 with gcc' or "
                     "x86_64-gcc/test_progs (repeatable): BPF CI's config of each --kernel, its "
                     "selftests, the runner in a guest; the matrix suites do not run")
-    group.addoption("--vmtest-tests", default=None, metavar="all|NAME[/SUB],...",
-                    help="the tests of a --vmtest-job runner (default: the module-BTF tests "
-                    "the tree has; 'all': the whole runner)")
+    group.addoption("--vmtest-tests", default=None, metavar="all|module-btf|NAME[/SUB],...",
+                    help="the tests of a --vmtest-job runner (default, and 'all': its whole "
+                    "list in one runner, as BPF CI runs it; 'module-btf': the module-BTF "
+                    "tests the tree has, each on its own)")
     group.addoption("--guest-cpus", type=int, default=None, metavar="N",
                     help="vCPUs of a BPF CI job's guest (default: BPF CI's 4, no more than "
                     "this host's cores)")

@@ -75,7 +75,7 @@ def test_progs(vmtest_run: VmtestRun, vmtest_case: tuple[VmtestPoint, str],
         raise ProductFailure(f"{name}: not built into {job.job.binary}: {', '.join(aside.files)} "
                              f"embeds the skeleton of {aside.program}, which does not compile: "
                              f"{aside.error}")
-    outcomes = vmtest_run.judge(vmtest_guest, name)
+    outcomes = vmtest_run.judge(vmtest_guest, name, vmtest_built)
     several = len(outcomes) > 1
     for outcome in outcomes:  # each its own result: test_progs[...] [name/sub]
         for part in (*outcome.parts, *((outcome,) if several else ())):

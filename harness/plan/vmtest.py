@@ -136,9 +136,10 @@ def _tail_agrees(tail: str, job: VmtestJob) -> bool:
     return (m["runner"], m["arch"], m["cc"]) == (runner, job.arch, job.toolchain)
 
 
-# The tests a job runs by default: test_progs' module-BTF tests (those of a tree's
-# prog_tests/ that exist): module BTF loading, kfuncs and ksyms of bpf_testmod, fentry and
-# kprobes on module functions, CO-RE relocations against module types, split and distilled BTF.
+# --vmtest-tests module-btf: test_progs' module-BTF tests (those the tree has): module BTF
+# loading, bpf_testmod's kfuncs and ksyms, fentry and kprobes on module functions, CO-RE
+# relocations against module types, split and distilled BTF.
+MODULE_BTF = "module-btf"
 MODULE_BTF_TESTS = (
     "btf_distill", "btf_module", "btf_split", "btf_sysfs", "btf_tag", "core_reloc",
     "kfunc_call", "kfunc_module_order", "kprobe_multi_testmod_test", "ksyms_module",
@@ -197,15 +198,14 @@ def glob_match(name: str, pattern: str) -> bool:
 
 
 def select_tests(available: list[str], wanted: str | None) -> list[str]:
-    """The tests to run: by default MODULE_BTF_TESTS that ``available`` has; 'all'; or
-    'name,name/sub,...' as test_progs' -a takes them (a glob in a name is kept as given).
-
-    Raises ConfigError for a name no test of the tree starts with.
-    """
-    if wanted is None:
+    """The tests to run: by default or 'all', the runner's whole list in one runner, as BPF
+    CI runs it (["all"]); 'module-btf': MODULE_BTF_TESTS ``available`` has; or 'name,name/
+    sub,...' as test_progs' -a takes them. Raises ConfigError for a name or glob no test
+    of the tree matches, or an empty subtest."""
+    if wanted is None or wanted == "all":
+        return ["all"]
+    if wanted == MODULE_BTF:
         return [t for t in MODULE_BTF_TESTS if t in available]
-    if wanted == "all":
-        return list(available)
     names = [w.strip() for w in wanted.split(",") if w.strip()]
     for name in names:
         top, slash, sub = name.partition("/")

@@ -23,12 +23,13 @@ from harness.builds import cacheremote, distro, kbuild
 from harness.builds.fetch import fetch_dkms
 from harness.errors import KbtfError
 from harness.guest import accel, cilog, guestroot
+from harness.guest.testprogs import read_denylists
 from harness.launchers import get_launcher
 from harness.plan.kernelreq import SELFTESTS_DIR, VARIANTS
 from harness.plan.matrix import MatrixPoint
 from harness.plan.unit import Unit
 from harness.plan.usermod import ModuleSpec
-from harness.plan.vmtest import VmtestPoint, select_tests, tree_tests
+from harness.plan.vmtest import MODULE_BTF, VmtestPoint, select_tests, tree_tests
 from harness.run import planning, results, runplan
 from harness.run.lifecycle import log_to, logged
 from harness.run.options import RunOptions, module_specs, with_ci_log
@@ -94,6 +95,10 @@ class RunContext(Records):
                   None if worker_input is None else worker_id())
         # each job's tests, read against its tree now: a bad --vmtest-tests is one line
         ctx.cases = {v.id: ctx._job_cases(v) for v in ctx.vmtest}
+        if worker_input is None:
+            for job in ctx.vmtest:
+                if ctx.cases[job.id] == ["all"] and job.per_test:
+                    logged(progress)(ctx._whole_runner_note(job))
         ctx.ci_log = ci_log
         ctx.kvm = (bool(worker_input["kbtf_kvm"]) if worker_input is not None
                    else ctx._kvm_verdict())
@@ -154,6 +159,17 @@ class RunContext(Records):
             return ["all"]
         tree = vmtest.point.kernel.source.path / SELFTESTS_DIR
         return select_tests(tree_tests(tree), self.options.vmtest_tests)
+
+    def _whole_runner_note(self, vmtest: VmtestPoint) -> str:
+        """What a job that runs its runner's whole list runs, and how to narrow it."""
+        tree = vmtest.point.kernel.source.path / SELFTESTS_DIR
+        tests = tree_tests(tree)
+        denied = read_denylists(self.vmtest_run(vmtest).denylists())
+        kept_out = sum(any(d.covers(t) for d in denied) for t in tests)
+        return (f"kbtf: {vmtest.job.short} runs {vmtest.job.binary}'s whole list, as BPF CI "
+                f"does: {len(tests)} tests of this tree, {kept_out} denied by its DENYLIST "
+                f"files, in one runner; narrow it with --vmtest-tests NAME[,...] or "
+                f"--vmtest-tests {MODULE_BTF}")
 
     def job_group(self, vmtest: VmtestPoint, workers: int) -> str | None:
         """The xdist group of ``vmtest``'s tests: its kernel (one worker, one boot), or None

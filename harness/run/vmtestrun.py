@@ -52,8 +52,7 @@ CI_CPUS, CI_MEMORY = 4, "5G"
 CI_CMDLINE = ("panic=-1", "sysctl.vm.panic_on_oom=1", "hardlockup_all_cpu_backtrace=1",
               "softlockup_all_cpu_backtrace=1", "kasan_multi_shot", "no5lvl",
               "log_buf_len=16M")
-ALL_TIMEOUT = 6 * 3600  # the whole runner, when the job's own timeout is not known
-GUEST_MARGIN = 120  # seconds past the runner's limit before the guest itself is given up
+ALL_TIMEOUT, GUEST_MARGIN = 6 * 3600, 120  # the whole runner's limit; the guest's beyond
 TIMED_OUT = (124, 137)  # timeout(1)'s exit codes: the limit, then its KILL
 # Where the runner writes its JSON summary in the guest (its tmpfs).
 JSON_SUMMARY = "/tmp/kbtf-test_progs.json"
@@ -251,19 +250,20 @@ class VmtestRun:
                                  f"{result.rc}): {tail!r}", log=out)
         return parsed
 
-    def judge(self, session: GuestSession, selection: str) -> list[testprogs.Outcome]:
+    def judge(self, session: GuestSession, selection: str, built: Selftests
+              ) -> list[testprogs.Outcome]:
         """Run ``selection`` ('all' or a test_progs -a name) and judge each test it names
-        (testprogs.judge: against the tree's test list, DENYLIST files and which tests need
-        bpf_testmod). Raises like run_tests."""
+        (testprogs.judge: against the tree's test list less what ``built`` left out, the
+        DENYLIST files and which tests need bpf_testmod). Raises like run_tests."""
         out = self.run_tests(session, [] if selection == "all" else [selection])
         dmesg = ""
         if out.testmod_refused:
-            # the loader's words on the module's BTF ("failed to validate module
-            # [bpf_testmod] BTF: -22"); case-sensitive: "kbtf_..." lines are kbtf's own
+            # the loader's words ("failed to validate module [bpf_testmod] BTF: -22")
             res = session.run("dmesg | grep -E 'bpf_testmod|BTF' | tail -n 20")
             dmesg = res.stdout
         tree = self.vmtest.point.kernel.source.path / SELFTESTS_DIR
-        return testprogs.judge(selection, out, tree_tests(tree),
+        aside = {t for a in built.set_aside() for t in a.tests}
+        return testprogs.judge(selection, out, [t for t in tree_tests(tree) if t not in aside],
                                testprogs.read_denylists(self.denylists()),
                                functools.partial(needs_testmod, tree), dmesg)
 
