@@ -166,7 +166,7 @@ class RunContext(Records):
         tests = tree_tests(tree)
         denied = read_denylists(self.vmtest_run(vmtest).denylists())
         kept_out = sum(any(d.covers(t) for d in denied) for t in tests)
-        return (f"kbtf: {vmtest.job.short} runs {vmtest.job.binary}'s whole list, as BPF CI "
+        return (f"kbtf: {vmtest.job.short} runs the whole list of {vmtest.job.binary}, as BPF CI "
                 f"does: {len(tests)} tests of this tree, {kept_out} denied by its DENYLIST "
                 f"files, in one runner; narrow it with --vmtest-tests NAME[,...] or "
                 f"--vmtest-tests {MODULE_BTF}")
