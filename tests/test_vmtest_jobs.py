@@ -253,7 +253,10 @@ def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
     commands: list[str] = []
 
     class Session:
-        name, serial_log = "vmtest-gw0", tmp_path / "serial.log"
+        name, serial_log, out_dir = "vmtest-gw0", tmp_path / "serial.log", tmp_path / "out"
+
+        def path(self, host: Path) -> str:
+            return f"/kbtf/out/{host.name}"
 
         def __init__(self) -> None:
             self.memo: dict[str, object] = {}
@@ -274,7 +277,7 @@ def test_the_runners_json_summary_comes_back_with_its_output_in_one_command(
     # the loopback once per boot (test_maps' sockmap tests connect to 127.0.0.1), then one
     # command a test
     assert commands[0] == "ip link set dev lo up" and len(commands) == 2
-    assert "-J /tmp/kbtf-test_progs.json; r=$?" in commands[1]
+    assert "-J /tmp/kbtf-test_progs.json; } 2>&1 | tee /kbtf/out/runner.log" in commands[1]
     run.run_tests(session, ["btf_sysfs"])  # type: ignore[arg-type]
     assert len(commands) == 3
     assert out.tests["btf_sysfs"].verdict == "OK" and out.summary is not None

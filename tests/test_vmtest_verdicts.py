@@ -175,6 +175,7 @@ class _Session:
 
     def __init__(self, tmp_path: Path, rc: int, stdout: str) -> None:
         self.name, self.serial_log = "vmtest-gw0", tmp_path / "serial.log"
+        self.out_dir = tmp_path / "out"
         self.memo: dict[str, object] = {}
         self.rc, self.stdout = rc, stdout
         self.commands: list[tuple[str, float]] = []
@@ -191,6 +192,9 @@ class _Session:
     def console_tail(self, lines: int = 30) -> str:
         return "INFO: task test_progs:93 blocked for more than 30 seconds."
 
+    def path(self, host: Path) -> str:
+        return f"/kbtf/out/{host.name}"
+
 
 def test_a_test_past_its_time_is_failed_naming_it(tmp_path: Path) -> None:
     run = _job_run(tmp_path)
@@ -198,7 +202,7 @@ def test_a_test_past_its_time_is_failed_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ProductFailure, match=r"(?s)module_attach ran past kbtf's limit.*blocked"):
         run.run_tests(session, ["module_attach"])  # type: ignore[arg-type]
     command, timeout = session.commands[-1]
-    assert command.startswith("cd /kbtf/selftests && timeout -k 10 900 ./test_progs")
+    assert command.startswith("cd /kbtf/selftests && { timeout -k 10 900 ./test_progs")
     assert timeout > 900  # the guest is given up only after the runner's own limit
     assert run.time_limit(["*_*"]) == 2 * 900  # a glob: each test it names
 
@@ -327,3 +331,14 @@ def test_the_second_reviews_cases_hold(tmp_path: Path) -> None:
         "btf_dump/btf_dump: incremental", colon, ["btf_dump"], [], _never)] == ["passed"]
     with pytest.raises(ConfigError, match="no subtest after '/'"):
         select_tests(["foo"], "foo/")
+
+
+def test_a_crash_names_the_runners_last_report(tmp_path: Path) -> None:
+    """The whole runner in one process: a kernel crash during it quotes where the runner
+    was (its output as it came, kept in the guest's out dir)."""
+    text = ("#52 btf_tag:OK\n#53/1 fentry_test/fentry:OK\n#53 fentry_test:OK\n"
+            "test_fexit_stress:PASS:open 0 nsec\n")
+    assert testprogs.last_report(text) == ("the runner's last report before it: "
+                                           "'#53 fentry_test:OK'; then: "
+                                           "test_fexit_stress:PASS:open 0 nsec")
+    assert testprogs.last_report("") == "the runner reported no test before it"

@@ -89,6 +89,18 @@ def parse(text: str, rc: int | None = None, stderr: str = "") -> RunnerOutput:
     return RunnerOutput(tests, summary, rc, refused, killed[0].strip() if killed else None)
 
 
+def last_report(text: str) -> str:
+    """Where a runner whose output is ``text`` was when it stopped: its last verdict line
+    and the lines after it (the test it was in)."""
+    lines = [ln.rstrip("\r") for ln in text.splitlines()]
+    last = max((n for n, ln in enumerate(lines) if _STATUS.match(ln)), default=-1)
+    if last < 0:
+        return "the runner reported no test before it"
+    after = [ln for ln in lines[last + 1:] if ln.strip()][-5:]
+    return (f"the runner's last report before it: {lines[last].strip()!r}"
+            + ("; then: " + " / ".join(after) if after else ""))
+
+
 def parse_whole(stdout: str, stderr: str, rc: int) -> RunnerOutput:
     """The verdict of a runner that reports as a whole (test_verifier, test_maps): one test,
     'all', OK on exit code 0, else FAIL with the last lines of its output; its summary the

@@ -3,20 +3,23 @@ jobs), and the units with what the plan names fetched. ./kbtf plan prints the pl
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from harness import provision
 from harness.builds import distro, fetch, kbuild
 from harness.errors import ConfigError
+from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.matrix import MatrixPoint, resolve_points
 from harness.plan.unit import Unit
-from harness.plan.vmtest import VmtestPoint
+from harness.plan.vmtest import VmtestPoint, resolve_jobs
 from harness.run import runplan
 from harness.run.options import RunOptions, with_ci_log
 from harness.run.runplan import RunPlan
-from harness.run.vmtestrun import vmtest_points
 
 
 def fetched_units(found: RunPlan, cache: Path, say: Callable[[str], None]) -> list[Unit]:
@@ -71,3 +74,27 @@ def plan_json(options: RunOptions, args: list[str]) -> str:
     return json.dumps(units, indent=2) + "\n"
 
 
+def vmtest_points(names: list[str], kernel_specs: list[str] | None,
+                  pahole_specs: list[str] | None, kconfig_add: tuple[str, ...], cache: Path
+                  ) -> list[VmtestPoint]:
+    """The BPF CI jobs of --vmtest-job ``names`` on each --kernel (default: kbtf's), with
+    the first --pahole (default: the newest Debian's, as BPF CI builds pahole's master):
+    the plan, nothing fetched but apt lists. Raises HarnessError (a job name kbtf cannot
+    map, a tool missing)."""
+    if not names:
+        return []
+    sources = [ksource.resolve(s, cache)
+               for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
+    newest = max(provision.DEBIAN_PAHOLES, key=pahole.version_code)
+    ph = matrix.resolve_pahole(pahole_specs[0] if pahole_specs else f"debian:{newest}", cache)
+
+    @functools.cache
+    def suite_clangs(suite: str) -> list[int]:
+        return [int(m[1]) for name in provision.package_names(cache, suite)
+                if (m := re.fullmatch(r"clang-(\d+)", name))]
+
+    jobs = resolve_jobs(names, sources, ph, kconfig_add, toolchain.installed_clangs(),
+                        suite_clangs)
+    for arch in dict.fromkeys(v.point.kernel.arch for v in jobs):
+        matrix.host_tools(arch, "kbtf")
+    return jobs

@@ -9,28 +9,25 @@ import contextlib
 import functools
 import json
 import os
-import re
 import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc, provision
+from harness import proc
 from harness.btf.elfbtf import overlap_btf_sections
 from harness.builds import kbuild, modbuild, selftests
 from harness.builds.selftests import Selftests
-from harness.errors import HarnessError, KbtfError, ProductFailure
+from harness.errors import HarnessError, KbtfError, KernelTrouble, ProductFailure
 from harness.guest import guestroot, testprogs
 from harness.guest.pool import GuestPool
 from harness.guest.session import GuestSession, boot_name, boot_spec
 from harness.guest.vm import Share
-from harness.plan import ksource, matrix, pahole, toolchain
 from harness.plan.kernelreq import SELFTESTS_DIR
 from harness.plan.vmtest import (
     VmtestPoint,
     glob_match,
     needs_testmod,
-    resolve_jobs,
     tree_tests,
 )
 from harness.run.pointrun import (
@@ -207,11 +204,11 @@ class VmtestRun:
         return min(TEST_TIMEOUT * named, whole)
 
     def run_tests(self, session: GuestSession, tests: list[str]) -> testprogs.RunnerOutput:
-        """Run ``tests`` in ``session`` under kbtf's time limit (the runner is killed past
-        it); their verdicts. The runner's output goes to <job>/runs/<first test>.log.
-        Raises KernelTrouble (a splat during the run, quoted), GuestTimeout (the guest
-        stopped answering), ProductFailure (the runner ran past its limit, naming the
-        tests it had not finished, or ended without any verdict: it or the kernel broke)."""
+        """Run ``tests`` in ``session`` under kbtf's time limit; their verdicts. The output
+        goes to <job>/runs/<first test>.log (as it comes, to the guest's out dir: a crash
+        keeps it). Raises KernelTrouble (a splat, quoted, with the runner's last report),
+        GuestTimeout (the guest stopped answering), ProductFailure (past the limit, naming
+        the tests not finished, or no verdict at all: the runner or the kernel broke)."""
         session.once_per_boot("loopback", lambda: _loopback_up(session))
         limit = self.time_limit(tests)
         argv = ["timeout", "-k", "10", str(limit), *self.runner_argv(tests)]
@@ -220,10 +217,17 @@ class VmtestRun:
         ).read_text(errors="replace")
         if json_summary:
             argv += ["-J", JSON_SUMMARY]
-        command = f"cd /kbtf/selftests && {shlex.join(argv)}"
+        live = session.out_dir / "runner.log"
+        command = (f"cd /kbtf/selftests && {{ {shlex.join(argv)}; }} 2>&1 | tee "
+                   f"{session.path(live)} ; r=${{PIPESTATUS[0]}}")
         if json_summary:  # the summary comes back with the output: one round trip a test
-            command += f"; r=$?; printf '\\n{JSON_MARK}\\n'; cat {JSON_SUMMARY}; exit $r"
-        result = session.run(command, timeout=limit + GUEST_MARGIN)
+            command += f"; printf '\\n{JSON_MARK}\\n'; cat {JSON_SUMMARY}"
+        try:
+            result = session.run(command + "; exit $r", timeout=limit + GUEST_MARGIN)
+        except KernelTrouble as trouble:  # the runner's last words name where it was
+            said = live.read_text(errors="replace") if live.is_file() else ""
+            raise KernelTrouble(f"{trouble.args[0]}\n{testprogs.last_report(said)}",
+                                trouble.log, trouble.fatal) from None
         stdout, _, summary = result.stdout.partition(f"\n{JSON_MARK}\n")
         out = self.dir / "runs" / f"{(tests or ['all'])[0].replace('/', '_').replace('*', '_')}.log"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -275,29 +279,3 @@ def _loopback_up(session: GuestSession) -> None:
     if not res.ok:
         raise HarnessError(f"guest {session.name}: cannot bring lo up: {res.stderr.strip()}",
                            log=session.serial_log)
-
-
-def vmtest_points(names: list[str], kernel_specs: list[str] | None,
-                  pahole_specs: list[str] | None, kconfig_add: tuple[str, ...], cache: Path
-                  ) -> list[VmtestPoint]:
-    """The BPF CI jobs of --vmtest-job ``names`` on each --kernel (default: kbtf's), with
-    the first --pahole (default: the newest Debian's, as BPF CI builds pahole's master):
-    the plan, nothing fetched but apt lists. Raises HarnessError (a job name kbtf cannot
-    map, a tool missing)."""
-    if not names:
-        return []
-    sources = [ksource.resolve(s, cache)
-               for s in dict.fromkeys(kernel_specs or [ksource.DEFAULT_KERNEL])]
-    newest = max(provision.DEBIAN_PAHOLES, key=pahole.version_code)
-    ph = matrix.resolve_pahole(pahole_specs[0] if pahole_specs else f"debian:{newest}", cache)
-
-    @functools.cache
-    def suite_clangs(suite: str) -> list[int]:
-        return [int(m[1]) for name in provision.package_names(cache, suite)
-                if (m := re.fullmatch(r"clang-(\d+)", name))]
-
-    jobs = resolve_jobs(names, sources, ph, kconfig_add, toolchain.installed_clangs(),
-                        suite_clangs)
-    for arch in dict.fromkeys(v.point.kernel.arch for v in jobs):
-        matrix.host_tools(arch, "kbtf")
-    return jobs
