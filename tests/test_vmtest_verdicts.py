@@ -342,3 +342,18 @@ def test_a_crash_names_the_runners_last_report(tmp_path: Path) -> None:
                                            "'#53 fentry_test:OK'; then: "
                                            "test_fexit_stress:PASS:open 0 nsec")
     assert testprogs.last_report("") == "the runner reported no test before it"
+
+
+def test_a_jobs_guest_has_ci_s_shape_as_far_as_the_host_allows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import os
+
+    run = _job_run(tmp_path)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert run.shape == (2, "5G")
+    assert "this host has 2 cores" in run.shape_note()
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert run.shape == (4, "5G") and run.shape_note() == "4 vCPUs, 5G (as BPF CI)"
+    asked = dataclasses.replace(run, cpus=1, memory="3G")
+    assert asked.shape == (1, "3G") and "as asked" in asked.shape_note()
