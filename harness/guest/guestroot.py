@@ -29,7 +29,8 @@ SHARES = ("run", "repo", "out", "selftests", "modules")
 # What BPF selftests runners need beyond PACKAGES: the tools BPF CI's runners install
 # (libbpf/ci run-vmtest/install-dependencies.sh) for a guest that runs on their root.
 VMTEST_PACKAGES = ("binutils", "ethtool", "gawk", "iproute2", "iptables", "iputils-ping",
-                   "keyutils", "nftables", "procps", "openssl")
+                   "keyutils", "nftables", "procps", "openssl",
+                   "dash")  # /bin/sh: the runners' system() calls ("ip netns add ...")
 ROOT_TIMEOUT = 1800  # mmdebstrap: download and extract (~10-15 s measured, the archive may be slow)
 
 # What kbtf's init prints on the serial console just before it starts the shell.
@@ -107,6 +108,9 @@ def ensure_root(arch: Arch, cache_dir: Path, extra: tuple[str, ...] = (),
         for link in ("bin", "sbin", "lib"):
             if not (tree / link).exists() and (tree / "usr" / link).is_dir():
                 (tree / link).symlink_to(f"usr/{link}")
+        sh = tree / "usr" / "bin" / "sh"  # dash's postinst makes it; extract runs none
+        if (sh.parent / "dash").is_file() and not sh.exists():
+            sh.symlink_to("dash")
         for share in SHARES:
             (tree / "kbtf" / share).mkdir(parents=True, exist_ok=True)
         init = tree / "kbtf" / "init"
